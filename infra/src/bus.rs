@@ -1,0 +1,254 @@
+//! Kafka clients (rdkafka) for producers, processors and sinks.
+//!
+//! Consumers run in consumer groups with `enable.auto.offset.store=false`: a service calls
+//! [`StreamConsumer::store_offset`] only once the effect of a record is durable, and the
+//! periodic auto-commit then commits what was stored. Producers wait for acks from all
+//! in-sync replicas.
+
+use std::collections::BTreeMap;
+use std::net::ToSocketAddrs;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info};
+use trackiq_schemas::Topics;
+
+use crate::error::InfraError;
+
+/// How to reach Kafka.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    /// Comma-separated `host:port` list of an external Kafka-API cluster. Empty: use the
+    /// embedded broker of `trackiq up` at `listen`.
+    pub brokers: String,
+    /// Address of the embedded broker (used when `brokers` is empty).
+    pub listen: String,
+    /// Prefix of every topic name (`<prefix>.runs`, `<prefix>.samples`, ...).
+    pub topic_prefix: String,
+    /// Partitions of each topic created at start-up.
+    pub partitions: i32,
+    /// Replication factor of topics created at start-up.
+    pub replication: i32,
+    /// librdkafka options passed through unchanged, e.g. `security.protocol`, `sasl.*`, `ssl.*`.
+    pub options: BTreeMap<String, String>,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            brokers: String::new(),
+            listen: "127.0.0.1:9092".into(),
+            topic_prefix: trackiq_schemas::topics::DEFAULT_PREFIX.into(),
+            partitions: 6,
+            replication: 1,
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+impl BusConfig {
+    /// Whether this configuration uses the embedded broker.
+    pub fn embedded(&self) -> bool {
+        self.brokers.trim().is_empty()
+    }
+
+    /// The bootstrap servers clients connect to.
+    pub fn bootstrap(&self) -> &str {
+        if self.embedded() { &self.listen } else { &self.brokers }
+    }
+}
+
+/// Kafka access shared by every service of one process.
+#[derive(Debug, Clone)]
+pub struct Bus {
+    config: BusConfig,
+    topics: Topics,
+}
+
+/// One record read from Kafka, owned.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// Record timestamp, milliseconds since the Unix epoch, when the broker has one.
+    pub timestamp_ms: Option<i64>,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+}
+
+impl Record {
+    pub fn from_message(m: &rdkafka::message::BorrowedMessage<'_>) -> Self {
+        use rdkafka::Message;
+        Record {
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp_ms: m.timestamp().to_millis(),
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        }
+    }
+}
+
+impl Bus {
+    pub fn new(config: BusConfig) -> Self {
+        let topics = Topics::new(&config.topic_prefix);
+        Bus { config, topics }
+    }
+
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    pub fn config(&self) -> &BusConfig {
+        &self.config
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.config.bootstrap());
+        c.set("log_level", "3");
+        for (k, v) in &self.config.options {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// Fails at once, with a message saying what to do, when no broker accepts a TCP connection.
+    pub async fn check_reachable(&self) -> Result<(), InfraError> {
+        let bootstrap = self.config.bootstrap().to_string();
+        for hostport in bootstrap.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let Ok(addrs) = hostport.to_socket_addrs() else { continue };
+            for addr in addrs {
+                let connect = tokio::net::TcpStream::connect(addr);
+                if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(3), connect).await {
+                    return Ok(());
+                }
+            }
+        }
+        Err(InfraError::BrokerUnreachable { brokers: bootstrap })
+    }
+
+    /// A producer that waits for full acknowledgement of every record.
+    pub fn producer(&self) -> Result<FutureProducer, InfraError> {
+        self.client_config()
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000")
+            .create()
+            .map_err(InfraError::kafka("creating a producer"))
+    }
+
+    /// A consumer in `group`, subscribed to `topics`, reading from the earliest offset when the
+    /// group has none. Offsets are stored by the caller after each effect is durable.
+    pub fn consumer(&self, group: &str, topics: &[&str]) -> Result<StreamConsumer, InfraError> {
+        let consumer: StreamConsumer = self
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .create()
+            .map_err(InfraError::kafka(format!("creating consumer for group {group}")))?;
+        consumer
+            .subscribe(topics)
+            .map_err(InfraError::kafka(format!("subscribing group {group} to {topics:?}")))?;
+        Ok(consumer)
+    }
+
+    /// Creates the pipeline's topics if they do not exist (the embedded broker never
+    /// auto-creates topics).
+    pub async fn ensure_topics(&self) -> Result<(), InfraError> {
+        let admin: AdminClient<DefaultClientContext> =
+            self.client_config().create().map_err(InfraError::kafka("creating an admin client"))?;
+        let names = self.topics.all();
+        let new: Vec<NewTopic<'_>> = names
+            .iter()
+            .map(|t| NewTopic::new(t, self.config.partitions, TopicReplication::Fixed(self.config.replication)))
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = admin.create_topics(&new, &opts).await.map_err(InfraError::kafka("creating topics"))?;
+        for r in results {
+            match r {
+                Ok(topic) => info!(%topic, partitions = self.config.partitions, "created topic"),
+                Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => debug!(%topic, "topic exists"),
+                Err((topic, code)) => return Err(InfraError::CreateTopic { topic, reason: code.to_string() }),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sends one record and waits for its acknowledgement.
+pub async fn send(producer: &FutureProducer, topic: &str, key: &[u8], payload: &[u8]) -> Result<(i32, i64), InfraError> {
+    let record = FutureRecord::to(topic).key(key).payload(payload);
+    producer
+        .send(record, Duration::from_secs(30))
+        .await
+        .map(|d| (d.partition, d.offset))
+        .map_err(|(e, _)| InfraError::Kafka { action: format!("producing to {topic}"), source: e })
+}
+
+impl Bus {
+    /// Publishes a record that a stage could not process to the dead-letter topic, with the
+    /// reason and the original bytes, and waits for the acknowledgement.
+    pub async fn dead_letter(&self, producer: &FutureProducer, record: &Record, stage: &str, reason: &str) -> Result<(), InfraError> {
+        tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, stage, reason, "dead-lettering record");
+        let letter = trackiq_schemas::DeadLetter {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+            stage: stage.to_string(),
+            reason: reason.to_string(),
+            failed_at: trackiq_schemas::now_us(),
+            key: record.key.clone(),
+            payload: record.payload.clone(),
+        };
+        let bytes = trackiq_schemas::registry()
+            .encode(&letter)
+            .map_err(|e| InfraError::CreateTopic { topic: self.topics.dlq.clone(), reason: e.to_string() })?;
+        send(producer, &self.topics.dlq, record.key.as_deref().unwrap_or_default(), &bytes).await.map(|_| ())
+    }
+}
+
+/// Stores, per partition, the highest offset whose effect is durable, never moving back.
+#[derive(Debug, Default)]
+pub struct OffsetStore {
+    stored: std::collections::HashMap<(String, i32), i64>,
+}
+
+impl OffsetStore {
+    /// Marks `offset` (and everything before it) of `topic`/`partition` as done.
+    pub fn store(&mut self, consumer: &StreamConsumer, topic: &str, partition: i32, offset: i64) -> Result<(), InfraError> {
+        let key = (topic.to_string(), partition);
+        if self.stored.get(&key).is_some_and(|&s| s >= offset) {
+            return Ok(());
+        }
+        consumer
+            .store_offset(topic, partition, offset)
+            .map_err(InfraError::kafka(format!("storing offset {offset} of {topic}/{partition}")))?;
+        self.stored.insert(key, offset);
+        Ok(())
+    }
+
+    /// Commits what was stored, synchronously (on shutdown).
+    pub fn commit(&self, consumer: &StreamConsumer) {
+        if self.stored.is_empty() {
+            return;
+        }
+        if let Err(e) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+            tracing::warn!(error = %e, "final offset commit failed; records after the last auto-commit will be read again");
+        }
+    }
+}

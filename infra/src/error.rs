@@ -1,0 +1,29 @@
+use thiserror::Error;
+
+/// What failed in the local stack.
+#[derive(Debug, Error)]
+pub enum InfraError {
+    #[error("embedded broker failed to start on {addr}: {reason}")]
+    BrokerStart { addr: String, reason: String },
+    #[error("no Kafka broker answers at {brokers}: start `trackiq up` in another terminal, or pass --brokers host:port")]
+    BrokerUnreachable { brokers: String },
+    #[error("Kafka client error while {action}: {source}")]
+    Kafka { action: String, source: rdkafka::error::KafkaError },
+    #[error("could not create topic {topic}: {reason}")]
+    CreateTopic { topic: String, reason: String },
+    #[error("invalid data URL `{url}`: {reason}")]
+    DataUrl { url: String, reason: String },
+    #[error("object store error at {path}: {source}")]
+    ObjectStore { path: String, source: object_store::Error },
+    #[error("DataFusion error: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error("I/O error at {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+impl InfraError {
+    pub fn kafka(action: impl Into<String>) -> impl FnOnce(rdkafka::error::KafkaError) -> InfraError {
+        let action = action.into();
+        move |source| InfraError::Kafka { action, source }
+    }
+}

@@ -1,0 +1,25 @@
+//! The local stack every trackiq service stands on.
+//!
+//! Entry points: [`EmbeddedBroker::start`] runs a Kafka-API broker in-process; [`Bus`] makes
+//! rdkafka clients and creates topics; [`DataStore::open`] opens the object store named by a
+//! URL; [`tables::session`] gives a DataFusion session over the Parquet history.
+//!
+//! # Layout
+//! - [`broker`] — embedded tansu broker (SQLite engine)
+//! - [`bus`] — Kafka configuration, producers, consumers, topic creation
+//! - [`store`] — object store by URL (`file://`, `s3://`)
+//! - [`tables`] — DataFusion table registration
+//! - [`shutdown`] — the shutdown signal services take
+
+pub mod broker;
+pub mod bus;
+pub mod error;
+pub mod shutdown;
+pub mod store;
+pub mod tables;
+
+pub use broker::EmbeddedBroker;
+pub use bus::{Bus, BusConfig, Record};
+pub use error::InfraError;
+pub use shutdown::{Shutdown, ShutdownTrigger};
+pub use store::DataStore;

@@ -1,0 +1,28 @@
+//! DataFusion over the Parquet history: every table of [`trackiq_schemas::arrow::TABLES`]
+//! registered as a listing table over `<data>/<table>/date=YYYY-MM-DD/*.parquet`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::SessionContext;
+
+use crate::error::InfraError;
+use crate::store::DataStore;
+
+/// A DataFusion session with the object store and the trackiq tables registered.
+pub async fn session(store: &DataStore) -> Result<SessionContext, InfraError> {
+    let ctx = SessionContext::new();
+    ctx.register_object_store(store.root_url(), store.object_store());
+    for table in trackiq_schemas::arrow::TABLES {
+        let schema = trackiq_schemas::arrow::table_schema(table).expect("known table");
+        let url = ListingTableUrl::parse(store.dir_url(table))?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(vec![("date".to_string(), DataType::Utf8)]);
+        let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
+        ctx.register_table(table, Arc::new(ListingTable::try_new(config)?))?;
+    }
+    Ok(ctx)
+}

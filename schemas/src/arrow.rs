@@ -1,0 +1,159 @@
+//! Arrow schemas of the Parquet tables. One row per event for `runs`, one per sample for
+//! `samples`, one per (run, metric) for `summaries` and `verdicts`, one per dead letter for
+//! `dlq`. Every table ends with the Kafka coordinates of the record it came from; the hive
+//! partition column `date` is added by the reader from the object path.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// Tables kept in the object store, by name.
+pub const TABLES: [&str; 5] = ["runs", "samples", "summaries", "verdicts", "dlq"];
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn f(name: &str, dt: DataType, nullable: bool) -> Field {
+    Field::new(name, dt, nullable)
+}
+
+fn kafka_fields() -> [Field; 2] {
+    [f("kafka_partition", DataType::Int32, false), f("kafka_offset", DataType::Int64, false)]
+}
+
+fn labels() -> DataType {
+    DataType::Map(
+        Arc::new(Field::new(
+            "entries",
+            DataType::Struct(vec![f("keys", DataType::Utf8, false), f("values", DataType::Utf8, true)].into()),
+            false,
+        )),
+        false,
+    )
+}
+
+/// Identity columns shared by `runs`, `summaries` and `verdicts`.
+fn identity_fields() -> Vec<Field> {
+    vec![
+        f("run_id", DataType::Utf8, false),
+        f("series_id", DataType::Utf8, true),
+        f("tool", DataType::Utf8, true),
+        f("started_at", ts(), true),
+        f("hardware_name", DataType::Utf8, true),
+        f("workload", DataType::Utf8, true),
+        f("workload_type", DataType::Utf8, true),
+        f("batch_size", DataType::Int64, true),
+        f("precision", DataType::Utf8, true),
+        f("git_commit", DataType::Utf8, true),
+        f("version_tag", DataType::Utf8, true),
+        f("run_group", DataType::Utf8, true),
+        f("env_hash", DataType::Utf8, true),
+    ]
+}
+
+fn with_kafka(mut fields: Vec<Field>) -> SchemaRef {
+    fields.extend(kafka_fields());
+    Arc::new(Schema::new(fields))
+}
+
+static RUNS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut v = vec![f("event", DataType::Utf8, false)];
+    v.extend(identity_fields());
+    v.extend([
+        f("tool_version", DataType::Utf8, true),
+        f("os", DataType::Utf8, true),
+        f("kernel", DataType::Utf8, true),
+        f("cpu", DataType::Utf8, true),
+        f("gpus", DataType::Utf8, true),
+        f("driver", DataType::Utf8, true),
+        f("framework", DataType::Utf8, true),
+        f("framework_version", DataType::Utf8, true),
+        f("sequence_length", DataType::Int64, true),
+        f("backend", DataType::Utf8, true),
+        f("steps", DataType::Int64, true),
+        f("labels", labels(), true),
+        f("status", DataType::Utf8, true),
+        f("ended_at", ts(), true),
+        f("sample_count", DataType::Int64, true),
+        f("error", DataType::Utf8, true),
+    ]);
+    with_kafka(v)
+});
+
+static SAMPLES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    with_kafka(vec![
+        f("run_id", DataType::Utf8, false),
+        f("batch_seq", DataType::Int64, false),
+        f("ts", ts(), false),
+        f("metric", DataType::Utf8, false),
+        f("value", DataType::Float64, false),
+        f("unit", DataType::Utf8, false),
+        f("rank", DataType::Int32, true),
+        f("step", DataType::Int64, true),
+    ])
+});
+
+static SUMMARIES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut v = identity_fields();
+    v.extend([
+        f("status", DataType::Utf8, false),
+        f("ended_at", ts(), false),
+        f("kind", DataType::Utf8, false),
+        f("metric", DataType::Utf8, false),
+        f("unit", DataType::Utf8, false),
+        f("count", DataType::Int64, true),
+        f("mean", DataType::Float64, false),
+        f("stdev", DataType::Float64, true),
+        f("min", DataType::Float64, true),
+        f("p50", DataType::Float64, true),
+        f("p90", DataType::Float64, true),
+        f("p95", DataType::Float64, true),
+        f("p99", DataType::Float64, true),
+        f("max", DataType::Float64, true),
+    ]);
+    with_kafka(v)
+});
+
+static VERDICTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut v = identity_fields();
+    v.extend([
+        f("evaluated_at", ts(), false),
+        f("run_severity", DataType::Utf8, false),
+        f("metric", DataType::Utf8, false),
+        f("direction", DataType::Utf8, false),
+        f("value", DataType::Float64, false),
+        f("baseline", DataType::Float64, true),
+        f("baseline_count", DataType::Int32, false),
+        f("model", DataType::Utf8, false),
+        f("lower_limit", DataType::Float64, true),
+        f("upper_limit", DataType::Float64, true),
+        f("change_pct", DataType::Float64, true),
+        f("severity", DataType::Utf8, false),
+    ]);
+    with_kafka(v)
+});
+
+static DLQ: LazyLock<SchemaRef> = LazyLock::new(|| {
+    with_kafka(vec![
+        f("source_topic", DataType::Utf8, false),
+        f("source_partition", DataType::Int32, false),
+        f("source_offset", DataType::Int64, false),
+        f("stage", DataType::Utf8, false),
+        f("reason", DataType::Utf8, false),
+        f("failed_at", ts(), false),
+        f("payload", DataType::Binary, false),
+    ])
+});
+
+/// Arrow schema of a table, or `None` for an unknown name.
+pub fn table_schema(table: &str) -> Option<SchemaRef> {
+    Some(match table {
+        "runs" => RUNS.clone(),
+        "samples" => SAMPLES.clone(),
+        "summaries" => SUMMARIES.clone(),
+        "verdicts" => VERDICTS.clone(),
+        "dlq" => DLQ.clone(),
+        _ => return None,
+    })
+}

@@ -1,0 +1,270 @@
+//! Avro single-object encoding (Avro spec, "Single object encoding"): every record is
+//! `C3 01`, the 8-byte little-endian CRC-64-AVRO (Rabin) fingerprint of the writer schema's
+//! Parsing Canonical Form, then the Avro binary datum. Any Avro reader that knows the schema
+//! decodes a record without a registry; trackiq keeps every schema version it ever wrote, so
+//! an old record is resolved against the current schema (new optional fields get defaults).
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use apache_avro::{Schema, rabin::Rabin};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::error::SchemaError;
+use crate::events::{DeadLetter, RunFinished, RunStarted, RunSummary, SampleBatch, Verdict};
+
+/// Marker bytes that open every single-object encoded record.
+pub const MAGIC: [u8; 2] = [0xC3, 0x01];
+const HEADER_LEN: usize = 10;
+
+/// The current `.avsc` files, in an order where every named type is defined before a file
+/// that refers to it by name.
+const CURRENT: &[(&str, &str)] = &[
+    ("trackiq.RunStarted", include_str!("../avro/RunStarted.avsc")),
+    ("trackiq.SampleBatch", include_str!("../avro/SampleBatch.avsc")),
+    ("trackiq.RunFinished", include_str!("../avro/RunFinished.avsc")),
+    ("trackiq.RunSummary", include_str!("../avro/RunSummary.avsc")),
+    ("trackiq.Verdict", include_str!("../avro/Verdict.avsc")),
+    ("trackiq.DeadLetter", include_str!("../avro/DeadLetter.avsc")),
+];
+
+/// Earlier versions still accepted as writer schemas.
+const HISTORY: &[(&str, &str)] = &[(
+    "trackiq.RunFinished",
+    include_str!("../avro/history/RunFinished.v1.avsc"),
+)];
+
+/// A type that travels as one Avro record.
+pub trait Event: Serialize + DeserializeOwned {
+    /// Full Avro name of the record, e.g. `trackiq.RunStarted`.
+    const NAME: &'static str;
+}
+
+macro_rules! event {
+    ($t:ty, $name:literal) => {
+        impl Event for $t {
+            const NAME: &'static str = $name;
+        }
+    };
+}
+event!(RunStarted, "trackiq.RunStarted");
+event!(SampleBatch, "trackiq.SampleBatch");
+event!(RunFinished, "trackiq.RunFinished");
+event!(RunSummary, "trackiq.RunSummary");
+event!(Verdict, "trackiq.Verdict");
+event!(DeadLetter, "trackiq.DeadLetter");
+
+/// Any event of the contract, for consumers of topics that carry several kinds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyEvent {
+    RunStarted(RunStarted),
+    SampleBatch(SampleBatch),
+    RunFinished(RunFinished),
+    RunSummary(Box<RunSummary>),
+    Verdict(Box<Verdict>),
+    DeadLetter(DeadLetter),
+}
+
+struct Known {
+    name: &'static str,
+    writer: Schema,
+}
+
+/// Schemas by name and by fingerprint.
+pub struct Registry {
+    current: HashMap<&'static str, (Schema, [u8; 8])>,
+    by_fingerprint: HashMap<[u8; 8], Known>,
+    /// Full JSON of every current schema, references inlined: what a foreign reader needs.
+    json: HashMap<&'static str, serde_json::Value>,
+}
+
+static REGISTRY: LazyLock<Arc<Registry>> =
+    LazyLock::new(|| Arc::new(Registry::load().expect("bundled .avsc files are valid")));
+
+/// The registry built from the schema files compiled into this binary.
+pub fn registry() -> &'static Registry {
+    &REGISTRY
+}
+
+impl Registry {
+    fn load() -> Result<Self, SchemaError> {
+        let mut named: HashMap<String, serde_json::Value> = HashMap::new();
+        let mut current = HashMap::new();
+        let mut by_fingerprint = HashMap::new();
+        let mut json = HashMap::new();
+        for (name, text) in CURRENT {
+            let raw: serde_json::Value = serde_json::from_str(text)
+                .map_err(|e| SchemaError::SchemaFile { name, reason: e.to_string() })?;
+            collect_named(&raw, "trackiq", &mut named);
+            let full = inline_references(&raw, &named, &mut Default::default(), "trackiq");
+            let (schema, fp) = parse(name, &full)?;
+            by_fingerprint.insert(fp, Known { name, writer: schema.clone() });
+            current.insert(*name, (schema, fp));
+            json.insert(*name, full);
+        }
+        for (name, text) in HISTORY {
+            let raw: serde_json::Value = serde_json::from_str(text)
+                .map_err(|e| SchemaError::SchemaFile { name, reason: e.to_string() })?;
+            let full = inline_references(&raw, &named, &mut Default::default(), "trackiq");
+            let (schema, fp) = parse(name, &full)?;
+            by_fingerprint.insert(fp, Known { name, writer: schema });
+        }
+        Ok(Registry { current, by_fingerprint, json })
+    }
+
+    /// Current schema of a record type.
+    pub fn schema(&self, name: &str) -> Option<&Schema> {
+        self.current.get(name).map(|(s, _)| s)
+    }
+
+    /// Current schema as self-contained JSON (named references inlined).
+    pub fn schema_json(&self, name: &str) -> Option<&serde_json::Value> {
+        self.json.get(name)
+    }
+
+    /// Rabin fingerprint of the current schema of a record type.
+    pub fn fingerprint(&self, name: &str) -> Option<[u8; 8]> {
+        self.current.get(name).map(|(_, fp)| *fp)
+    }
+
+    /// Encodes an event with its current schema.
+    pub fn encode<E: Event>(&self, event: &E) -> Result<Vec<u8>, SchemaError> {
+        let (schema, fp) = self.current.get(E::NAME).ok_or(SchemaError::UnknownType(E::NAME))?;
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(fp);
+        let err = |source| SchemaError::Encode { name: E::NAME, source: Box::new(source) };
+        // Through a Value so that named references inside one schema resolve.
+        let value = apache_avro::to_value(event).and_then(|v| v.resolve(schema)).map_err(err)?;
+        out.extend(apache_avro::to_avro_datum(schema, value).map_err(err)?);
+        Ok(out)
+    }
+
+    /// Decodes a record that must be of type `E` (any known version of it).
+    pub fn decode<E: Event>(&self, bytes: &[u8]) -> Result<E, SchemaError> {
+        let (known, datum) = self.header(bytes)?;
+        if known.name != E::NAME {
+            return Err(SchemaError::WrongType { expected: E::NAME, found: known.name });
+        }
+        self.datum(known, datum)
+    }
+
+    /// Decodes a record of any known type.
+    pub fn decode_any(&self, bytes: &[u8]) -> Result<AnyEvent, SchemaError> {
+        let (known, datum) = self.header(bytes)?;
+        Ok(match known.name {
+            "trackiq.RunStarted" => AnyEvent::RunStarted(self.datum(known, datum)?),
+            "trackiq.SampleBatch" => AnyEvent::SampleBatch(self.datum(known, datum)?),
+            "trackiq.RunFinished" => AnyEvent::RunFinished(self.datum(known, datum)?),
+            "trackiq.RunSummary" => AnyEvent::RunSummary(Box::new(self.datum(known, datum)?)),
+            "trackiq.Verdict" => AnyEvent::Verdict(Box::new(self.datum(known, datum)?)),
+            "trackiq.DeadLetter" => AnyEvent::DeadLetter(self.datum(known, datum)?),
+            other => return Err(SchemaError::UnknownType(other)),
+        })
+    }
+
+    fn header<'a>(&self, bytes: &'a [u8]) -> Result<(&Known, &'a [u8]), SchemaError> {
+        if bytes.len() < HEADER_LEN {
+            return Err(SchemaError::TooShort { len: bytes.len() });
+        }
+        if bytes[..2] != MAGIC {
+            return Err(SchemaError::BadMagic { found: [bytes[0], bytes[1]] });
+        }
+        let fp: [u8; 8] = bytes[2..HEADER_LEN].try_into().expect("8 bytes");
+        let known = self
+            .by_fingerprint
+            .get(&fp)
+            .ok_or_else(|| SchemaError::UnknownFingerprint { fingerprint: hex(&fp) })?;
+        Ok((known, &bytes[HEADER_LEN..]))
+    }
+
+    fn datum<E: DeserializeOwned>(&self, known: &Known, mut datum: &[u8]) -> Result<E, SchemaError> {
+        let reader = self.current.get(known.name).map(|(s, _)| s);
+        let same = reader.is_some_and(|r| std::ptr::eq(r, &known.writer) || r == &known.writer);
+        let value = apache_avro::from_avro_datum(&known.writer, &mut datum, if same { None } else { reader })
+            .map_err(|source| SchemaError::Decode { name: known.name, source: Box::new(source) })?;
+        if !datum.is_empty() {
+            return Err(SchemaError::TrailingBytes { name: known.name, len: datum.len() });
+        }
+        apache_avro::from_value(&value)
+            .map_err(|source| SchemaError::Decode { name: known.name, source: Box::new(source) })
+    }
+}
+
+fn parse(name: &'static str, json: &serde_json::Value) -> Result<(Schema, [u8; 8]), SchemaError> {
+    let schema = Schema::parse(json).map_err(|e| SchemaError::SchemaFile { name, reason: e.to_string() })?;
+    let fp = schema.fingerprint::<Rabin>().bytes;
+    let fp: [u8; 8] = fp.as_slice().try_into().expect("Rabin fingerprints are 8 bytes");
+    Ok((schema, fp))
+}
+
+fn full_name(obj: &serde_json::Map<String, serde_json::Value>, ns: &str) -> Option<(String, String)> {
+    let name = obj.get("name")?.as_str()?;
+    if name.contains('.') {
+        let ns = name.rsplit_once('.').map(|(n, _)| n.to_string()).unwrap_or_default();
+        return Some((name.to_string(), ns));
+    }
+    let ns = obj.get("namespace").and_then(|v| v.as_str()).unwrap_or(ns).to_string();
+    Some((format!("{ns}.{name}"), ns))
+}
+
+/// Records every named type (record, enum, fixed) defined anywhere in `v`.
+fn collect_named(v: &serde_json::Value, ns: &str, out: &mut HashMap<String, serde_json::Value>) {
+    match v {
+        serde_json::Value::Object(obj) => {
+            let mut ns = ns.to_string();
+            if matches!(obj.get("type").and_then(|t| t.as_str()), Some("record" | "enum" | "fixed"))
+                && let Some((full, inner)) = full_name(obj, &ns)
+            {
+                out.entry(full).or_insert_with(|| v.clone());
+                ns = inner;
+            }
+            obj.values().for_each(|c| collect_named(c, &ns, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|c| collect_named(c, ns, out)),
+        _ => {}
+    }
+}
+
+/// Replaces the first use of a name defined in another file by that definition, so that
+/// each schema is self-contained and its fingerprint is that of its full canonical form.
+fn inline_references(
+    v: &serde_json::Value,
+    named: &HashMap<String, serde_json::Value>,
+    defined: &mut std::collections::HashSet<String>,
+    ns: &str,
+) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        J::String(s) => {
+            let full = if s.contains('.') { s.clone() } else { format!("{ns}.{s}") };
+            match named.get(&full) {
+                Some(def) if !defined.contains(&full) => inline_references(def, named, defined, ns),
+                _ => v.clone(),
+            }
+        }
+        J::Object(obj) => {
+            let mut ns = ns.to_string();
+            let kind = obj.get("type").and_then(|t| t.as_str());
+            if matches!(kind, Some("record" | "enum" | "fixed"))
+                && let Some((full, inner)) = full_name(obj, &ns)
+            {
+                defined.insert(full);
+                ns = inner;
+            }
+            let mut out = serde_json::Map::new();
+            for (k, c) in obj {
+                // Only type positions can hold references; names, docs and defaults cannot.
+                let walk = matches!(k.as_str(), "type" | "items" | "values" | "fields");
+                out.insert(k.clone(), if walk { inline_references(c, named, defined, &ns) } else { c.clone() });
+            }
+            J::Object(out)
+        }
+        J::Array(items) => J::Array(items.iter().map(|c| inline_references(c, named, defined, ns)).collect()),
+        other => other.clone(),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -1,0 +1,272 @@
+//! Rust types of the event contract. Each mirrors one `.avsc` file in `schemas/avro/`;
+//! a test encodes and decodes every one through the Avro schema, so the two cannot drift.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Machine and software the run was measured on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Platform {
+    pub hardware_name: String,
+    pub os: String,
+    #[serde(default)]
+    pub kernel: Option<String>,
+    pub cpu: String,
+    #[serde(default)]
+    pub gpus: Vec<String>,
+    #[serde(default)]
+    pub driver: Option<String>,
+    #[serde(default)]
+    pub framework: Option<String>,
+    #[serde(default)]
+    pub framework_version: Option<String>,
+}
+
+/// What was run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Workload {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub batch_size: Option<i64>,
+    #[serde(default)]
+    pub precision: Option<String>,
+    #[serde(default)]
+    pub sequence_length: Option<i64>,
+    #[serde(default)]
+    pub backend: Option<String>,
+    #[serde(default)]
+    pub steps: Option<i64>,
+}
+
+/// Which build of the software under test was measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct VersionInfo {
+    #[serde(default)]
+    pub git_commit: Option<String>,
+    #[serde(default)]
+    pub version_tag: Option<String>,
+    pub env_hash: String,
+    #[serde(default)]
+    pub run_group: Option<String>,
+}
+
+/// A benchmark run began (topic `runs`, key run_id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunStarted {
+    pub run_id: String,
+    pub tool: String,
+    pub tool_version: String,
+    /// Start of the run, microseconds since the Unix epoch.
+    pub timestamp: i64,
+    pub platform: Platform,
+    pub workload: Workload,
+    pub version: VersionInfo,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub series_id: String,
+}
+
+/// One measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// When the measured operation started, microseconds since the Unix epoch.
+    pub ts_us: i64,
+    pub metric: String,
+    pub value: f64,
+    pub unit: String,
+    #[serde(default)]
+    pub rank: Option<i32>,
+    #[serde(default)]
+    pub step: Option<i64>,
+}
+
+/// Samples of one run (topic `samples`, key run_id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleBatch {
+    pub run_id: String,
+    /// Batch sequence number within the run, from 0.
+    pub seq: i64,
+    pub samples: Vec<Sample>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Completed,
+    Failed,
+    Incomplete,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// A run ended (topic `runs`, key run_id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunFinished {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub ended_at: i64,
+    /// Samples the producer sent for this run.
+    pub sample_count: i64,
+    /// Added in schema version 2: why the run failed or what went wrong.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Equal-width histogram: `edges.len() == counts.len() + 1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    pub edges: Vec<f64>,
+    pub counts: Vec<i64>,
+}
+
+/// Statistics of one metric over a run's samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricSummary {
+    pub metric: String,
+    pub unit: String,
+    pub count: i64,
+    pub mean: f64,
+    /// Sample standard deviation (n-1); `None` below two samples.
+    #[serde(default)]
+    pub stdev: Option<f64>,
+    pub min: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+    #[serde(default)]
+    pub histogram: Option<Histogram>,
+}
+
+/// A run-level figure derived from the samples, such as throughput.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DerivedMetric {
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+}
+
+/// Canonical per-run result (topic `summaries`, key series_id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run: RunStarted,
+    pub status: RunStatus,
+    pub ended_at: i64,
+    pub sample_count: i64,
+    #[serde(default)]
+    pub expected_sample_count: Option<i64>,
+    #[serde(default)]
+    pub error: Option<String>,
+    pub metrics: Vec<MetricSummary>,
+    #[serde(default)]
+    pub derived: Vec<DerivedMetric>,
+}
+
+/// Outcome of judging a value against its baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Pass,
+    Warn,
+    Block,
+    Improved,
+    InsufficientData,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Pass => "pass",
+            Severity::Warn => "warn",
+            Severity::Block => "block",
+            Severity::Improved => "improved",
+            Severity::InsufficientData => "insufficient_data",
+        }
+    }
+
+    /// Rank used to pick the overall severity of a verdict: the worst wins.
+    pub fn rank(self) -> u8 {
+        match self {
+            Severity::Block => 4,
+            Severity::Warn => 3,
+            Severity::InsufficientData => 2,
+            Severity::Pass => 1,
+            Severity::Improved => 0,
+        }
+    }
+}
+
+/// Which way is better for a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    LowerIsBetter,
+    HigherIsBetter,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::LowerIsBetter => "lower_is_better",
+            Direction::HigherIsBetter => "higher_is_better",
+        }
+    }
+}
+
+/// Verdict on one metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricVerdict {
+    pub metric: String,
+    pub direction: Direction,
+    pub value: f64,
+    #[serde(default)]
+    pub baseline: Option<f64>,
+    pub baseline_count: i32,
+    pub model: String,
+    #[serde(default)]
+    pub lower_limit: Option<f64>,
+    #[serde(default)]
+    pub upper_limit: Option<f64>,
+    #[serde(default)]
+    pub change_pct: Option<f64>,
+    pub severity: Severity,
+}
+
+/// Regression verdict for one run (topic `verdicts`, key series_id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub run_id: String,
+    pub series_id: String,
+    pub evaluated_at: i64,
+    pub severity: Severity,
+    pub summary: RunSummary,
+    pub metrics: Vec<MetricVerdict>,
+}
+
+/// A record that could not be processed (topic `dlq`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub stage: String,
+    pub reason: String,
+    pub failed_at: i64,
+    #[serde(default, with = "apache_avro::serde_avro_bytes_opt")]
+    pub key: Option<Vec<u8>>,
+    #[serde(with = "apache_avro::serde_avro_bytes")]
+    pub payload: Vec<u8>,
+}

@@ -1,0 +1,41 @@
+//! The trackiq event contract.
+//!
+//! Producers, processors and sinks agree on nothing but this crate: the Avro schemas of the
+//! events (`avro/*.avsc`), their Rust types, the single-object codec that frames every Kafka
+//! record, the Arrow schemas of the Parquet tables, topic names and identity hashes.
+//!
+//! Entry point: [`registry()`] encodes and decodes events:
+//! `registry().encode(&run_started)?` / `registry().decode::<RunStarted>(&bytes)?`.
+//!
+//! # Layout
+//! - `avro/` — the `.avsc` files (current) and `avro/history/` (older versions still decoded)
+//! - [`events`] — Rust types mirroring the schemas
+//! - [`codec`] — Avro single-object encoding with a fingerprint registry
+//! - [`arrow`] — Arrow schemas of the Parquet tables
+//! - [`topics`] — topic names and which table each is archived to
+//! - [`identity`] — `series_id` and `env_hash`
+//! - [`metrics`] — metric directions and value validation
+
+pub mod arrow;
+pub mod codec;
+pub mod error;
+pub mod events;
+pub mod identity;
+pub mod metrics;
+pub mod topics;
+
+pub use codec::{AnyEvent, Event, Registry, registry};
+pub use error::SchemaError;
+pub use events::*;
+pub use topics::Topics;
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+use std::collections::BTreeMap;
+
+use super::*;
+
+pub(crate) fn run_started() -> RunStarted {
+    let mut labels = BTreeMap::new();
+    labels.insert("team".to_string(), "perf".to_string());
+    let mut r = RunStarted {
+        run_id: "0192f0c8-7a2b-7cde-8f00-0123456789ab".into(),
+        tool: "trackiq-record".into(),
+        tool_version: "0.1.0".into(),
+        timestamp: 1_763_900_000_000_000,
+        platform: Platform {
+            hardware_name: "ci-box".into(),
+            os: "linux".into(),
+            kernel: Some("6.1".into()),
+            cpu: "x86_64".into(),
+            gpus: vec!["NVIDIA H100".into()],
+            ..Default::default()
+        },
+        workload: Workload { name: "resnet".into(), kind: "inference".into(), batch_size: Some(8), ..Default::default() },
+        version: VersionInfo { git_commit: Some("abc123".into()), env_hash: "e".into(), ..Default::default() },
+        labels,
+        series_id: String::new(),
+    };
+    r.series_id = identity::series_id(&r);
+    r
+}
+
+fn summary() -> RunSummary {
+    RunSummary {
+        run: run_started(),
+        status: RunStatus::Completed,
+        ended_at: 1_763_900_001_000_000,
+        sample_count: 3,
+        expected_sample_count: Some(3),
+        error: None,
+        metrics: vec![MetricSummary {
+            metric: "latency_ms".into(),
+            unit: "ms".into(),
+            count: 3,
+            mean: 2.0,
+            stdev: Some(1.0),
+            min: 1.0,
+            p50: 2.0,
+            p90: 2.8,
+            p95: 2.9,
+            p99: 2.98,
+            max: 3.0,
+            histogram: Some(Histogram { edges: vec![1.0, 2.0, 3.0], counts: vec![1, 2] }),
+        }],
+        derived: vec![DerivedMetric { name: "throughput_per_sec".into(), value: 3.0, unit: "1/s".into() }],
+    }
+}
+
+#[test]
+fn every_event_round_trips_through_its_schema() {
+    let reg = registry();
+    let started = run_started();
+    assert_eq!(reg.decode::<RunStarted>(&reg.encode(&started).unwrap()).unwrap(), started);
+
+    let batch = SampleBatch {
+        run_id: started.run_id.clone(),
+        seq: 0,
+        samples: vec![Sample { ts_us: 1, metric: "latency_ms".into(), value: 1.5, unit: "ms".into(), rank: Some(2), step: None }],
+    };
+    assert_eq!(reg.decode::<SampleBatch>(&reg.encode(&batch).unwrap()).unwrap(), batch);
+
+    let finished = RunFinished { run_id: started.run_id.clone(), status: RunStatus::Failed, ended_at: 5, sample_count: 1, error: Some("exit 1".into()) };
+    assert_eq!(reg.decode::<RunFinished>(&reg.encode(&finished).unwrap()).unwrap(), finished);
+
+    let s = summary();
+    assert_eq!(reg.decode::<RunSummary>(&reg.encode(&s).unwrap()).unwrap(), s);
+
+    let verdict = Verdict {
+        run_id: started.run_id.clone(),
+        series_id: started.series_id.clone(),
+        evaluated_at: 9,
+        severity: Severity::Block,
+        summary: s,
+        metrics: vec![MetricVerdict {
+            metric: "latency_ms".into(),
+            direction: Direction::LowerIsBetter,
+            value: 2.0,
+            baseline: Some(1.5),
+            baseline_count: 3,
+            model: "percentage".into(),
+            lower_limit: None,
+            upper_limit: Some(1.65),
+            change_pct: Some(33.3),
+            severity: Severity::Block,
+        }],
+    };
+    let bytes = reg.encode(&verdict).unwrap();
+    assert_eq!(reg.decode::<Verdict>(&bytes).unwrap(), verdict);
+    assert!(matches!(reg.decode_any(&bytes).unwrap(), AnyEvent::Verdict(_)));
+
+    let dead = DeadLetter {
+        topic: "trackiq.samples".into(),
+        partition: 1,
+        offset: 7,
+        stage: "aggregator".into(),
+        reason: "bad".into(),
+        failed_at: 3,
+        key: Some(vec![1, 2]),
+        payload: vec![0, 255, 7],
+    };
+    assert_eq!(reg.decode::<DeadLetter>(&reg.encode(&dead).unwrap()).unwrap(), dead);
+}
+
+#[test]
+fn records_are_standard_single_object_encoding() {
+    // apache-avro's own single-object reader must accept our framing and fingerprint.
+    let reg = registry();
+    let started = run_started();
+    let bytes = reg.encode(&started).unwrap();
+    assert_eq!(&bytes[..2], &[0xC3, 0x01]);
+    let schema = reg.schema("trackiq.RunStarted").unwrap().clone();
+    let reader = apache_avro::GenericSingleObjectReader::new(schema).unwrap();
+    let value = reader.read_value(&mut bytes.as_slice()).unwrap();
+    let back: RunStarted = apache_avro::from_value(&value).unwrap();
+    assert_eq!(back, started);
+}
+
+#[test]
+fn old_run_finished_decodes_with_the_new_schema() {
+    // Encode a RunFinished with the v1 schema (no `error` field), as an old producer did.
+    let v1_text = include_str!("../avro/history/RunFinished.v1.avsc");
+    let v1 = apache_avro::Schema::parse_str(v1_text).unwrap();
+    let fp = v1.fingerprint::<apache_avro::rabin::Rabin>().bytes;
+    assert_ne!(fp.as_slice(), registry().fingerprint("trackiq.RunFinished").unwrap().as_slice());
+    let old = apache_avro::types::Value::Record(vec![
+        ("run_id".into(), apache_avro::types::Value::Uuid("0192f0c8-7a2b-7cde-8f00-0123456789ab".parse().unwrap())),
+        ("status".into(), apache_avro::types::Value::Enum(0, "completed".into())),
+        ("ended_at".into(), apache_avro::types::Value::TimestampMicros(42)),
+        ("sample_count".into(), apache_avro::types::Value::Long(10)),
+    ]);
+    let mut bytes = vec![0xC3, 0x01];
+    bytes.extend_from_slice(&fp);
+    bytes.extend(apache_avro::to_avro_datum(&v1, old).unwrap());
+
+    let decoded = registry().decode::<RunFinished>(&bytes).unwrap();
+    assert_eq!(decoded.sample_count, 10);
+    assert_eq!(decoded.status, RunStatus::Completed);
+    assert_eq!(decoded.error, None, "the field added in v2 takes its default");
+}
+
+#[test]
+fn unknown_fingerprint_is_rejected_with_a_clear_error() {
+    let mut bytes = registry().encode(&run_started()).unwrap();
+    bytes[2..10].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+    let err = registry().decode::<RunStarted>(&bytes).unwrap_err().to_string();
+    assert!(err.contains("fingerprint 0102030405060708"), "{err}");
+    assert!(err.contains("not a trackiq schema"), "{err}");
+
+    let err = registry().decode_any(b"{\"json\": true}").unwrap_err().to_string();
+    assert!(err.contains("C3 01"), "{err}");
+    let err = registry().decode_any(&[0xC3]).unwrap_err().to_string();
+    assert!(err.contains("too short"), "{err}");
+}
+
+#[test]
+fn wrong_record_type_is_named() {
+    let bytes = registry().encode(&run_started()).unwrap();
+    let err = registry().decode::<SampleBatch>(&bytes).unwrap_err().to_string();
+    assert_eq!(err, "expected a trackiq.SampleBatch record, found a trackiq.RunStarted record");
+}
+
+#[test]
+fn series_id_ignores_version_and_label_order_but_not_workload() {
+    let a = run_started();
+    let mut b = a.clone();
+    b.version.git_commit = Some("def456".into());
+    b.run_id = "other".into();
+    assert_eq!(identity::series_id(&a), identity::series_id(&b));
+    b.workload.batch_size = Some(16);
+    assert_ne!(identity::series_id(&a), identity::series_id(&b));
+    let mut c = a.clone();
+    c.labels.insert("zone".into(), "eu".into());
+    assert_ne!(identity::series_id(&a), identity::series_id(&c));
+}
+
+#[test]
+fn arrow_schemas_exist_for_every_table() {
+    for t in arrow::TABLES {
+        let s = arrow::table_schema(t).unwrap();
+        assert!(s.field_with_name("kafka_offset").is_ok(), "{t}");
+    }
+    let topics = Topics::new("x");
+    assert_eq!(topics.table_of("x.samples"), Some("samples"));
+    assert_eq!(topics.table_of("y.samples"), None);
+}

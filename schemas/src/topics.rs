@@ -1,0 +1,49 @@
+//! Topic names and message keys.
+
+/// Default prefix of every topic name.
+pub const DEFAULT_PREFIX: &str = "trackiq";
+
+/// The topics of the pipeline. Keys: run_id for `runs` and `samples`, series_id for
+/// `summaries` and `verdicts`, the original key for `dlq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    pub runs: String,
+    pub samples: String,
+    pub summaries: String,
+    pub verdicts: String,
+    pub dlq: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str) -> Self {
+        Topics {
+            runs: format!("{prefix}.runs"),
+            samples: format!("{prefix}.samples"),
+            summaries: format!("{prefix}.summaries"),
+            verdicts: format!("{prefix}.verdicts"),
+            dlq: format!("{prefix}.dlq"),
+        }
+    }
+
+    pub fn all(&self) -> [&str; 5] {
+        [&self.runs, &self.samples, &self.summaries, &self.verdicts, &self.dlq]
+    }
+
+    /// Parquet table a topic is archived to.
+    pub fn table_of(&self, topic: &str) -> Option<&'static str> {
+        match topic {
+            t if t == self.runs => Some("runs"),
+            t if t == self.samples => Some("samples"),
+            t if t == self.summaries => Some("summaries"),
+            t if t == self.verdicts => Some("verdicts"),
+            t if t == self.dlq => Some("dlq"),
+            _ => None,
+        }
+    }
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics::new(DEFAULT_PREFIX)
+    }
+}
