@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
 use crate::error::InfraError;
@@ -20,9 +19,14 @@ type EmbeddedTansu = tansu_broker::broker::Broker<
 >;
 
 /// A running embedded broker. Dropping it stops the broker.
+///
+/// The broker runs on its own thread and tokio runtime: Kafka clients block their thread
+/// while they close (leaving the group, committing), and they must never be able to starve
+/// the broker they are waiting for.
 pub struct EmbeddedBroker {
     addr: SocketAddr,
-    task: JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl EmbeddedBroker {
@@ -37,10 +41,79 @@ impl EmbeddedBroker {
         std::fs::create_dir_all(data_dir).map_err(|e| fail(format!("{}: {e}", data_dir.display())))?;
         let abs = std::path::absolute(data_dir).map_err(|e| fail(e.to_string()))?;
         // tansu strips the leading `/` of the path: an absolute path needs four slashes.
-        let storage = format!("sqlite:///{}/tansu.db", abs.display());
+        let storage = url::Url::parse(&format!("sqlite:///{}/tansu.db", abs.display())).map_err(|e| fail(e.to_string()))?;
         let listener = url::Url::parse(&format!("tcp://{addr}")).map_err(|e| fail(e.to_string()))?;
-        let storage = url::Url::parse(&storage).map_err(|e| fail(e.to_string()))?;
-        let mut broker = EmbeddedTansu::builder()
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
+        let thread = std::thread::Builder::new()
+            .name("trackiq-broker".into())
+            .spawn(move || serve_on_own_runtime(listener, storage, ready_tx, stop_rx))
+            .map_err(|e| fail(e.to_string()))?;
+        match ready_rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => return Err(fail(reason)),
+            Err(_) => return Err(fail("broker thread ended during start-up".into())),
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            if thread.is_finished() || Instant::now() > deadline {
+                let _ = stop_tx.send(());
+                return Err(fail("did not accept connections".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        info!(%addr, data = %abs.display(), "embedded Kafka-API broker ready");
+        Ok(EmbeddedBroker { addr, stop: Some(stop_tx), thread: Some(thread) })
+    }
+
+    /// Address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the broker and waits (up to 5 s) for its thread. Drop Kafka clients first.
+    pub fn stop(mut self) {
+        self.signal_stop();
+        if let Some(t) = self.thread.take() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    fn signal_stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            debug!(addr = %self.addr, "stopping embedded broker");
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        self.signal_stop();
+    }
+}
+
+fn serve_on_own_runtime(
+    listener: url::Url,
+    storage: url::Url,
+    ready: tokio::sync::oneshot::Sender<Result<(), String>>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("tansu").enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(e.to_string()));
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let built = EmbeddedTansu::builder()
             .node_id(tansu_broker::NODE_ID)
             .cluster_id("trackiq")
             .incarnation_id(uuid::Uuid::new_v4())
@@ -49,41 +122,24 @@ impl EmbeddedBroker {
             .storage(storage)
             .silent(true)
             .build()
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let task = tokio::spawn(async move {
-            if let Err(e) = broker.serve(tokio::time::Instant::now()).await {
+            .await;
+        let mut broker = match built {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = ready.send(Err(e.to_string()));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        tokio::select! {
+            r = broker.serve(tokio::time::Instant::now()) => if let Err(e) = r {
                 tracing::error!(error = %e, "embedded broker stopped");
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            if task.is_finished() || Instant::now() > deadline {
-                task.abort();
-                return Err(fail("did not accept connections".into()));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            },
+            _ = stop => {}
         }
-        info!(%addr, data = %abs.display(), "embedded Kafka-API broker ready");
-        Ok(EmbeddedBroker { addr, task })
-    }
-
-    /// Address clients connect to.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops the broker. Kafka clients should be dropped first: the listen loop waits on them.
-    pub fn stop(self) {
-        debug!(addr = %self.addr, "stopping embedded broker");
-        self.task.abort();
-    }
-}
-
-impl Drop for EmbeddedBroker {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    });
+    // Open client connections keep tasks alive: do not wait for them.
+    rt.shutdown_timeout(Duration::from_secs(1));
 }
 
 fn free_port(ip: std::net::IpAddr) -> std::io::Result<SocketAddr> {

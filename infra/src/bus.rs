@@ -70,6 +70,16 @@ impl BusConfig {
 pub struct Bus {
     config: BusConfig,
     topics: Topics,
+    /// Consumer groups of this process that have partitions assigned.
+    assigned: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+/// What a service loop got from [`Bus::next`].
+pub enum Next {
+    Record(Record),
+    /// Nothing arrived for a while: time to do periodic work.
+    Idle,
+    Stop,
 }
 
 /// One record read from Kafka, owned.
@@ -101,7 +111,34 @@ impl Record {
 impl Bus {
     pub fn new(config: BusConfig) -> Self {
         let topics = Topics::new(&config.topic_prefix);
-        Bus { config, topics }
+        Bus { config, topics, assigned: Default::default() }
+    }
+
+    /// Waits for the next record, an idle tick (`idle`), or shutdown; notes when the
+    /// consumer's group got its partitions, for [`Bus::assigned_groups`].
+    pub async fn next(&self, consumer: &StreamConsumer, group: &str, shutdown: &mut crate::Shutdown, idle: Duration) -> Next {
+        let next = tokio::select! {
+            _ = shutdown.wait() => Next::Stop,
+            _ = tokio::time::sleep(idle) => Next::Idle,
+            msg = consumer.recv() => match msg {
+                Ok(m) => Next::Record(Record::from_message(&m)),
+                Err(e) => {
+                    tracing::warn!(group, error = %e, "consume error");
+                    Next::Idle
+                }
+            },
+        };
+        let mut assigned = self.assigned.lock().expect("not poisoned");
+        if !assigned.contains(group) && consumer.assignment().is_ok_and(|a| a.count() > 0) {
+            debug!(group, "partitions assigned");
+            assigned.insert(group.to_string());
+        }
+        next
+    }
+
+    /// Consumer groups of this process that have partitions assigned.
+    pub fn assigned_groups(&self) -> usize {
+        self.assigned.lock().expect("not poisoned").len()
     }
 
     pub fn topics(&self) -> &Topics {
@@ -247,8 +284,12 @@ impl OffsetStore {
         if self.stored.is_empty() {
             return;
         }
-        if let Err(e) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
-            tracing::warn!(error = %e, "final offset commit failed; records after the last auto-commit will be read again");
+        match consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+            // Nothing stored since the last auto-commit: nothing to do.
+            Ok(()) | Err(rdkafka::error::KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "final offset commit failed; records after the last auto-commit will be read again")
+            }
         }
     }
 }

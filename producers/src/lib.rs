@@ -1,1 +1,21 @@
+//! trackiq producers: measure, then emit Avro events to Kafka.
+//!
+//! Entry points: [`record::record`] for figures measured elsewhere, [`bench::run_bench`]
+//! to benchmark a [`bench::Workload`] (a program, or the built-in matrix multiply). Both build a run identity ([`identity::run_started`]) and emit
+//! through a [`emitter::RunEmitter`].
+//!
+//! # Layout
+//! - [`identity`] — identity flags, platform and git detection
+//! - [`emitter`] — RunStarted / batched SampleBatch / RunFinished
+//! - [`record`] — `trackiq record`
+//! - [`bench`] — the benchmark loop shared by every workload
+//! - [`workloads`] — `cmd` (a child process per iteration) and `matmul` (CPU)
 
+pub mod bench;
+pub mod emitter;
+pub mod error;
+pub mod identity;
+pub mod record;
+pub mod workloads;
+
+pub use error::ProducerError;

@@ -2,7 +2,7 @@
 
 use trackiq_schemas::{Direction, Severity};
 
-use super::summary::mean_stdev;
+use crate::summary::mean_stdev;
 
 /// The seed's percentage model: compare with the baseline mean; beyond `warn_pct` in the bad
 /// direction warns, beyond `block_pct` blocks, beyond `warn_pct` in the good direction is an

@@ -1,10 +1,15 @@
 //! Statistics as pure functions over slices: no I/O, no async, no allocation beyond results.
+//! Used by the processors (summaries, verdicts) and by producers' terminal tables.
 //!
 //! Definitions follow numpy/scipy so results can be checked against them: percentiles use
 //! numpy's default "linear" method, standard deviation is the sample one (n-1, `ddof=1`).
+//!
+//! # Layout
+//! - [`summary`] — mean/stdev (Welford), percentiles, histogram, [`summarize`]
+//! - [`threshold`] — threshold models giving limits and a severity from a baseline window
 
 pub mod summary;
 pub mod threshold;
 
 pub use summary::{Summary, histogram, mean_stdev, percentile_sorted, summarize};
-pub use threshold::{PercentageModel, Judgement, judge_percentage};
+pub use threshold::{Judgement, PercentageModel, judge_percentage};

@@ -1,0 +1,111 @@
+//! The benchmark loop shared by every `trackiq bench` workload: warm-up, measured iterations
+//! (by count or duration), one `latency_ms` and one `iteration_failed` sample per iteration,
+//! a progress bar, and the run's end status. Failures are counted and kept, never hidden.
+
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use trackiq_infra::Bus;
+use trackiq_schemas::{RunStatus, Sample};
+
+use crate::emitter::{Batching, RunEmitter};
+use crate::error::ProducerError;
+use crate::identity::{RunIdentity, run_started};
+
+/// How long a benchmark runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Stop {
+    Iterations(u64),
+    Duration(Duration),
+}
+
+/// One thing to benchmark.
+pub trait Workload {
+    /// Producer name recorded in the run (`tool`).
+    fn tool(&self) -> &'static str;
+    /// Runs one iteration. `Ok(Some(reason))` is a failed iteration (counted, measured);
+    /// `Err` stops the benchmark.
+    fn iterate(&mut self) -> impl std::future::Future<Output = Result<Option<String>, ProducerError>>;
+}
+
+/// What a benchmark measured.
+#[derive(Debug, Clone)]
+pub struct BenchOutcome {
+    pub run_id: String,
+    pub iterations: u64,
+    pub failures: u64,
+    pub latencies_ms: Vec<f64>,
+    pub wall: Duration,
+    pub last_failure: Option<String>,
+}
+
+/// Runs `w` and emits it as one run.
+pub async fn run_bench<W: Workload>(
+    bus: &Bus,
+    identity: &RunIdentity,
+    w: &mut W,
+    warmup: u64,
+    stop: Stop,
+    progress: bool,
+) -> Result<BenchOutcome, ProducerError> {
+    bus.check_reachable().await?;
+    // Warm-up first: a workload that cannot start fails before any run is announced.
+    for _ in 0..warmup {
+        w.iterate().await?;
+    }
+    let run = run_started(w.tool(), identity);
+    let run_id = run.run_id.clone();
+    let mut emitter = RunEmitter::start(bus, run, Batching::default()).await?;
+    let bar = match (progress, stop) {
+        (false, _) => ProgressBar::hidden(),
+        (true, Stop::Iterations(n)) => ProgressBar::new(n),
+        (true, Stop::Duration(d)) => ProgressBar::new(d.as_secs().max(1)),
+    };
+    bar.set_style(ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} {msg}").expect("valid template"));
+    let started = Instant::now();
+    let mut out = BenchOutcome { run_id, iterations: 0, failures: 0, latencies_ms: Vec::new(), wall: Duration::ZERO, last_failure: None };
+    loop {
+        match stop {
+            Stop::Iterations(n) if out.iterations >= n => break,
+            Stop::Duration(d) if started.elapsed() >= d => break,
+            _ => {}
+        }
+        let ts = trackiq_schemas::now_us();
+        let t0 = Instant::now();
+        let failure = match w.iterate().await {
+            Ok(f) => f,
+            Err(e) => {
+                emitter.finish(RunStatus::Failed, Some(e.to_string())).await?;
+                return Err(e);
+            }
+        };
+        let ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let step = Some(out.iterations as i64);
+        out.iterations += 1;
+        let failed = failure.is_some();
+        if failed {
+            out.failures += 1;
+            out.last_failure = failure;
+        }
+        out.latencies_ms.push(ms);
+        emitter.push(Sample { ts_us: ts, metric: "latency_ms".into(), value: ms, unit: "ms".into(), rank: None, step }).await?;
+        emitter
+            .push(Sample { ts_us: ts, metric: "iteration_failed".into(), value: f64::from(u8::from(failed)), unit: "bool".into(), rank: None, step })
+            .await?;
+        bar.set_message(format!("{ms:.2} ms, {} failed", out.failures));
+        bar.set_position(match stop {
+            Stop::Iterations(_) => out.iterations,
+            Stop::Duration(_) => started.elapsed().as_secs(),
+        });
+    }
+    bar.finish_and_clear();
+    out.wall = started.elapsed();
+    let last = out.last_failure.clone().unwrap_or_default();
+    let (status, error) = match out.failures {
+        0 => (RunStatus::Completed, None),
+        f if f == out.iterations => (RunStatus::Failed, Some(format!("all {f} iterations failed (last: {last})"))),
+        f => (RunStatus::Completed, Some(format!("{f} of {} iterations failed (last: {last})", out.iterations))),
+    };
+    emitter.finish(status, error).await?;
+    Ok(out)
+}

@@ -1,0 +1,145 @@
+//! HTML report per run: identity, version, verdict, summary table and latency histograms,
+//! written to `<data>/reports/<run_id>.html`. Every user-supplied string is escaped by
+//! tera's HTML autoescaping; charts are SVG from plotters.
+
+pub mod chart;
+
+use std::sync::LazyLock;
+
+use rdkafka::consumer::StreamConsumer;
+use serde::{Deserialize, Serialize};
+use tera::{Context, Tera};
+use tracing::{info, warn};
+use trackiq_infra::bus::{Next, OffsetStore};
+use trackiq_infra::{Bus, DataStore, Shutdown};
+use trackiq_schemas::{Verdict, registry};
+
+use crate::error::SinkError;
+
+/// Report sink settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportConfig {
+    /// Consumer group of the report sink.
+    pub group: String,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig { group: "trackiq-report".into() }
+    }
+}
+
+static TEMPLATES: LazyLock<Tera> = LazyLock::new(|| {
+    let mut t = Tera::default();
+    t.add_raw_template("report.html", include_str!("../../templates/report.html")).expect("report template parses");
+    t
+});
+
+/// Object name of a run's report inside the data store.
+pub fn report_path(run_id: &str) -> String {
+    format!("reports/{run_id}.html")
+}
+
+/// A number for people: up to 4 decimals, trailing zeros dropped.
+pub fn fmt_num(x: f64) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    let s = format!("{x:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.to_string() }
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map(fmt_num).unwrap_or_else(|| "—".into())
+}
+
+fn time_us(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us).map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
+}
+
+/// Renders the HTML report of a verdict.
+pub fn render(v: &Verdict) -> Result<String, SinkError> {
+    let s = &v.summary;
+    let mut ctx = Context::new();
+    ctx.insert("run", &s.run);
+    ctx.insert("severity", v.severity.as_str());
+    ctx.insert("status", s.status.as_str());
+    ctx.insert("error", &s.error);
+    ctx.insert("started", &time_us(s.run.timestamp));
+    ctx.insert("gpus", &s.run.platform.gpus.join(", "));
+    ctx.insert("generated", &time_us(trackiq_schemas::now_us()));
+    let verdicts: Vec<_> = v
+        .metrics
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "metric": m.metric, "value": fmt_num(m.value), "baseline": opt(m.baseline),
+                "baseline_count": m.baseline_count,
+                "change": m.change_pct.map(|c| format!("{:+.2} %", c)).unwrap_or_else(|| "—".into()),
+                "limits": match (m.lower_limit, m.upper_limit) { (Some(l), Some(u)) => format!("{} … {}", fmt_num(l), fmt_num(u)), _ => "—".into() },
+                "direction": m.direction.as_str().replace('_', " "), "severity": m.severity.as_str(),
+            })
+        })
+        .collect();
+    ctx.insert("verdicts", &verdicts);
+    let metrics: Vec<_> = s
+        .metrics
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "metric": m.metric, "unit": m.unit, "count": m.count, "mean": fmt_num(m.mean), "stdev": opt(m.stdev),
+                "min": fmt_num(m.min), "p50": fmt_num(m.p50), "p90": fmt_num(m.p90), "p95": fmt_num(m.p95),
+                "p99": fmt_num(m.p99), "max": fmt_num(m.max),
+            })
+        })
+        .collect();
+    ctx.insert("metrics", &metrics);
+    let derived: Vec<_> = s.derived.iter().map(|d| serde_json::json!({"name": d.name, "unit": d.unit, "value": fmt_num(d.value)})).collect();
+    ctx.insert("derived", &derived);
+    let mut charts = Vec::new();
+    for m in &s.metrics {
+        let Some(h) = &m.histogram else { continue };
+        if !trackiq_schemas::metrics::is_duration(&m.metric) {
+            continue;
+        }
+        let title = format!("{} distribution ({} samples)", m.metric, m.count);
+        match chart::histogram_svg(&title, &m.unit, h) {
+            Ok(svg) => charts.push(serde_json::json!({"title": title, "svg": svg})),
+            Err(e) => warn!(metric = %m.metric, error = %e, "could not draw histogram"),
+        }
+    }
+    ctx.insert("charts", &charts);
+    TEMPLATES.render("report.html", &ctx).map_err(|e| SinkError::Template(format!("{e:?}")))
+}
+
+/// Runs the report sink until `shutdown`.
+pub async fn run(config: ReportConfig, bus: Bus, store: DataStore, mut shutdown: Shutdown) -> Result<(), SinkError> {
+    let consumer: StreamConsumer = bus.consumer(&config.group, &[&bus.topics().verdicts])?;
+    let producer = bus.producer()?;
+    let mut offsets = OffsetStore::default();
+    info!("report sink started");
+    loop {
+        let record = match bus.next(&consumer, &config.group, &mut shutdown, std::time::Duration::from_secs(1)).await {
+            Next::Stop => break,
+            Next::Idle => continue,
+            Next::Record(r) => r,
+        };
+        let outcome = match registry().decode::<Verdict>(&record.payload) {
+            Ok(v) => render(&v).map(|html| (v.run_id, html)),
+            Err(e) => Err(SinkError::Schema(e)),
+        };
+        match outcome {
+            Ok((run_id, html)) => {
+                let path = report_path(&run_id);
+                store.put(&path, html.into_bytes()).await?;
+                info!(report = %format!("{store}/{path}"), "wrote report");
+            }
+            Err(e) => bus.dead_letter(&producer, &record, "report", &e.to_string()).await?,
+        }
+        offsets.store(&consumer, &record.topic, record.partition, record.offset)?;
+    }
+    offsets.commit(&consumer);
+    Ok(())
+}

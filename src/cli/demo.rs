@@ -1,0 +1,135 @@
+//! `trackiq demo`: the whole pipeline in one process. Baseline runs of the built-in matrix
+//! multiply, then a deliberately slower run (a larger matrix, as a code regression would
+//! make it), its block verdict, the HTML report and a webhook delivered to a local receiver.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use tokio::sync::mpsc;
+use trackiq::config::Config;
+use trackiq::stack::Stack;
+use trackiq_producers::bench::{Stop, run_bench};
+use trackiq_producers::identity::RunIdentity;
+use trackiq_producers::workloads::MatmulWorkload;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Data directory for the demo (default: a new temporary directory).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Baseline runs before the slower one.
+    #[arg(long, default_value_t = 5)]
+    baseline_runs: u32,
+    /// Iterations per run.
+    #[arg(long, default_value_t = 20)]
+    iterations: u64,
+}
+
+/// Matrix size of the baseline runs and of the slower run (~1.95× the work).
+const N_BASE: usize = 64;
+const N_SLOW: usize = 80;
+
+/// A local HTTP endpoint that records the JSON POSTed to it.
+async fn webhook_receiver() -> anyhow::Result<(String, mpsc::UnboundedReceiver<serde_json::Value>)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((url, rx))
+}
+
+pub async fn run(mut config: Config, a: DemoArgs) -> anyhow::Result<ExitCode> {
+    let t0 = Instant::now();
+    let dir = a.dir.unwrap_or_else(|| std::env::temp_dir().join(format!("trackiq-demo-{}", uuid::Uuid::now_v7().simple())));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = std::fs::canonicalize(&dir)?;
+    let (hook_url, mut hooks) = webhook_receiver().await?;
+    config.data = format!("file://{}", dir.display());
+    config.broker_dir = None;
+    config.bus.brokers.clear();
+    config.bus.listen = "127.0.0.1:0".into();
+    config.archiver.flush_secs = 1;
+    config.webhook.urls = vec![hook_url.clone()];
+    config.webhook.initial_backoff_ms = 50;
+    println!("trackiq demo · data {} · webhook receiver {hook_url}", dir.display());
+    let stack = Stack::start(&config).await?;
+    stack.wait_ready(Duration::from_secs(60)).await?;
+    println!("embedded Kafka-API broker on {} · processors and sinks running", stack.brokers());
+
+    let mut identity = RunIdentity { workload: "demo-matmul".into(), workload_type: "compute".into(), ..Default::default() };
+    let mut runs = Vec::new();
+    for i in 0..=a.baseline_runs {
+        let slow = i == a.baseline_runs;
+        identity.version_tag = Some(if slow { "candidate".into() } else { format!("baseline-{}", i + 1) });
+        let mut w = MatmulWorkload::new(if slow { N_SLOW } else { N_BASE });
+        let out = run_bench(&stack.bus, &identity, &mut w, 2, Stop::Iterations(a.iterations), false).await?;
+        let mut lat = out.latencies_ms.clone();
+        let mean = trackiq_stats::summarize(&mut lat).map(|s| s.mean).unwrap_or_default();
+        println!("  run {} {:<11} {} iterations, mean {mean:.3} ms", out.run_id, identity.version_tag.as_deref().unwrap_or(""), out.iterations);
+        runs.push(out.run_id);
+    }
+    let slow_id = runs.last().expect("at least one run").clone();
+
+    // The block verdict arrives as a webhook POST.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let alert = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, hooks.recv()).await {
+            Ok(Some(body)) if body["run_id"] == slow_id.as_str() => break body,
+            Ok(Some(_)) => continue,
+            _ => bail!("no webhook for the slower run within 60 s"),
+        }
+    };
+    if alert["severity"] != "block" {
+        bail!("the slower run was judged `{}`, expected `block`", alert["severity"]);
+    }
+    let latency = alert["metrics"].as_array().and_then(|m| m.iter().find(|m| m["metric"] == "latency_ms")).cloned().unwrap_or_default();
+    println!(
+        "webhook received: severity {} · latency_ms {:.3} vs baseline {:.3} ({:+.1} %)",
+        alert["severity"].as_str().unwrap_or("?"),
+        latency["value"].as_f64().unwrap_or(f64::NAN),
+        latency["baseline"].as_f64().unwrap_or(f64::NAN),
+        latency["change_pct"].as_f64().unwrap_or(f64::NAN)
+    );
+
+    let report = dir.join("reports").join(format!("{slow_id}.html"));
+    while !report.exists() {
+        if Instant::now() > deadline {
+            bail!("report {} not written within 60 s", report.display());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The history is queryable with SQL once the archiver has flushed the verdict.
+    let sql = "SELECT version_tag, round(value, 3) AS latency_ms, round(baseline, 3) AS baseline, round(change_pct, 1) AS change_pct, severity \
+               FROM verdicts WHERE metric = 'latency_ms' ORDER BY evaluated_at";
+    let batches = loop {
+        let b = super::sql::query(&config, sql).await?;
+        if b.iter().map(|b| b.num_rows()).sum::<usize>() >= runs.len() {
+            break b;
+        }
+        if Instant::now() > deadline {
+            bail!("verdicts not archived to Parquet within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    println!("trackiq sql \"{sql}\"");
+    println!("{}", super::sql::render(&batches, super::sql::Format::Table)?);
+    stack.stop().await?;
+    println!("report: {}", report.display());
+    println!("demo finished in {:.1} s", t0.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,106 @@
+//! Command-line parsing and dispatch. Subcommands stay thin: they map flags onto the
+//! library crates and print results.
+
+mod bench;
+mod demo;
+mod identity;
+mod record;
+mod sql;
+mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use trackiq::config::{Config, Overrides};
+
+/// Event-sourced performance telemetry: benchmarks → Kafka → summaries, Parquet history,
+/// regression verdicts, reports and alerts.
+#[derive(Debug, Parser)]
+#[command(name = "trackiq", version, about)]
+pub struct Cli {
+    /// TOML configuration file (see infra/trackiq.example.toml). Env: TRACKIQ_CONFIG.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Data URL: file://dir or s3://bucket/prefix. Env: TRACKIQ_DATA. Default: file://./trackiq-data.
+    #[arg(long, global = true)]
+    data: Option<String>,
+    /// External Kafka bootstrap servers host:port,... (no embedded broker). Env: TRACKIQ_BROKERS.
+    #[arg(long, global = true)]
+    brokers: Option<String>,
+    /// Address of the embedded broker. Env: TRACKIQ_LISTEN. Default: 127.0.0.1:9092.
+    #[arg(long, global = true)]
+    listen: Option<String>,
+    /// Prefix of topic names. Env: TRACKIQ_TOPIC_PREFIX. Default: trackiq.
+    #[arg(long, global = true)]
+    topic_prefix: Option<String>,
+    /// More log output (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the pipeline: embedded broker (unless --brokers), processors and sinks, until Ctrl-C.
+    Up(up::UpArgs),
+    /// A self-contained tour: baseline runs, a slower run, its block verdict, report and webhook.
+    Demo(demo::DemoArgs),
+    /// Record a run from figures measured elsewhere.
+    Record(record::RecordArgs),
+    /// Benchmark a workload, one sample per iteration.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Query the Parquet history with SQL (tables: runs, samples, summaries, verdicts, dlq).
+    Sql(sql::SqlArgs),
+}
+
+fn init_logs(verbose: u8, default: &str) {
+    let level = match verbose {
+        0 => default,
+        1 => "info",
+        _ => "debug",
+    };
+    // librdkafka and tansu are noisy at info; keep them at warn unless RUST_LOG says otherwise.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,trackiq={level},trackiq_infra={level},trackiq_processors={level},trackiq_sinks={level},trackiq_producers={level}")));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Up(_)) { "info" } else { "warn" };
+    init_logs(cli.verbose, default_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let webhooks = match &cli.command {
+        Command::Up(a) => a.webhook.clone(),
+        _ => Vec::new(),
+    };
+    let overrides = Overrides {
+        config: cli.config,
+        data: cli.data,
+        brokers: cli.brokers,
+        listen: cli.listen,
+        topic_prefix: cli.topic_prefix,
+        webhooks,
+    };
+    let config = Config::load(&overrides, |k| std::env::var(k).ok())?;
+    match cli.command {
+        Command::Up(a) => up::run(config, a).await,
+        Command::Demo(a) => demo::run(config, a).await,
+        Command::Record(a) => record::run(config, a).await,
+        Command::Bench(b) => bench::run(config, b).await,
+        Command::Sql(a) => sql::run(config, a).await,
+    }
+}
