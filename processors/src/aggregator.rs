@@ -36,11 +36,15 @@ pub struct AggregatorConfig {
     pub finish_grace_secs: u64,
     /// Bins of the histogram kept for each metric in the summary.
     pub histogram_bins: usize,
+    /// A complete run waits this long before its summary is published, so that runs
+    /// finishing close together (read from different partitions in any order) are published
+    /// in the order they started: a series' baseline follows that order.
+    pub reorder_ms: u64,
 }
 
 impl Default for AggregatorConfig {
     fn default() -> Self {
-        AggregatorConfig { group: "trackiq-aggregator".into(), run_timeout_secs: 300, finish_grace_secs: 30, histogram_bins: 20 }
+        AggregatorConfig { group: "trackiq-aggregator".into(), run_timeout_secs: 300, finish_grace_secs: 30, histogram_bins: 20, reorder_ms: 1500 }
     }
 }
 
@@ -58,6 +62,8 @@ struct OpenRun {
     batches: HashSet<i64>,
     samples: i64,
     last_event: Option<Instant>,
+    /// When the run was first seen complete (or timed out).
+    complete_since: Option<Instant>,
     first_offsets: HashMap<TopicPartition, i64>,
 }
 
@@ -117,21 +123,33 @@ impl Aggregation {
         *e = (*e).max(offset);
     }
 
-    /// Runs ready to be summarised now, removed from the open set.
+    /// Runs ready to be summarised now, removed from the open set, in start order.
     pub fn take_ready(&mut self, now: Instant) -> Vec<RunSummary> {
         let timeout = Duration::from_secs(self.config.run_timeout_secs);
         let grace = Duration::from_secs(self.config.finish_grace_secs);
-        let ready: Vec<(i64, String)> = self
-            .open
-            .iter()
-            .filter(|(_, r)| match (&r.finished, r.finished_at) {
+        let reorder = Duration::from_millis(self.config.reorder_ms);
+        let start_of = |r: &OpenRun| r.started.as_ref().map_or(i64::MAX, |s| s.timestamp);
+        let mut latest_due: Option<i64> = None;
+        for r in self.open.values_mut() {
+            let complete = match (&r.finished, r.finished_at) {
                 (Some(f), Some(at)) => r.samples >= f.sample_count || now.duration_since(at) >= grace,
                 _ => r.last_event.is_some_and(|t| now.duration_since(t) >= timeout),
-            })
-            .map(|(id, r)| (r.started.as_ref().map_or(i64::MAX, |s| s.timestamp), id.clone()))
+            };
+            if complete && r.complete_since.is_none() {
+                r.complete_since = Some(now);
+            }
+            if r.complete_since.is_some_and(|t| now.duration_since(t) >= reorder) {
+                latest_due = Some(latest_due.map_or(start_of(r), |l: i64| l.max(start_of(r))));
+            }
+        }
+        let Some(latest_due) = latest_due else { return Vec::new() };
+        // Every complete run that started no later than the latest due one goes out with it.
+        let mut ready: Vec<(i64, String)> = self
+            .open
+            .iter()
+            .filter(|(_, r)| r.complete_since.is_some() && start_of(r) <= latest_due)
+            .map(|(id, r)| (start_of(r), id.clone()))
             .collect();
-        // Publish in start order: a series' baseline is the order of its summaries.
-        let mut ready = ready;
         ready.sort();
         let ready: Vec<String> = ready.into_iter().map(|(_, id)| id).collect();
         let mut out = Vec::new();
@@ -293,5 +311,122 @@ pub(crate) fn event_name(e: &AnyEvent) -> &'static str {
         AnyEvent::RunSummary(_) => "RunSummary",
         AnyEvent::Verdict(_) => "Verdict",
         AnyEvent::DeadLetter(_) => "DeadLetter",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use trackiq_schemas::{Platform, SampleBatch, VersionInfo, Workload};
+
+    use super::*;
+
+    fn started(id: &str, ts: i64) -> RunStarted {
+        RunStarted {
+            run_id: id.into(),
+            tool: "t".into(),
+            tool_version: "0".into(),
+            timestamp: ts,
+            platform: Platform::default(),
+            workload: Workload::default(),
+            version: VersionInfo::default(),
+            labels: BTreeMap::new(),
+            series_id: "s".into(),
+        }
+    }
+
+    fn batch(id: &str, seq: i64, values: &[f64]) -> AnyEvent {
+        let samples = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| Sample { ts_us: 1_000_000 + (seq * 2 + i as i64) * 10_000, metric: LATENCY_METRIC.into(), value: v, unit: "ms".into(), rank: None, step: None })
+            .collect();
+        AnyEvent::SampleBatch(SampleBatch { run_id: id.into(), seq, samples })
+    }
+
+    fn finished(id: &str, n: i64) -> AnyEvent {
+        AnyEvent::RunFinished(RunFinished { run_id: id.into(), status: RunStatus::Completed, ended_at: 9, sample_count: n, error: None })
+    }
+
+    #[test]
+    fn summary_waits_for_announced_samples_and_ignores_repeated_batches() {
+        let mut a = Aggregation::new(AggregatorConfig { reorder_ms: 0, ..Default::default() });
+        let now = Instant::now();
+        a.apply(("runs", 0), 0, AnyEvent::RunStarted(started("r", 5)), now);
+        a.apply(("samples", 0), 0, batch("r", 0, &[1.0, 2.0]), now);
+        a.apply(("runs", 0), 1, finished("r", 4), now);
+        assert!(a.take_ready(now).is_empty(), "2 of 4 samples: not ready");
+        a.apply(("samples", 0), 1, batch("r", 0, &[1.0, 2.0]), now); // a redelivered batch
+        assert!(a.take_ready(now).is_empty());
+        a.apply(("samples", 0), 2, batch("r", 1, &[3.0, 4.0]), now);
+        let s = a.take_ready(now).pop().expect("ready");
+        assert_eq!(s.status, RunStatus::Completed);
+        let m = &s.metrics[0];
+        // numpy: np.percentile([1,2,3,4], [50, 99]) -> [2.5, 3.97]
+        assert_eq!((m.count, m.mean, m.p50), (4, 2.5, 2.5));
+        assert!((m.p99 - 3.97).abs() < 1e-12);
+        // 4 iterations from t=1.00 s to t=1.03 s + 4 ms.
+        let thr = s.derived.iter().find(|d| d.name == "throughput_per_sec").unwrap().value;
+        assert!((thr - 4.0 / 0.034).abs() < 1e-9, "{thr}");
+        assert_eq!(a.open_runs(), 0);
+    }
+
+    #[test]
+    fn offsets_stay_before_open_runs() {
+        let mut a = Aggregation::new(AggregatorConfig { reorder_ms: 0, ..Default::default() });
+        let now = Instant::now();
+        a.apply(("runs", 0), 10, AnyEvent::RunStarted(started("a", 1)), now);
+        a.apply(("runs", 0), 11, AnyEvent::RunStarted(started("b", 2)), now);
+        a.apply(("runs", 0), 12, finished("b", 0), now);
+        assert_eq!(a.take_ready(now).len(), 1);
+        let safe: HashMap<_, _> = a.safe_offsets().into_iter().collect();
+        assert_eq!(safe[&("runs".to_string(), 0)], 9, "run a is open from offset 10");
+        a.apply(("runs", 0), 13, finished("a", 0), now);
+        a.take_ready(now);
+        let safe: HashMap<_, _> = a.safe_offsets().into_iter().collect();
+        assert_eq!(safe[&("runs".to_string(), 0)], 13);
+    }
+
+    #[test]
+    fn missing_samples_or_finish_close_the_run_as_incomplete() {
+        let cfg = AggregatorConfig { run_timeout_secs: 10, finish_grace_secs: 5, reorder_ms: 0, ..Default::default() };
+        let mut a = Aggregation::new(cfg);
+        let t0 = Instant::now();
+        a.apply(("runs", 0), 0, AnyEvent::RunStarted(started("x", 1)), t0);
+        a.apply(("runs", 0), 1, finished("x", 3), t0);
+        a.apply(("runs", 1), 0, AnyEvent::RunStarted(started("y", 2)), t0);
+        let s = a.take_ready(t0 + Duration::from_secs(6));
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].status, RunStatus::Incomplete);
+        assert_eq!(s[0].error.as_deref(), Some("received 0 of 3 announced samples"));
+        let s = a.take_ready(t0 + Duration::from_secs(11));
+        assert_eq!((s[0].run.run_id.as_str(), s[0].status), ("y", RunStatus::Incomplete));
+    }
+
+    #[test]
+    fn a_run_completing_just_after_a_later_one_is_still_published_first() {
+        let mut a = Aggregation::new(AggregatorConfig { reorder_ms: 1000, ..Default::default() });
+        let t0 = Instant::now();
+        a.apply(("runs", 0), 0, AnyEvent::RunStarted(started("later", 20)), t0);
+        a.apply(("runs", 0), 1, finished("later", 0), t0);
+        assert!(a.take_ready(t0).is_empty(), "waits for the reorder window");
+        a.apply(("runs", 1), 0, AnyEvent::RunStarted(started("earlier", 10)), t0 + Duration::from_millis(400));
+        a.apply(("runs", 1), 1, finished("earlier", 0), t0 + Duration::from_millis(400));
+        assert!(a.take_ready(t0 + Duration::from_millis(400)).is_empty());
+        let order: Vec<_> = a.take_ready(t0 + Duration::from_millis(1000)).into_iter().map(|s| s.run.run_id).collect();
+        assert_eq!(order, ["earlier", "later"]);
+    }
+
+    #[test]
+    fn runs_ready_together_are_published_in_start_order() {
+        let mut a = Aggregation::new(AggregatorConfig { reorder_ms: 0, ..Default::default() });
+        let now = Instant::now();
+        for (i, (id, ts)) in [("late", 30), ("early", 10), ("mid", 20)].into_iter().enumerate() {
+            a.apply(("runs", i as i32), 0, AnyEvent::RunStarted(started(id, ts)), now);
+            a.apply(("runs", i as i32), 1, finished(id, 0), now);
+        }
+        let order: Vec<_> = a.take_ready(now).into_iter().map(|s| s.run.run_id).collect();
+        assert_eq!(order, ["early", "mid", "late"]);
     }
 }

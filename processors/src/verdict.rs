@@ -206,3 +206,77 @@ pub async fn run(config: VerdictConfig, bus: Bus, mut shutdown: Shutdown) -> Res
     info!("verdict processor stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use trackiq_schemas::{DerivedMetric, Direction, MetricSummary, Platform, RunStarted, VersionInfo, Workload};
+
+    use super::*;
+
+    fn summary(id: &str, started: i64, latency: f64, status: RunStatus) -> RunSummary {
+        let m = MetricSummary {
+            metric: "latency_ms".into(), unit: "ms".into(), count: 1, mean: latency, stdev: None,
+            min: latency, p50: latency, p90: latency, p95: latency, p99: latency, max: latency, histogram: None,
+        };
+        RunSummary {
+            run: RunStarted {
+                run_id: id.into(), tool: "t".into(), tool_version: "0".into(), timestamp: started,
+                platform: Platform::default(), workload: Workload::default(), version: VersionInfo::default(),
+                labels: BTreeMap::new(), series_id: "s".into(),
+            },
+            status, ended_at: started + 1, sample_count: 1, expected_sample_count: Some(1), error: None,
+            metrics: vec![m],
+            derived: vec![DerivedMetric { name: "throughput_per_sec".into(), value: 1000.0 / latency, unit: "1/s".into() }],
+        }
+    }
+
+    #[test]
+    fn regression_blocks_after_enough_baseline() {
+        let mut b = Baselines::new(VerdictConfig::default());
+        let sev = |b: &mut Baselines, id: &str, t: i64, v: f64| b.judge(&summary(id, t, v, RunStatus::Completed), 0).unwrap().severity;
+        assert_eq!(sev(&mut b, "a", 1, 10.0), Severity::InsufficientData);
+        assert_eq!(sev(&mut b, "b", 2, 10.2), Severity::InsufficientData);
+        assert_eq!(sev(&mut b, "c", 3, 9.8), Severity::InsufficientData);
+        assert_eq!(sev(&mut b, "d", 4, 10.1), Severity::Pass);
+        let v = b.judge(&summary("e", 5, 13.0, RunStatus::Completed), 0).unwrap();
+        assert_eq!(v.severity, Severity::Block);
+        let lat = v.metrics.iter().find(|m| m.metric == "latency_ms").unwrap();
+        assert_eq!(lat.baseline_count, 4);
+        assert!((lat.baseline.unwrap() - 10.025).abs() < 1e-12);
+        let thr = v.metrics.iter().find(|m| m.metric == "throughput_per_sec").unwrap();
+        assert_eq!((thr.direction, thr.severity), (Direction::HigherIsBetter, Severity::Block));
+    }
+
+    #[test]
+    fn duplicates_are_not_judged_twice_and_failed_runs_do_not_enter_the_baseline() {
+        let mut b = Baselines::new(VerdictConfig::default());
+        let s = summary("a", 1, 10.0, RunStatus::Completed);
+        assert!(b.judge(&s, 0).is_some());
+        assert!(b.judge(&s, 0).is_none());
+        b.judge(&summary("f", 2, 99.0, RunStatus::Failed), 0).unwrap();
+        let v = b.judge(&summary("g", 3, 10.0, RunStatus::Completed), 0).unwrap();
+        assert_eq!(v.metrics[0].baseline, Some(10.0), "the failed run's 99 ms is not baseline");
+    }
+
+    #[test]
+    fn a_late_summary_is_judged_against_runs_that_started_before_it() {
+        let mut b = Baselines::new(VerdictConfig { min_baseline: 1, ..Default::default() });
+        b.judge(&summary("second", 20, 12.0, RunStatus::Completed), 0);
+        let v = b.judge(&summary("first", 10, 10.0, RunStatus::Completed), 0).unwrap();
+        assert_eq!(v.metrics[0].baseline_count, 0);
+        let v = b.judge(&summary("third", 30, 11.0, RunStatus::Completed), 0).unwrap();
+        assert_eq!((v.metrics[0].baseline_count, v.metrics[0].baseline), (2, Some(11.0)));
+    }
+
+    #[test]
+    fn replaying_the_same_summaries_gives_the_same_verdicts() {
+        let log: Vec<RunSummary> = (0..12).map(|i| summary(&format!("r{i}"), i, 10.0 + (i % 3) as f64 + if i == 11 { 5.0 } else { 0.0 }, RunStatus::Completed)).collect();
+        let judge_all = || {
+            let mut b = Baselines::new(VerdictConfig::default());
+            log.iter().map(|s| b.judge(s, 0).unwrap().metrics).collect::<Vec<_>>()
+        };
+        assert_eq!(judge_all(), judge_all());
+    }
+}

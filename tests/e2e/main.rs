@@ -1,1 +1,12 @@
+//! End-to-end tests: the real `trackiq` binary, the embedded Kafka-API broker, real HTTP
+//! receivers, a real S3 server on loopback, and real files. One test binary (see the
+//! workspace guide); each module is one path through the pipeline.
 
+mod support;
+
+mod bad_input;
+mod crash_restart;
+mod dead_letters;
+mod pipeline;
+mod s3;
+mod webhook_delivery;

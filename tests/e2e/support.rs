@@ -1,0 +1,171 @@
+//! Shared helpers: a `trackiq up` child process, a webhook receiver, CLI runs and SQL.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_trackiq");
+
+/// A free TCP port on loopback (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `f` until it returns `Some`, or panics after `timeout` naming `what`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A running `trackiq up`, killed with SIGTERM on drop.
+pub struct Up {
+    child: Child,
+    pub brokers: String,
+    pub data: String,
+    pub log: Arc<Mutex<String>>,
+    env: Vec<(String, String)>,
+}
+
+impl Up {
+    /// Starts `trackiq up` with its embedded broker on a free port and waits until it is ready.
+    pub fn start(data: &str, config: &Path, webhooks: &[String], env: &[(String, String)]) -> Up {
+        let brokers = format!("127.0.0.1:{}", free_port());
+        let mut cmd = Command::new(BIN);
+        cmd.args(["up", "--listen", &brokers, "--data", data, "--config"]).arg(config);
+        for w in webhooks {
+            cmd.args(["--webhook", w]);
+        }
+        cmd.envs(env.iter().cloned()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("trackiq up starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let l = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("trackiq is up") {
+                    let _ = tx.send(());
+                }
+                l.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let stderr = child.stderr.take().unwrap();
+        let l = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                l.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(90)).is_err() {
+            let _ = child.kill();
+            panic!("trackiq up did not become ready:\n{}", log.lock().unwrap());
+        }
+        Up { child, brokers, data: data.to_string(), log, env: env.to_vec() }
+    }
+
+    /// Runs a trackiq command against this pipeline.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN).args(["--brokers", &self.brokers, "--data", &self.data]).args(args).envs(self.env.iter().cloned()).output().unwrap()
+    }
+
+    /// Stops with SIGTERM (graceful: flush and commit) and returns the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("trackiq up did not stop on SIGTERM:\n{}", self.log.lock().unwrap());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// Stdout of a successful command, or a panic with everything it printed.
+pub fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "command failed ({}):\nstdout: {stdout}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// The run id printed by `trackiq record`.
+pub fn recorded_run_id(stdout: &str) -> String {
+    stdout.split_whitespace().nth(2).expect("`recorded run <id>`").to_string()
+}
+
+/// Rows of a `trackiq sql --format json` query.
+pub fn sql(up: &Up, query: &str) -> Vec<serde_json::Value> {
+    let out = ok(&up.cli(&["sql", query, "--format", "json"]));
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("sql output is not JSON ({e}): {out}"))
+}
+
+/// A config file that flushes Parquet every second (tests should not wait 5 s).
+pub fn fast_config(dir: &Path) -> PathBuf {
+    let p = dir.join("trackiq.toml");
+    std::fs::write(&p, "[archiver]\nflush_secs = 1\n[webhook]\ninitial_backoff_ms = 20\n").unwrap();
+    p
+}
+
+/// A local HTTP endpoint recording every JSON body POSTed to `/hook`; the first
+/// `fail_first` requests get HTTP 500.
+pub struct Receiver {
+    pub url: String,
+    pub bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+    pub attempts: Arc<Mutex<u32>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Receiver {
+    pub fn start(fail_first: u32) -> Receiver {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let bodies: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+        let attempts: Arc<Mutex<u32>> = Arc::default();
+        let (b, a) = (bodies.clone(), attempts.clone());
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+                let (b, a) = (b.clone(), a.clone());
+                async move {
+                    let n = {
+                        let mut a = a.lock().unwrap();
+                        *a += 1;
+                        *a
+                    };
+                    if n <= fail_first {
+                        return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    b.lock().unwrap().push(body);
+                    axum::http::StatusCode::OK
+                }
+            }),
+        );
+        rt.spawn(async move { axum::serve(listener, app).await });
+        Receiver { url, bodies, attempts, _rt: rt }
+    }
+
+    /// The first body whose `run_id` is `run_id`.
+    pub fn wait_for_run(&self, run_id: &str, timeout: Duration) -> serde_json::Value {
+        wait_for(&format!("webhook for run {run_id}"), timeout, || self.bodies.lock().unwrap().iter().find(|b| b["run_id"] == run_id).cloned())
+    }
+}
