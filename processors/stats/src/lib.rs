@@ -6,8 +6,12 @@
 //!
 //! # Layout
 //! - [`summary`] — mean/stdev (Welford), percentiles, histogram, [`summarize`]
+//! - [`changepoint`] — E-divisive means change points, as Apache Otava computes them
+//! - [`numpy`] — numpy's pairwise summation and moments, for decisions at thresholds
 //! - [`threshold`] — threshold models giving limits and a severity from a baseline window
 
+pub mod changepoint;
+pub mod numpy;
 pub mod summary;
 pub mod threshold;
 
