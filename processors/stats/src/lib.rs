@@ -7,13 +7,19 @@
 //! # Layout
 //! - [`summary`] — mean/stdev (Welford), percentiles, histogram, [`summarize`]
 //! - [`changepoint`] — E-divisive means change points, as Apache Otava computes them
+//! - [`hypothesis`] — Mann-Whitney U, Welch's t, F-test, Brown-Forsythe
+//! - [`models`] — Bencher's seven threshold models (static … delta-IQR)
 //! - [`numpy`] — numpy's pairwise summation and moments, for decisions at thresholds
-//! - [`threshold`] — threshold models giving limits and a severity from a baseline window
+//! - [`threshold`] — the seed's percentage model giving a severity from a baseline window
+//! - [`trend`] — OLS, Theil-Sen, Mann-Kendall and the seed's trend classes
 
 pub mod changepoint;
+pub mod hypothesis;
+pub mod models;
 pub mod numpy;
 pub mod summary;
 pub mod threshold;
+pub mod trend;
 
 pub use summary::{Summary, histogram, mean_stdev, percentile_sorted, summarize};
 pub use threshold::{Judgement, PercentageModel, judge_percentage};
