@@ -311,6 +311,8 @@ pub(crate) fn event_name(e: &AnyEvent) -> &'static str {
         AnyEvent::RunSummary(_) => "RunSummary",
         AnyEvent::Verdict(_) => "Verdict",
         AnyEvent::DeadLetter(_) => "DeadLetter",
+        AnyEvent::TrendResult(_) => "TrendResult",
+        AnyEvent::BaselinePin(_) => "BaselinePin",
     }
 }
 

@@ -1,6 +1,7 @@
 //! Arrow schemas of the Parquet tables. One row per event for `runs`, one per sample for
-//! `samples`, one per (run, metric) for `summaries` and `verdicts`, one per dead letter for
-//! `dlq`. Every table ends with the Kafka coordinates of the record it came from; the hive
+//! `samples`, one per (run, metric) for `summaries` and `verdicts` (findings too, `kind = 'finding'`),
+//! one per trend result for `trends`, one per pinned (run, metric) for `baselines`, one per
+//! dead letter for `dlq`. Every table ends with the Kafka coordinates of the record it came from; the hive
 //! partition column `date` is added by the reader from the object path.
 
 use std::sync::{Arc, LazyLock};
@@ -8,7 +9,7 @@ use std::sync::{Arc, LazyLock};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Tables kept in the object store, by name.
-pub const TABLES: [&str; 5] = ["runs", "samples", "summaries", "verdicts", "dlq"];
+pub const TABLES: [&str; 7] = ["runs", "samples", "summaries", "verdicts", "trends", "baselines", "dlq"];
 
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -130,8 +131,44 @@ static VERDICTS: LazyLock<SchemaRef> = LazyLock::new(|| {
         f("upper_limit", DataType::Float64, true),
         f("change_pct", DataType::Float64, true),
         f("severity", DataType::Utf8, false),
+        // Added with Verdict v2: older files read these as null.
+        f("pvalue", DataType::Float64, true),
+        f("kind", DataType::Utf8, true),
+        f("message", DataType::Utf8, true),
     ]);
     with_kafka(v)
+});
+
+static TRENDS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    with_kafka(vec![
+        f("series_id", DataType::Utf8, false),
+        f("metric", DataType::Utf8, false),
+        f("run_id", DataType::Utf8, false),
+        f("computed_at", ts(), false),
+        f("points", DataType::Int32, false),
+        f("class", DataType::Utf8, false),
+        f("slope", DataType::Float64, false),
+        f("r_squared", DataType::Float64, false),
+        f("theil_sen_slope", DataType::Float64, false),
+        f("mann_kendall_p", DataType::Float64, true),
+        f("total_change_pct", DataType::Float64, false),
+        f("cv", DataType::Float64, false),
+        f("confidence", DataType::Float64, false),
+        f("change_points", DataType::Int32, false),
+        f("last_change_run_id", DataType::Utf8, true),
+        f("last_change_pct", DataType::Float64, true),
+    ])
+});
+
+static BASELINES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    with_kafka(vec![
+        f("series_id", DataType::Utf8, false),
+        f("set_at", ts(), false),
+        f("run_id", DataType::Utf8, true),
+        f("metric", DataType::Utf8, true),
+        f("value", DataType::Float64, true),
+        f("reason", DataType::Utf8, true),
+    ])
 });
 
 static DLQ: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -153,6 +190,8 @@ pub fn table_schema(table: &str) -> Option<SchemaRef> {
         "samples" => SAMPLES.clone(),
         "summaries" => SUMMARIES.clone(),
         "verdicts" => VERDICTS.clone(),
+        "trends" => TRENDS.clone(),
+        "baselines" => BASELINES.clone(),
         "dlq" => DLQ.clone(),
         _ => return None,
     })

@@ -11,7 +11,7 @@ use apache_avro::{Schema, rabin::Rabin};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::error::SchemaError;
-use crate::events::{DeadLetter, RunFinished, RunStarted, RunSummary, SampleBatch, Verdict};
+use crate::events::{BaselinePin, DeadLetter, RunFinished, RunStarted, RunSummary, SampleBatch, TrendResult, Verdict};
 
 /// Marker bytes that open every single-object encoded record.
 pub const MAGIC: [u8; 2] = [0xC3, 0x01];
@@ -26,13 +26,15 @@ const CURRENT: &[(&str, &str)] = &[
     ("trackiq.RunSummary", include_str!("../avro/RunSummary.avsc")),
     ("trackiq.Verdict", include_str!("../avro/Verdict.avsc")),
     ("trackiq.DeadLetter", include_str!("../avro/DeadLetter.avsc")),
+    ("trackiq.TrendResult", include_str!("../avro/TrendResult.avsc")),
+    ("trackiq.BaselinePin", include_str!("../avro/BaselinePin.avsc")),
 ];
 
 /// Earlier versions still accepted as writer schemas.
-const HISTORY: &[(&str, &str)] = &[(
-    "trackiq.RunFinished",
-    include_str!("../avro/history/RunFinished.v1.avsc"),
-)];
+const HISTORY: &[(&str, &str)] = &[
+    ("trackiq.RunFinished", include_str!("../avro/history/RunFinished.v1.avsc")),
+    ("trackiq.Verdict", include_str!("../avro/history/Verdict.v1.avsc")),
+];
 
 /// A type that travels as one Avro record.
 pub trait Event: Serialize + DeserializeOwned {
@@ -53,6 +55,8 @@ event!(RunFinished, "trackiq.RunFinished");
 event!(RunSummary, "trackiq.RunSummary");
 event!(Verdict, "trackiq.Verdict");
 event!(DeadLetter, "trackiq.DeadLetter");
+event!(TrendResult, "trackiq.TrendResult");
+event!(BaselinePin, "trackiq.BaselinePin");
 
 /// Any event of the contract, for consumers of topics that carry several kinds.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +67,8 @@ pub enum AnyEvent {
     RunSummary(Box<RunSummary>),
     Verdict(Box<Verdict>),
     DeadLetter(DeadLetter),
+    TrendResult(Box<TrendResult>),
+    BaselinePin(BaselinePin),
 }
 
 struct Known {
@@ -122,6 +128,13 @@ impl Registry {
         self.json.get(name)
     }
 
+    /// Every schema version of a record type this build decodes, with its fingerprint.
+    pub fn writer_schemas(&self, name: &str) -> Vec<([u8; 8], &Schema)> {
+        let mut v: Vec<_> = self.by_fingerprint.iter().filter(|(_, k)| k.name == name).map(|(fp, k)| (*fp, &k.writer)).collect();
+        v.sort_by_key(|(fp, _)| *fp);
+        v
+    }
+
     /// Rabin fingerprint of the current schema of a record type.
     pub fn fingerprint(&self, name: &str) -> Option<[u8; 8]> {
         self.current.get(name).map(|(_, fp)| *fp)
@@ -159,6 +172,8 @@ impl Registry {
             "trackiq.RunSummary" => AnyEvent::RunSummary(Box::new(self.datum(known, datum)?)),
             "trackiq.Verdict" => AnyEvent::Verdict(Box::new(self.datum(known, datum)?)),
             "trackiq.DeadLetter" => AnyEvent::DeadLetter(self.datum(known, datum)?),
+            "trackiq.TrendResult" => AnyEvent::TrendResult(Box::new(self.datum(known, datum)?)),
+            "trackiq.BaselinePin" => AnyEvent::BaselinePin(self.datum(known, datum)?),
             other => return Err(SchemaError::UnknownType(other)),
         })
     }

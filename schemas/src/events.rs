@@ -243,6 +243,21 @@ pub struct MetricVerdict {
     #[serde(default)]
     pub change_pct: Option<f64>,
     pub severity: Severity,
+    /// Added in schema version 2: probability of a value at least this bad under the
+    /// baseline model, where the model has one.
+    #[serde(default)]
+    pub pvalue: Option<f64>,
+}
+
+/// A rule-based observation about a run, beyond the per-metric thresholds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub rule: String,
+    pub metric: String,
+    pub severity: Severity,
+    #[serde(default)]
+    pub value: Option<f64>,
+    pub message: String,
 }
 
 /// Regression verdict for one run (topic `verdicts`, key series_id).
@@ -254,6 +269,9 @@ pub struct Verdict {
     pub severity: Severity,
     pub summary: RunSummary,
     pub metrics: Vec<MetricVerdict>,
+    /// Added in schema version 2.
+    #[serde(default)]
+    pub findings: Vec<Finding>,
 }
 
 /// A record that could not be processed (topic `dlq`).
@@ -269,4 +287,75 @@ pub struct DeadLetter {
     pub key: Option<Vec<u8>>,
     #[serde(with = "apache_avro::serde_avro_bytes")]
     pub payload: Vec<u8>,
+}
+
+/// Trend classes of a metric over a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrendClass {
+    Stable,
+    Volatile,
+    Improving,
+    Degrading,
+}
+
+impl TrendClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrendClass::Stable => "stable",
+            TrendClass::Volatile => "volatile",
+            TrendClass::Improving => "improving",
+            TrendClass::Degrading => "degrading",
+        }
+    }
+}
+
+/// A change point found in a series' history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangePointEvent {
+    /// First run after the change.
+    pub run_id: String,
+    pub index: i32,
+    pub mean_before: f64,
+    pub mean_after: f64,
+    pub change_pct: f64,
+    pub pvalue: f64,
+}
+
+/// Trend and change points of one metric of a series (topic `trends`, key series_id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendResult {
+    pub series_id: String,
+    pub metric: String,
+    pub run_id: String,
+    pub computed_at: i64,
+    pub points: i32,
+    pub class: TrendClass,
+    pub slope: f64,
+    pub r_squared: f64,
+    pub theil_sen_slope: f64,
+    #[serde(default)]
+    pub mann_kendall_p: Option<f64>,
+    pub total_change_pct: f64,
+    pub cv: f64,
+    pub confidence: f64,
+    #[serde(default)]
+    pub change_points: Vec<ChangePointEvent>,
+}
+
+/// A run whose judged values form (part of) a pinned baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinnedRun {
+    pub run_id: String,
+    pub values: BTreeMap<String, f64>,
+}
+
+/// Pins a series' baseline (topic `baselines`, key series_id); no runs: rolling again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselinePin {
+    pub series_id: String,
+    pub runs: Vec<PinnedRun>,
+    pub set_at: i64,
+    #[serde(default)]
+    pub reason: Option<String>,
 }

@@ -89,6 +89,14 @@ fn every_event_round_trips_through_its_schema() {
             upper_limit: Some(1.65),
             change_pct: Some(33.3),
             severity: Severity::Block,
+            pvalue: Some(0.001),
+        }],
+        findings: vec![Finding {
+            rule: "consistency_regression".into(),
+            metric: "latency_ms".into(),
+            severity: Severity::Warn,
+            value: Some(2.0),
+            message: "stdev rose".into(),
         }],
     };
     let bytes = reg.encode(&verdict).unwrap();
@@ -106,6 +114,86 @@ fn every_event_round_trips_through_its_schema() {
         payload: vec![0, 255, 7],
     };
     assert_eq!(reg.decode::<DeadLetter>(&reg.encode(&dead).unwrap()).unwrap(), dead);
+
+    let trend = TrendResult {
+        series_id: "s".into(),
+        metric: "latency_ms".into(),
+        run_id: started.run_id.clone(),
+        computed_at: 1,
+        points: 10,
+        class: TrendClass::Degrading,
+        slope: 0.5,
+        r_squared: 0.9,
+        theil_sen_slope: 0.4,
+        mann_kendall_p: Some(0.01),
+        total_change_pct: 12.0,
+        cv: 0.05,
+        confidence: 0.9,
+        change_points: vec![ChangePointEvent { run_id: "r".into(), index: 4, mean_before: 1.0, mean_after: 2.0, change_pct: 100.0, pvalue: 1e-5 }],
+    };
+    assert_eq!(reg.decode::<TrendResult>(&reg.encode(&trend).unwrap()).unwrap(), trend);
+    let mut values = BTreeMap::new();
+    values.insert("latency_ms".to_string(), 2.5);
+    let pin = BaselinePin { series_id: "s".into(), runs: vec![PinnedRun { run_id: "r".into(), values }], set_at: 3, reason: Some("v2 accepted".into()) };
+    assert_eq!(reg.decode::<BaselinePin>(&reg.encode(&pin).unwrap()).unwrap(), pin);
+}
+
+#[test]
+fn version_1_verdicts_decode_without_findings_or_pvalues() {
+    // A v1 Verdict, written with the v1 schema as an old verdict processor did.
+    let current = registry().fingerprint("trackiq.Verdict").unwrap();
+    let versions = registry().writer_schemas("trackiq.Verdict");
+    assert_eq!(versions.len(), 2, "v1 and v2 are known");
+    let (fp, v1) = versions.into_iter().find(|(fp, _)| *fp != current).unwrap();
+    #[derive(serde::Serialize)]
+    struct MetricV1 {
+        metric: String,
+        direction: Direction,
+        value: f64,
+        baseline: Option<f64>,
+        baseline_count: i32,
+        model: String,
+        lower_limit: Option<f64>,
+        upper_limit: Option<f64>,
+        change_pct: Option<f64>,
+        severity: Severity,
+    }
+    #[derive(serde::Serialize)]
+    struct VerdictV1 {
+        run_id: String,
+        series_id: String,
+        evaluated_at: i64,
+        severity: Severity,
+        summary: RunSummary,
+        metrics: Vec<MetricV1>,
+    }
+    let old = VerdictV1 {
+        run_id: "0192f0c8-7a2b-7cde-8f00-0123456789ab".into(),
+        series_id: "s".into(),
+        evaluated_at: 5,
+        severity: Severity::Pass,
+        summary: summary(),
+        metrics: vec![MetricV1 {
+            metric: "latency_ms".into(),
+            direction: Direction::LowerIsBetter,
+            value: 1.0,
+            baseline: Some(1.0),
+            baseline_count: 3,
+            model: "percentage".into(),
+            lower_limit: None,
+            upper_limit: None,
+            change_pct: Some(0.0),
+            severity: Severity::Pass,
+        }],
+    };
+    let value = apache_avro::to_value(&old).unwrap().resolve(v1).unwrap();
+    let mut bytes = vec![0xC3, 0x01];
+    bytes.extend_from_slice(&fp);
+    bytes.extend(apache_avro::to_avro_datum(v1, value).unwrap());
+    let decoded = registry().decode::<Verdict>(&bytes).unwrap();
+    assert_eq!(decoded.metrics[0].pvalue, None);
+    assert!(decoded.findings.is_empty());
+    assert_eq!(decoded.summary, summary());
 }
 
 #[test]

@@ -4,13 +4,15 @@
 pub const DEFAULT_PREFIX: &str = "trackiq";
 
 /// The topics of the pipeline. Keys: run_id for `runs` and `samples`, series_id for
-/// `summaries` and `verdicts`, the original key for `dlq`.
+/// `summaries`, `verdicts`, `trends` and `baselines`, the original key for `dlq`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {
     pub runs: String,
     pub samples: String,
     pub summaries: String,
     pub verdicts: String,
+    pub trends: String,
+    pub baselines: String,
     pub dlq: String,
 }
 
@@ -21,12 +23,14 @@ impl Topics {
             samples: format!("{prefix}.samples"),
             summaries: format!("{prefix}.summaries"),
             verdicts: format!("{prefix}.verdicts"),
+            trends: format!("{prefix}.trends"),
+            baselines: format!("{prefix}.baselines"),
             dlq: format!("{prefix}.dlq"),
         }
     }
 
-    pub fn all(&self) -> [&str; 5] {
-        [&self.runs, &self.samples, &self.summaries, &self.verdicts, &self.dlq]
+    pub fn all(&self) -> [&str; 7] {
+        [&self.runs, &self.samples, &self.summaries, &self.verdicts, &self.trends, &self.baselines, &self.dlq]
     }
 
     /// Parquet table a topic is archived to.
@@ -36,6 +40,8 @@ impl Topics {
             t if t == self.samples => Some("samples"),
             t if t == self.summaries => Some("summaries"),
             t if t == self.verdicts => Some("verdicts"),
+            t if t == self.trends => Some("trends"),
+            t if t == self.baselines => Some("baselines"),
             t if t == self.dlq => Some("dlq"),
             _ => None,
         }

@@ -96,7 +96,8 @@ impl Archive {
         let rows = match &event {
             Some(AnyEvent::SampleBatch(b)) => b.samples.len(),
             Some(AnyEvent::RunSummary(s)) => s.metrics.len() + s.derived.len(),
-            Some(AnyEvent::Verdict(v)) => v.metrics.len(),
+            Some(AnyEvent::Verdict(v)) => v.metrics.len() + v.findings.len(),
+            Some(AnyEvent::BaselinePin(p)) => p.runs.iter().map(|r| r.values.len()).sum::<usize>().max(1),
             Some(_) => 1,
             None => 0,
         };

@@ -260,13 +260,14 @@ pub fn summaries(events: &[Located<'_>]) -> Result<RecordBatch, ArrowError> {
     batch("summaries", kafka.finish(cols))
 }
 
-/// Rows of the `verdicts` table: one per metric verdict.
+/// Rows of the `verdicts` table: one per metric verdict and one per finding.
 pub fn verdicts(events: &[Located<'_>]) -> Result<RecordBatch, ArrowError> {
     let mut id = Identity::default();
     let (mut evaluated_at, mut run_severity, mut metric, mut direction, mut value, mut baseline) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut baseline_count, mut model, mut lower, mut upper, mut change, mut severity) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut pvalue, mut kind, mut message) = (vec![], vec![], vec![]);
     let mut kafka = Kafka::default();
     for l in events {
         let AnyEvent::Verdict(v) = l.event else { continue };
@@ -284,6 +285,28 @@ pub fn verdicts(events: &[Located<'_>]) -> Result<RecordBatch, ArrowError> {
             upper.push(m.upper_limit);
             change.push(m.change_pct);
             severity.push(Some(m.severity.as_str().to_string()));
+            pvalue.push(m.pvalue);
+            kind.push(Some("metric".to_string()));
+            message.push(None);
+            kafka.push(l);
+        }
+        for f in &v.findings {
+            id.push(&v.run_id, Some(&v.summary.run));
+            evaluated_at.push(Some(v.evaluated_at));
+            run_severity.push(Some(v.severity.as_str().to_string()));
+            metric.push(Some(f.metric.clone()));
+            direction.push(Some(trackiq_schemas::metrics::direction_of(&f.metric).as_str().to_string()));
+            value.push(Some(f.value.unwrap_or(f64::NAN)));
+            baseline.push(None);
+            baseline_count.push(Some(0));
+            model.push(Some(format!("finding:{}", f.rule)));
+            lower.push(None);
+            upper.push(None);
+            change.push(None);
+            severity.push(Some(f.severity.as_str().to_string()));
+            pvalue.push(None);
+            kind.push(Some("finding".to_string()));
+            message.push(Some(f.message.clone()));
             kafka.push(l);
         }
     }
@@ -301,8 +324,86 @@ pub fn verdicts(events: &[Located<'_>]) -> Result<RecordBatch, ArrowError> {
         f64s(upper),
         f64s(change),
         utf8(severity),
+        f64s(pvalue),
+        utf8(kind),
+        utf8(message),
     ]);
     batch("verdicts", kafka.finish(cols))
+}
+
+/// Rows of the `trends` table: one per trend result.
+pub fn trends(events: &[Located<'_>]) -> Result<RecordBatch, ArrowError> {
+    let (mut series, mut metric, mut run_id, mut at, mut points, mut class) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut slope, mut r2, mut ts_slope, mut mk, mut total, mut cv, mut conf) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut cps, mut last_cp_run, mut last_cp_pct) = (vec![], vec![], vec![]);
+    let mut kafka = Kafka::default();
+    for l in events {
+        let AnyEvent::TrendResult(t) = l.event else { continue };
+        series.push(Some(t.series_id.clone()));
+        metric.push(Some(t.metric.clone()));
+        run_id.push(Some(t.run_id.clone()));
+        at.push(Some(t.computed_at));
+        points.push(Some(t.points));
+        class.push(Some(t.class.as_str().to_string()));
+        slope.push(Some(t.slope));
+        r2.push(Some(t.r_squared));
+        ts_slope.push(Some(t.theil_sen_slope));
+        mk.push(t.mann_kendall_p);
+        total.push(Some(t.total_change_pct));
+        cv.push(Some(t.cv));
+        conf.push(Some(t.confidence));
+        cps.push(Some(t.change_points.len() as i32));
+        last_cp_run.push(t.change_points.last().map(|c| c.run_id.clone()));
+        last_cp_pct.push(t.change_points.last().map(|c| c.change_pct));
+        kafka.push(l);
+    }
+    let cols = vec![
+        utf8(series),
+        utf8(metric),
+        utf8(run_id),
+        ts(at),
+        i32s(points),
+        utf8(class),
+        f64s(slope),
+        f64s(r2),
+        f64s(ts_slope),
+        f64s(mk),
+        f64s(total),
+        f64s(cv),
+        f64s(conf),
+        i32s(cps),
+        utf8(last_cp_run),
+        f64s(last_cp_pct),
+    ];
+    batch("trends", kafka.finish(cols))
+}
+
+/// Rows of the `baselines` table: one per pinned (run, metric); a reset is one row of nulls.
+pub fn baselines(events: &[Located<'_>]) -> Result<RecordBatch, ArrowError> {
+    let (mut series, mut at, mut run_id, mut metric, mut value, mut reason) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut kafka = Kafka::default();
+    for l in events {
+        let AnyEvent::BaselinePin(p) = l.event else { continue };
+        let mut push = |run: Option<&str>, m: Option<&str>, v: Option<f64>| {
+            series.push(Some(p.series_id.clone()));
+            at.push(Some(p.set_at));
+            run_id.push(run.map(str::to_string));
+            metric.push(m.map(str::to_string));
+            value.push(v);
+            reason.push(p.reason.clone());
+            kafka.push(l);
+        };
+        if p.runs.is_empty() {
+            push(None, None, None);
+        }
+        for r in &p.runs {
+            for (m, v) in &r.values {
+                push(Some(&r.run_id), Some(m), Some(*v));
+            }
+        }
+    }
+    let cols = vec![utf8(series), ts(at), utf8(run_id), utf8(metric), f64s(value), utf8(reason)];
+    batch("baselines", kafka.finish(cols))
 }
 
 /// Rows of the `dlq` table: one per dead letter.
@@ -340,6 +441,8 @@ pub fn table_batch(table: &str, events: &[Located<'_>]) -> Result<RecordBatch, A
         "samples" => samples(events),
         "summaries" => summaries(events),
         "verdicts" => verdicts(events),
+        "trends" => trends(events),
+        "baselines" => baselines(events),
         "dlq" => dead_letters(events),
         other => Err(ArrowError::InvalidArgumentError(format!("unknown table {other}"))),
     }

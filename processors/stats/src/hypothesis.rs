@@ -109,6 +109,16 @@ pub fn f_test(x: &[f64], y: &[f64]) -> Option<TestResult> {
     Some(TestResult { statistic: f, pvalue: p.min(1.0) })
 }
 
+/// One-sided F-test that a variance rose: P(F ≥ s² / s_base²) with (n − 1, dof_base)
+/// degrees of freedom, from summary statistics alone.
+pub fn variance_increase_pvalue(stdev: f64, count: i64, base_stdev: f64, base_dof: f64) -> Option<f64> {
+    if count < 2 || base_stdev <= 0.0 || base_dof < 1.0 {
+        return None;
+    }
+    let ratio = (stdev * stdev) / (base_stdev * base_stdev);
+    Some(FisherSnedecor::new((count - 1) as f64, base_dof).ok()?.sf(ratio))
+}
+
 /// Brown-Forsythe test of equal variances (Levene's test centred on the median).
 pub fn brown_forsythe(x: &[f64], y: &[f64]) -> Option<TestResult> {
     if x.len() < 2 || y.len() < 2 {

@@ -22,4 +22,4 @@ pub mod threshold;
 pub mod trend;
 
 pub use summary::{Summary, histogram, mean_stdev, percentile_sorted, summarize};
-pub use threshold::{Judgement, PercentageModel, judge_percentage};
+pub use threshold::{Judgement, ModelKind, ModelSpec, PercentageModel, judge, judge_percentage};

@@ -2,6 +2,7 @@
 
 use trackiq_schemas::{Direction, Severity};
 
+use crate::models::{Limits, Model, Side};
 use crate::summary::mean_stdev;
 
 /// The seed's percentage model: compare with the baseline mean; beyond `warn_pct` in the bad
@@ -32,12 +33,14 @@ pub struct Judgement {
     pub upper_limit: Option<f64>,
     /// (value - baseline) / |baseline| × 100.
     pub change_pct: Option<f64>,
+    /// Probability of a value at least this bad under the model, for distribution models.
+    pub pvalue: Option<f64>,
 }
 
 /// Judges `value` against the `baseline` window with the percentage model.
 pub fn judge_percentage(value: f64, baseline: &[f64], direction: Direction, model: &PercentageModel) -> Judgement {
     if baseline.is_empty() {
-        return Judgement { severity: Severity::InsufficientData, baseline: None, lower_limit: None, upper_limit: None, change_pct: None };
+        return Judgement { severity: Severity::InsufficientData, baseline: None, lower_limit: None, upper_limit: None, change_pct: None, pvalue: None };
     }
     let (mean, _) = mean_stdev(baseline);
     let band = mean.abs() * model.warn_pct / 100.0;
@@ -50,7 +53,7 @@ pub fn judge_percentage(value: f64, baseline: &[f64], direction: Direction, mode
         f64::INFINITY.copysign(value)
     };
     if baseline.len() < model.min_samples {
-        return Judgement { severity: Severity::InsufficientData, baseline: Some(mean), lower_limit: lower, upper_limit: upper, change_pct: Some(change) };
+        return Judgement { severity: Severity::InsufficientData, baseline: Some(mean), lower_limit: lower, upper_limit: upper, change_pct: Some(change), pvalue: None };
     }
     // Positive `worse` means the value moved in the bad direction.
     let worse = match direction {
@@ -66,7 +69,159 @@ pub fn judge_percentage(value: f64, baseline: &[f64], direction: Direction, mode
     } else {
         Severity::Pass
     };
-    Judgement { severity, baseline: Some(mean), lower_limit: lower, upper_limit: upper, change_pct: change.is_finite().then_some(change) }
+    Judgement { severity, baseline: Some(mean), lower_limit: lower, upper_limit: upper, change_pct: change.is_finite().then_some(change), pvalue: None }
+}
+
+/// Which threshold model judges a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// `warn`/`block` are percentages of the baseline mean (the seed's model).
+    Percentage,
+    /// `warn`/`block` are absolute limits on the bad side.
+    Static,
+    /// `warn`/`block` are cumulative probabilities of a normal fit (0.977 ≈ 2σ).
+    ZScore,
+    /// Cumulative probabilities of a Student t fit with n−1 degrees of freedom.
+    TTest,
+    /// Cumulative probabilities of a log-normal fit.
+    LogNormal,
+    /// Multipliers of the interquartile range around the median.
+    Iqr,
+    /// Multipliers of the IQR of adjacent relative changes, scaled by the median.
+    DeltaIqr,
+}
+
+impl ModelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Percentage => "percentage",
+            ModelKind::Static => "static",
+            ModelKind::ZScore => "z_score",
+            ModelKind::TTest => "t_test",
+            ModelKind::LogNormal => "log_normal",
+            ModelKind::Iqr => "iqr",
+            ModelKind::DeltaIqr => "delta_iqr",
+        }
+    }
+}
+
+/// A model with its warn and block boundaries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelSpec {
+    pub kind: ModelKind,
+    pub warn: f64,
+    pub block: f64,
+    /// Fewer baseline values give `insufficient_data`.
+    pub min_samples: usize,
+}
+
+impl ModelSpec {
+    fn model(&self, boundary: f64, direction: Direction) -> Model {
+        let (b, n) = (Some(boundary), None);
+        match self.kind {
+            // Static limits only exist on the bad side.
+            ModelKind::Static => match direction {
+                Direction::LowerIsBetter => Model::Static { lower: n, upper: b },
+                Direction::HigherIsBetter => Model::Static { lower: b, upper: n },
+            },
+            ModelKind::Percentage => Model::Percentage { lower: b.map(|p| p / 100.0), upper: b.map(|p| p / 100.0) },
+            ModelKind::ZScore => Model::ZScore { lower: b, upper: b },
+            ModelKind::TTest => Model::TTest { lower: b, upper: b },
+            ModelKind::LogNormal => Model::LogNormal { lower: b, upper: b },
+            ModelKind::Iqr => Model::Iqr { lower: b, upper: b },
+            ModelKind::DeltaIqr => Model::DeltaIqr { lower: b, upper: b },
+        }
+    }
+}
+
+/// Judges `value` against `history` with any model: beyond the block limit on the bad side
+/// blocks, beyond the warn limit warns, beyond the warn limit on the good side improves.
+/// Reports the warn limits, the change against the model's baseline, and for distribution
+/// models the probability of a value at least this bad.
+pub fn judge(value: f64, history: &[f64], direction: Direction, spec: &ModelSpec) -> Judgement {
+    if spec.kind == ModelKind::Percentage {
+        let model = PercentageModel { warn_pct: spec.warn, block_pct: spec.block, min_samples: spec.min_samples };
+        return Judgement { pvalue: None, ..judge_percentage(value, history, direction, &model) };
+    }
+    let mean = (!history.is_empty()).then(|| mean_stdev(history).0);
+    let insufficient = |baseline: Option<f64>| Judgement {
+        severity: Severity::InsufficientData,
+        baseline,
+        lower_limit: None,
+        upper_limit: None,
+        change_pct: baseline.and_then(|b| change(value, b)),
+        pvalue: None,
+    };
+    let (warn, block) = match (spec.model(spec.warn, direction).limits(history, spec.min_samples), spec.model(spec.block, direction).limits(history, spec.min_samples)) {
+        (Ok(w), Ok(b)) => (w, b),
+        _ => return insufficient(mean),
+    };
+    let bad = |l: &Limits| match direction {
+        Direction::LowerIsBetter => l.outlier(value) == Some(Side::Upper),
+        Direction::HigherIsBetter => l.outlier(value) == Some(Side::Lower),
+    };
+    let good = match direction {
+        Direction::LowerIsBetter => warn.outlier(value) == Some(Side::Lower),
+        Direction::HigherIsBetter => warn.outlier(value) == Some(Side::Upper),
+    };
+    let severity = if bad(&block) {
+        Severity::Block
+    } else if bad(&warn) {
+        Severity::Warn
+    } else if good && spec.kind != ModelKind::Static {
+        Severity::Improved
+    } else {
+        Severity::Pass
+    };
+    let baseline = warn.baseline.or(mean);
+    Judgement {
+        severity,
+        baseline,
+        lower_limit: warn.lower,
+        upper_limit: warn.upper,
+        change_pct: baseline.and_then(|b| change(value, b)),
+        pvalue: tail_probability(value, history, direction, spec.kind),
+    }
+}
+
+fn change(value: f64, baseline: f64) -> Option<f64> {
+    (baseline != 0.0).then(|| (value - baseline) / baseline.abs() * 100.0)
+}
+
+/// P(X at least as bad as `value`) under the model's fit of `history`.
+fn tail_probability(value: f64, history: &[f64], direction: Direction, kind: ModelKind) -> Option<f64> {
+    use statrs::distribution::{ContinuousCDF, LogNormal, Normal, StudentsT};
+    let n = history.len() as f64;
+    let pstd = |x: &[f64]| {
+        let (m, _) = mean_stdev(x);
+        (m, (x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / x.len() as f64).sqrt())
+    };
+    let (cdf, sf) = match kind {
+        ModelKind::ZScore => {
+            let (m, s) = pstd(history);
+            let d = Normal::new(m, s).ok()?;
+            (d.cdf(value), d.sf(value))
+        }
+        ModelKind::TTest => {
+            let (m, s) = pstd(history);
+            let d = StudentsT::new(m, s, n - 1.0).ok()?;
+            (d.cdf(value), d.sf(value))
+        }
+        ModelKind::LogNormal => {
+            if value <= 0.0 || history.iter().any(|&x| x <= 0.0) {
+                return None;
+            }
+            let logs: Vec<f64> = history.iter().map(|x| x.ln()).collect();
+            let (m, s) = pstd(&logs);
+            let d = LogNormal::new(m, s).ok()?;
+            (d.cdf(value), d.sf(value))
+        }
+        _ => return None,
+    };
+    Some(match direction {
+        Direction::LowerIsBetter => sf,
+        Direction::HigherIsBetter => cdf,
+    })
 }
 
 #[cfg(test)]
@@ -114,5 +269,23 @@ mod tests {
         assert_eq!(j.change_pct, None);
         let j = judge_percentage(0.0, &[0.0, 0.0, 0.0], Direction::LowerIsBetter, &PercentageModel::default());
         assert_eq!(j.severity, Severity::Pass);
+    }
+
+    #[test]
+    fn distribution_models_warn_block_and_report_a_tail_probability() {
+        let h = [10.2, 9.8, 10.5, 10.1, 9.9, 10.4, 10.0, 10.3];
+        let spec = ModelSpec { kind: ModelKind::TTest, warn: 0.95, block: 0.99, min_samples: 3 };
+        assert_eq!(judge(10.2, &h, Direction::LowerIsBetter, &spec).severity, Severity::Pass);
+        let j = judge(11.5, &h, Direction::LowerIsBetter, &spec);
+        assert_eq!(j.severity, Severity::Block);
+        assert!(j.pvalue.unwrap() < 0.01, "{j:?}");
+        assert_eq!(judge(9.0, &h, Direction::LowerIsBetter, &spec).severity, Severity::Improved);
+        assert_eq!(judge(9.0, &h, Direction::HigherIsBetter, &spec).severity, Severity::Block);
+        let iqr = ModelSpec { kind: ModelKind::Iqr, warn: 1.5, block: 3.0, min_samples: 3 };
+        assert_eq!(judge(10.8, &h, Direction::LowerIsBetter, &iqr).severity, Severity::Warn);
+        let st = ModelSpec { kind: ModelKind::Static, warn: 12.0, block: 15.0, min_samples: 0 };
+        assert_eq!(judge(13.0, &[], Direction::LowerIsBetter, &st).severity, Severity::Warn);
+        assert_eq!(judge(1.0, &[], Direction::LowerIsBetter, &st).severity, Severity::Pass);
+        assert_eq!(judge(10.0, &h[..2], Direction::LowerIsBetter, &spec).severity, Severity::InsufficientData);
     }
 }

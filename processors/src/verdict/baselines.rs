@@ -1,0 +1,215 @@
+//! Per-series state and judging: rolling or pinned baselines, threshold models, findings,
+//! trends and change points. Kafka-free; a verdict costs O(window).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use trackiq_schemas::{
+    BaselinePin, ChangePointEvent, Finding, MetricVerdict, RunStatus, RunSummary, Severity, TrendClass, TrendResult, Verdict,
+};
+use trackiq_stats::changepoint::{ChangePointParams, change_points};
+use trackiq_stats::trend::{self, classify};
+
+use super::config::VerdictConfig;
+use super::findings;
+
+const DAY_US: i64 = 86_400_000_000;
+
+/// One run's figure of one metric, as kept in a series' history.
+#[derive(Debug, Clone)]
+struct Entry {
+    started: i64,
+    run_id: String,
+    value: f64,
+    stdev: Option<f64>,
+    count: i64,
+    /// Judged warn or block: kept for trends but out of the rolling baseline, so a regression
+    /// never becomes the baseline silently (pin a new baseline to accept it).
+    flagged: bool,
+}
+
+#[derive(Default)]
+struct Series {
+    metrics: HashMap<String, VecDeque<Entry>>,
+    judged: HashSet<String>,
+    /// metric -> pinned values, when the baseline is pinned.
+    pinned: Option<HashMap<String, Vec<f64>>>,
+}
+
+/// A judged figure of a summary: each metric's mean (with its spread) and each derived figure.
+pub struct Figure {
+    pub metric: String,
+    pub value: f64,
+    pub stdev: Option<f64>,
+    pub count: i64,
+}
+
+/// The figures of a summary that are judged.
+pub fn figures(s: &RunSummary) -> Vec<Figure> {
+    s.metrics
+        .iter()
+        .map(|m| Figure { metric: m.metric.clone(), value: m.mean, stdev: m.stdev, count: m.count })
+        .chain(s.derived.iter().map(|d| Figure { metric: d.name.clone(), value: d.value, stdev: None, count: 1 }))
+        .collect()
+}
+
+/// Baselines of every series.
+pub struct Baselines {
+    config: VerdictConfig,
+    series: HashMap<String, Series>,
+}
+
+/// Baseline statistics a finding rule may compare against.
+pub struct BaselineSpread {
+    /// Mean of the baseline runs' standard deviations.
+    pub stdev: f64,
+    /// Σ(count − 1) over those runs: degrees of freedom of the pooled variance.
+    pub dof: f64,
+}
+
+impl Baselines {
+    pub fn new(config: VerdictConfig) -> Self {
+        Baselines { config, series: HashMap::new() }
+    }
+
+    /// Applies a pin (or, with no runs, a return to the rolling baseline).
+    pub fn pin(&mut self, pin: &BaselinePin) {
+        let series = self.series.entry(pin.series_id.clone()).or_default();
+        if pin.runs.is_empty() {
+            series.pinned = None;
+            return;
+        }
+        let mut values: HashMap<String, Vec<f64>> = HashMap::new();
+        for r in &pin.runs {
+            for (m, v) in &r.values {
+                values.entry(m.clone()).or_default().push(*v);
+            }
+        }
+        series.pinned = Some(values);
+    }
+
+    /// Judges a summary, adds it to its series, and recomputes the series' trends. `None` when
+    /// this run was already judged (an at-least-once duplicate).
+    pub fn judge(&mut self, s: &RunSummary, now_us: i64) -> Option<(Verdict, Vec<TrendResult>)> {
+        let cfg = &self.config;
+        let series_id = s.run.series_id.clone();
+        let series = self.series.entry(series_id.clone()).or_default();
+        if !series.judged.insert(s.run.run_id.clone()) {
+            return None;
+        }
+        let started = s.run.timestamp;
+        let oldest = (cfg.window_days > 0).then(|| started - cfg.window_days as i64 * DAY_US);
+        let mut metrics = Vec::new();
+        let mut findings = Vec::new();
+        for f in figures(s) {
+            let history: Vec<&Entry> = series
+                .metrics
+                .get(&f.metric)
+                .map(|h| h.iter().filter(|e| e.started < started && !e.flagged && oldest.is_none_or(|o| e.started >= o)).collect())
+                .unwrap_or_default();
+            let history: Vec<&Entry> = history[history.len().saturating_sub(cfg.window)..].to_vec();
+            let (values, model_note): (Vec<f64>, &str) = match series.pinned.as_ref().and_then(|p| p.get(&f.metric)) {
+                Some(pinned) => (pinned.clone(), "pinned"),
+                None => (history.iter().map(|e| e.value).collect(), ""),
+            };
+            let direction = cfg.direction_of(&f.metric);
+            let spec = cfg.spec_for(&f.metric, &series_id);
+            let j = trackiq_stats::judge(f.value, &values, direction, &spec);
+            let model = if model_note.is_empty() { spec.kind.name().to_string() } else { format!("{} ({model_note})", spec.kind.name()) };
+            metrics.push(MetricVerdict {
+                metric: f.metric.clone(),
+                direction,
+                value: f.value,
+                baseline: j.baseline,
+                baseline_count: values.len() as i32,
+                model,
+                lower_limit: j.lower_limit,
+                upper_limit: j.upper_limit,
+                change_pct: j.change_pct,
+                severity: j.severity,
+                pvalue: j.pvalue,
+            });
+            let spread: Vec<&Entry> = history.iter().copied().filter(|e| e.stdev.is_some() && e.count >= 2).collect();
+            if !spread.is_empty() {
+                let base = BaselineSpread {
+                    stdev: spread.iter().map(|e| e.stdev.unwrap_or_default()).sum::<f64>() / spread.len() as f64,
+                    dof: spread.iter().map(|e| (e.count - 1) as f64).sum(),
+                };
+                findings.extend(findings::consistency(&cfg.findings, &f, &base));
+            }
+        }
+        findings.extend(findings::from_summary(&cfg.findings, s));
+        let severity = metrics
+            .iter()
+            .map(|m| m.severity)
+            .chain(findings.iter().map(|f| f.severity))
+            .max_by_key(|s| s.rank())
+            .unwrap_or(Severity::InsufficientData);
+
+        // Only completed runs enter the history: a failed run says nothing about performance.
+        let mut trends = Vec::new();
+        if s.status == RunStatus::Completed {
+            let cap = cfg.window.max(cfg.trends.window);
+            for (f, m) in figures(s).into_iter().zip(&metrics) {
+                let h = series.metrics.entry(f.metric.clone()).or_default();
+                let at = h.partition_point(|e| e.started <= started);
+                let flagged = matches!(m.severity, Severity::Warn | Severity::Block);
+                h.insert(at, Entry { started, run_id: s.run.run_id.clone(), value: f.value, stdev: f.stdev, count: f.count, flagged });
+                while h.len() > cap {
+                    h.pop_front();
+                }
+                if let Some(t) = trend_of(cfg, &series_id, &f.metric, h, now_us) {
+                    trends.push(t);
+                }
+            }
+        }
+        let verdict = Verdict { run_id: s.run.run_id.clone(), series_id, evaluated_at: now_us, severity, summary: s.clone(), metrics, findings };
+        Some((verdict, trends))
+    }
+}
+
+fn trend_of(cfg: &VerdictConfig, series_id: &str, metric: &str, h: &VecDeque<Entry>, now_us: i64) -> Option<TrendResult> {
+    let window: Vec<&Entry> = h.iter().skip(h.len().saturating_sub(cfg.trends.window)).collect();
+    if window.len() < cfg.trends.min_points.max(2) {
+        return None;
+    }
+    let values: Vec<f64> = window.iter().map(|e| e.value).collect();
+    let t = classify(&values, cfg.direction_of(metric))?;
+    let params = ChangePointParams { window_len: cfg.trends.window_len.max(2), max_pvalue: cfg.trends.max_pvalue, min_magnitude: cfg.trends.min_magnitude };
+    let cps = change_points(&values, &params)
+        .into_iter()
+        .map(|c| ChangePointEvent {
+            run_id: window[c.index].run_id.clone(),
+            index: c.index as i32,
+            mean_before: c.stats.mean_before,
+            mean_after: c.stats.mean_after,
+            change_pct: c.stats.forward_change() * 100.0,
+            pvalue: c.stats.pvalue,
+        })
+        .collect();
+    Some(TrendResult {
+        series_id: series_id.to_string(),
+        metric: metric.to_string(),
+        run_id: window.last()?.run_id.clone(),
+        computed_at: now_us,
+        points: values.len() as i32,
+        class: match t.class {
+            trend::TrendClass::Stable => TrendClass::Stable,
+            trend::TrendClass::Volatile => TrendClass::Volatile,
+            trend::TrendClass::Improving => TrendClass::Improving,
+            trend::TrendClass::Degrading => TrendClass::Degrading,
+        },
+        slope: t.ols.slope,
+        r_squared: t.ols.r_squared,
+        theil_sen_slope: t.theil_sen_slope,
+        mann_kendall_p: t.mann_kendall_p,
+        total_change_pct: t.total_change_pct,
+        cv: t.cv,
+        confidence: t.confidence,
+        change_points: cps,
+    })
+}
+
+/// Findings need the verdict's types only.
+pub(super) fn finding(rule: &str, metric: &str, value: f64, message: String) -> Finding {
+    Finding { rule: rule.into(), metric: metric.into(), severity: Severity::Warn, value: Some(value), message }
+}

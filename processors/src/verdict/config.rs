@@ -1,0 +1,172 @@
+//! Verdict settings: baseline window, threshold models per metric and series, metric
+//! directions, finding rules and trend analysis.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use trackiq_schemas::Direction;
+use trackiq_stats::{ModelKind, ModelSpec};
+
+/// Verdict settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerdictConfig {
+    /// Consumer group of the verdict processor.
+    pub group: String,
+    /// Rolling baseline: the last this-many completed, unflagged runs of the series.
+    pub window: usize,
+    /// Rolling baseline: only runs that started at most this many days before the judged
+    /// run (0: no age limit).
+    pub window_days: u64,
+    /// Fewer baseline runs than this give `insufficient_data`.
+    pub min_baseline: usize,
+    /// Default model (percentage): change in the bad direction above this percentage warns.
+    pub warn_pct: f64,
+    /// Default model (percentage): change in the bad direction above this percentage blocks.
+    pub block_pct: f64,
+    /// Models for chosen metrics and series; the first matching rule wins.
+    pub rules: Vec<ModelRule>,
+    /// Direction of metrics whose name does not say it, e.g. `{ "queue_depth" = "lower_is_better" }`.
+    pub directions: BTreeMap<String, Direction>,
+    /// Rules that add findings to a verdict.
+    pub findings: FindingsConfig,
+    /// Trend and change-point analysis of each series.
+    pub trends: TrendConfig,
+}
+
+/// A threshold model for the metrics (and series) it matches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRule {
+    /// Metric name; a trailing `*` matches a prefix. Absent: every metric.
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// Series id. Absent: every series.
+    #[serde(default)]
+    pub series: Option<String>,
+    /// percentage | static | z_score | t_test | log_normal | iqr | delta_iqr
+    pub model: ModelName,
+    /// Warn boundary: percent (percentage), absolute limit (static), cumulative probability
+    /// (z_score, t_test, log_normal) or IQR multiplier (iqr, delta_iqr).
+    pub warn: f64,
+    /// Block boundary, in the same unit as `warn`.
+    pub block: f64,
+    /// Minimum baseline runs for this rule (default: `min_baseline`).
+    #[serde(default)]
+    pub min_samples: Option<usize>,
+}
+
+/// Names of the threshold models in configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelName {
+    Percentage,
+    Static,
+    ZScore,
+    TTest,
+    LogNormal,
+    Iqr,
+    DeltaIqr,
+}
+
+impl From<ModelName> for ModelKind {
+    fn from(m: ModelName) -> Self {
+        match m {
+            ModelName::Percentage => ModelKind::Percentage,
+            ModelName::Static => ModelKind::Static,
+            ModelName::ZScore => ModelKind::ZScore,
+            ModelName::TTest => ModelKind::TTest,
+            ModelName::LogNormal => ModelKind::LogNormal,
+            ModelName::Iqr => ModelKind::Iqr,
+            ModelName::DeltaIqr => ModelKind::DeltaIqr,
+        }
+    }
+}
+
+/// Finding rules (the seed's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FindingsConfig {
+    /// A standard deviation this many percent above the baseline's is a consistency
+    /// regression, when a variance test confirms it.
+    pub stdev_increase_pct: f64,
+    /// Significance of the (one-sided F) variance test confirming a consistency regression.
+    pub variance_test_pvalue: f64,
+    /// All-reduce p99 above this multiple of p50 is a tail-latency finding.
+    pub allreduce_tail_ratio: f64,
+    /// Scaling efficiency below this percentage is a finding.
+    pub min_scaling_efficiency_pct: f64,
+}
+
+impl Default for FindingsConfig {
+    fn default() -> Self {
+        FindingsConfig { stdev_increase_pct: 25.0, variance_test_pvalue: 0.05, allreduce_tail_ratio: 1.3, min_scaling_efficiency_pct: 90.0 }
+    }
+}
+
+/// Trend and change-point analysis, recomputed for a series when it gets a summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrendConfig {
+    /// Runs analysed: the latest this many of the series.
+    pub window: usize,
+    /// No trend below this many runs.
+    pub min_points: usize,
+    /// Change points: E-divisive window length.
+    pub window_len: usize,
+    /// Change points: significance.
+    pub max_pvalue: f64,
+    /// Change points: smallest relative change kept.
+    pub min_magnitude: f64,
+}
+
+impl Default for TrendConfig {
+    fn default() -> Self {
+        TrendConfig { window: 100, min_points: 5, window_len: 30, max_pvalue: 0.001, min_magnitude: 0.0 }
+    }
+}
+
+impl Default for VerdictConfig {
+    fn default() -> Self {
+        VerdictConfig {
+            group: "trackiq-verdict".into(),
+            window: 10,
+            window_days: 0,
+            min_baseline: 3,
+            warn_pct: 5.0,
+            block_pct: 10.0,
+            rules: Vec::new(),
+            directions: BTreeMap::new(),
+            findings: FindingsConfig::default(),
+            trends: TrendConfig::default(),
+        }
+    }
+}
+
+impl ModelRule {
+    fn matches(&self, metric: &str, series: &str) -> bool {
+        let metric_ok = match self.metric.as_deref() {
+            None => true,
+            Some(p) => match p.strip_suffix('*') {
+                Some(prefix) => metric.starts_with(prefix),
+                None => p == metric,
+            },
+        };
+        metric_ok && self.series.as_deref().is_none_or(|s| s == series)
+    }
+}
+
+impl VerdictConfig {
+    /// The model that judges `metric` of `series`.
+    pub fn spec_for(&self, metric: &str, series: &str) -> ModelSpec {
+        match self.rules.iter().find(|r| r.matches(metric, series)) {
+            Some(r) => ModelSpec { kind: r.model.into(), warn: r.warn, block: r.block, min_samples: r.min_samples.unwrap_or(self.min_baseline) },
+            None => ModelSpec { kind: ModelKind::Percentage, warn: self.warn_pct, block: self.block_pct, min_samples: self.min_baseline },
+        }
+    }
+
+    /// Direction of a metric: configured, else by name.
+    pub fn direction_of(&self, metric: &str) -> Direction {
+        self.directions.get(metric).copied().unwrap_or_else(|| trackiq_schemas::metrics::direction_of(metric))
+    }
+}

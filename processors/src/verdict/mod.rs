@@ -1,0 +1,211 @@
+//! Verdict: each [`RunSummary`] judged against the baseline of its series, with findings,
+//! and the series' trends and change points recomputed.
+//!
+//! The state is a function of the summaries and baselines topics alone, read in partition
+//! order (all events of a series share a partition, keyed by series_id). At start-up the
+//! processor re-reads those topics up to its group's committed offsets to rebuild the state
+//! without emitting, then goes on from there; so verdicts never depend on how far the
+//! archiver has got, and replaying the log gives the same verdicts.
+
+pub mod baselines;
+pub mod config;
+pub mod findings;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tracing::{info, warn};
+use trackiq_infra::bus::{Next, OffsetStore, send};
+use trackiq_infra::{Bus, InfraError, Shutdown};
+use trackiq_schemas::{AnyEvent, registry};
+
+pub use baselines::Baselines;
+pub use config::VerdictConfig;
+
+use crate::error::ProcessorError;
+
+/// Re-reads `topics` up to the group's committed offsets, feeding every event to `apply`.
+fn replay_committed(bus: &Bus, group: &str, topics: &[&str], mut apply: impl FnMut(AnyEvent)) -> Result<usize, ProcessorError> {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", bus.config().bootstrap()).set("group.id", group).set("enable.auto.commit", "false");
+    for (k, v) in &bus.config().options {
+        cc.set(k, v);
+    }
+    let consumer: BaseConsumer = cc.create().map_err(InfraError::kafka("creating the verdict bootstrap consumer"))?;
+    let timeout = Duration::from_secs(10);
+    let mut tpl = TopicPartitionList::new();
+    for topic in topics {
+        let md = consumer.fetch_metadata(Some(topic), timeout).map_err(InfraError::kafka(format!("reading {topic} metadata")))?;
+        for p in md.topics().iter().flat_map(|t| t.partitions()) {
+            tpl.add_partition(topic, p.id());
+        }
+    }
+    let committed = consumer.committed_offsets(tpl, timeout).map_err(InfraError::kafka("reading committed offsets"))?;
+    let mut targets: HashMap<(String, i32), i64> = HashMap::new();
+    let mut assign = TopicPartitionList::new();
+    for e in committed.elements() {
+        if let Offset::Offset(o) = e.offset()
+            && o > 0
+        {
+            targets.insert((e.topic().to_string(), e.partition()), o);
+            assign.add_partition_offset(e.topic(), e.partition(), Offset::Beginning).map_err(InfraError::kafka("assigning"))?;
+        }
+    }
+    if targets.is_empty() {
+        return Ok(0);
+    }
+    consumer.assign(&assign).map_err(InfraError::kafka("assigning partitions to re-read"))?;
+    let mut read = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while !targets.is_empty() && std::time::Instant::now() < deadline {
+        let Some(msg) = consumer.poll(Duration::from_millis(500)) else { continue };
+        let msg = msg.map_err(InfraError::kafka("re-reading committed events"))?;
+        let key = (msg.topic().to_string(), msg.partition());
+        let Some(&target) = targets.get(&key) else { continue };
+        if msg.offset() < target
+            && let Ok(event) = registry().decode_any(msg.payload().unwrap_or_default())
+        {
+            apply(event);
+            read += 1;
+        }
+        if msg.offset() + 1 >= target {
+            targets.remove(&key);
+        }
+    }
+    if !targets.is_empty() {
+        warn!(?targets, "verdict bootstrap did not reach the committed offsets of every partition");
+    }
+    Ok(read)
+}
+
+/// Runs the verdict processor until `shutdown`.
+pub async fn run(config: VerdictConfig, bus: Bus, mut shutdown: Shutdown) -> Result<(), ProcessorError> {
+    let topics = bus.topics().clone();
+    let (mut baselines, rebuilt) = {
+        let (bus, config, topics) = (bus.clone(), config.clone(), topics.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut b = Baselines::new(config.clone());
+            let n = replay_committed(&bus, &config.group, &[&topics.summaries, &topics.baselines], |e| match e {
+                AnyEvent::RunSummary(s) => {
+                    b.judge(&s, 0);
+                }
+                AnyEvent::BaselinePin(p) => b.pin(&p),
+                _ => {}
+            })?;
+            Ok::<_, ProcessorError>((b, n))
+        })
+        .await
+        .expect("bootstrap task")?
+    };
+    let consumer: StreamConsumer = bus.consumer(&config.group, &[&topics.summaries, &topics.baselines])?;
+    let producer = bus.producer()?;
+    let mut offsets = OffsetStore::default();
+    info!(rebuilt_from = rebuilt, "verdict processor started");
+    loop {
+        let record = match bus.next(&consumer, &config.group, &mut shutdown, Duration::from_secs(1)).await {
+            Next::Stop => break,
+            Next::Idle => continue,
+            Next::Record(r) => r,
+        };
+        match registry().decode_any(&record.payload) {
+            Ok(AnyEvent::RunSummary(summary)) => {
+                if let Some((verdict, trends)) = baselines.judge(&summary, trackiq_schemas::now_us()) {
+                    let key = verdict.series_id.clone();
+                    send(&producer, &topics.verdicts, key.as_bytes(), &registry().encode(&verdict)?).await?;
+                    for t in &trends {
+                        send(&producer, &topics.trends, key.as_bytes(), &registry().encode(t)?).await?;
+                    }
+                    info!(run_id = %verdict.run_id, severity = verdict.severity.as_str(), findings = verdict.findings.len(), "published verdict");
+                }
+            }
+            Ok(AnyEvent::BaselinePin(pin)) => {
+                info!(series = %pin.series_id, runs = pin.runs.len(), "baseline pinned");
+                baselines.pin(&pin);
+            }
+            Ok(_) => bus.dead_letter(&producer, &record, "verdict", "not a RunSummary or BaselinePin").await?,
+            Err(e) => bus.dead_letter(&producer, &record, "verdict", &e.to_string()).await?,
+        }
+        offsets.store(&consumer, &record.topic, record.partition, record.offset)?;
+    }
+    offsets.commit(&consumer);
+    info!("verdict processor stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use trackiq_schemas::{DerivedMetric, Direction, MetricSummary, Platform, RunStarted, VersionInfo, Workload};
+
+    use super::*;
+    use trackiq_schemas::{RunStatus, RunSummary, Severity};
+
+    fn summary(id: &str, started: i64, latency: f64, status: RunStatus) -> RunSummary {
+        let m = MetricSummary {
+            metric: "latency_ms".into(), unit: "ms".into(), count: 1, mean: latency, stdev: None,
+            min: latency, p50: latency, p90: latency, p95: latency, p99: latency, max: latency, histogram: None,
+        };
+        RunSummary {
+            run: RunStarted {
+                run_id: id.into(), tool: "t".into(), tool_version: "0".into(), timestamp: started,
+                platform: Platform::default(), workload: Workload::default(), version: VersionInfo::default(),
+                labels: BTreeMap::new(), series_id: "s".into(),
+            },
+            status, ended_at: started + 1, sample_count: 1, expected_sample_count: Some(1), error: None,
+            metrics: vec![m],
+            derived: vec![DerivedMetric { name: "throughput_per_sec".into(), value: 1000.0 / latency, unit: "1/s".into() }],
+        }
+    }
+
+    #[test]
+    fn regression_blocks_after_enough_baseline() {
+        let mut b = Baselines::new(VerdictConfig::default());
+        let sev = |b: &mut Baselines, id: &str, t: i64, v: f64| b.judge(&summary(id, t, v, RunStatus::Completed), 0).unwrap().0.severity;
+        assert_eq!(sev(&mut b, "a", 1, 10.0), Severity::InsufficientData);
+        assert_eq!(sev(&mut b, "b", 2, 10.2), Severity::InsufficientData);
+        assert_eq!(sev(&mut b, "c", 3, 9.8), Severity::InsufficientData);
+        assert_eq!(sev(&mut b, "d", 4, 10.1), Severity::Pass);
+        let v = b.judge(&summary("e", 5, 13.0, RunStatus::Completed), 0).unwrap().0;
+        assert_eq!(v.severity, Severity::Block);
+        let lat = v.metrics.iter().find(|m| m.metric == "latency_ms").unwrap();
+        assert_eq!(lat.baseline_count, 4);
+        assert!((lat.baseline.unwrap() - 10.025).abs() < 1e-12);
+        let thr = v.metrics.iter().find(|m| m.metric == "throughput_per_sec").unwrap();
+        assert_eq!((thr.direction, thr.severity), (Direction::HigherIsBetter, Severity::Block));
+    }
+
+    #[test]
+    fn duplicates_are_not_judged_twice_and_failed_runs_do_not_enter_the_baseline() {
+        let mut b = Baselines::new(VerdictConfig::default());
+        let s = summary("a", 1, 10.0, RunStatus::Completed);
+        assert!(b.judge(&s, 0).is_some());
+        assert!(b.judge(&s, 0).is_none());
+        b.judge(&summary("f", 2, 99.0, RunStatus::Failed), 0).unwrap();
+        let v = b.judge(&summary("g", 3, 10.0, RunStatus::Completed), 0).unwrap().0;
+        assert_eq!(v.metrics[0].baseline, Some(10.0), "the failed run's 99 ms is not baseline");
+    }
+
+    #[test]
+    fn a_late_summary_is_judged_against_runs_that_started_before_it() {
+        let mut b = Baselines::new(VerdictConfig { min_baseline: 1, ..Default::default() });
+        b.judge(&summary("second", 20, 12.0, RunStatus::Completed), 0);
+        let v = b.judge(&summary("first", 10, 10.0, RunStatus::Completed), 0).unwrap().0;
+        assert_eq!(v.metrics[0].baseline_count, 0);
+        let v = b.judge(&summary("third", 30, 11.0, RunStatus::Completed), 0).unwrap().0;
+        assert_eq!((v.metrics[0].baseline_count, v.metrics[0].baseline), (2, Some(11.0)));
+    }
+
+    #[test]
+    fn replaying_the_same_summaries_gives_the_same_verdicts() {
+        let log: Vec<RunSummary> = (0..12).map(|i| summary(&format!("r{i}"), i, 10.0 + (i % 3) as f64 + if i == 11 { 5.0 } else { 0.0 }, RunStatus::Completed)).collect();
+        let judge_all = || {
+            let mut b = Baselines::new(VerdictConfig::default());
+            log.iter().map(|s| b.judge(s, 0).unwrap().0.metrics).collect::<Vec<_>>()
+        };
+        assert_eq!(judge_all(), judge_all());
+    }
+}
