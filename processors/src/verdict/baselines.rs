@@ -128,6 +128,20 @@ impl Baselines {
                 severity: j.severity,
                 pvalue: j.pvalue,
             });
+            if cfg.findings.sustained_runs > 0 {
+                // The previous runs of the streak are compared with the baseline before them.
+                let all: Vec<&Entry> = series.metrics.get(&f.metric).map(|h| h.iter().filter(|e| e.started < started).collect()).unwrap_or_default();
+                let k = cfg.findings.sustained_runs - 1;
+                if all.len() >= k {
+                    let (older, recent) = all.split_at(all.len() - k);
+                    let base: Vec<f64> = older.iter().filter(|e| !e.flagged).rev().take(cfg.window).map(|e| e.value).collect();
+                    if base.len() >= cfg.min_baseline {
+                        let mean = base.iter().sum::<f64>() / base.len() as f64;
+                        let streak: Vec<f64> = recent.iter().map(|e| e.value).chain(std::iter::once(f.value)).collect();
+                        findings.extend(findings::sustained_shift(&cfg.findings, &f.metric, &streak, mean, direction));
+                    }
+                }
+            }
             let spread: Vec<&Entry> = history.iter().copied().filter(|e| e.stdev.is_some() && e.count >= 2).collect();
             if !spread.is_empty() {
                 let base = BaselineSpread {
@@ -138,12 +152,6 @@ impl Baselines {
             }
         }
         findings.extend(findings::from_summary(&cfg.findings, s));
-        let severity = metrics
-            .iter()
-            .map(|m| m.severity)
-            .chain(findings.iter().map(|f| f.severity))
-            .max_by_key(|s| s.rank())
-            .unwrap_or(Severity::InsufficientData);
 
         // Only completed runs enter the history: a failed run says nothing about performance.
         let mut trends = Vec::new();
@@ -158,10 +166,21 @@ impl Baselines {
                     h.pop_front();
                 }
                 if let Some(t) = trend_of(cfg, &series_id, &f.metric, h, now_us) {
+                    if let Some(step) = findings::step_change(&cfg.findings, &t, m.direction) {
+                        // A run on the far side of a step is not baseline either.
+                        h[at].flagged = true;
+                        findings.push(step);
+                    }
                     trends.push(t);
                 }
             }
         }
+        let severity = metrics
+            .iter()
+            .map(|m| m.severity)
+            .chain(findings.iter().map(|f| f.severity))
+            .max_by_key(|s| s.rank())
+            .unwrap_or(Severity::InsufficientData);
         let verdict = Verdict { run_id: s.run.run_id.clone(), series_id, evaluated_at: now_us, severity, summary: s.clone(), metrics, findings };
         Some((verdict, trends))
     }

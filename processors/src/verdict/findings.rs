@@ -46,3 +46,56 @@ pub fn from_summary(cfg: &FindingsConfig, s: &RunSummary) -> Vec<Finding> {
     }
     out
 }
+
+/// A recent change point in the bad direction: a sustained step that single-run thresholds
+/// may miss while each run stays just inside its limit.
+pub fn step_change(cfg: &FindingsConfig, t: &trackiq_schemas::TrendResult, direction: trackiq_schemas::Direction) -> Option<Finding> {
+    if cfg.step_recent_runs == 0 {
+        return None;
+    }
+    let cp = t.change_points.last()?;
+    let recent = cp.index as usize + cfg.step_recent_runs >= t.points as usize;
+    let worse = match direction {
+        trackiq_schemas::Direction::LowerIsBetter => cp.change_pct > 0.0,
+        trackiq_schemas::Direction::HigherIsBetter => cp.change_pct < 0.0,
+    };
+    (recent && worse && cp.change_pct.abs() >= cfg.step_min_change_pct).then(|| {
+        finding(
+            "step_change",
+            &t.metric,
+            cp.change_pct,
+            format!(
+                "{} changed {:+.1} % ({:.4} → {:.4}) at run {}; change point p = {:.2e}",
+                t.metric, cp.change_pct, cp.mean_before, cp.mean_after, cp.run_id, cp.pvalue
+            ),
+        )
+    })
+}
+
+/// `runs` consecutive values (oldest first, the judged run last) all worse than `baseline`
+/// by more than the configured percentage: a shift each run alone stays just inside.
+pub fn sustained_shift(cfg: &FindingsConfig, metric: &str, runs: &[f64], baseline: f64, direction: trackiq_schemas::Direction) -> Option<Finding> {
+    if cfg.sustained_runs == 0 || runs.len() < cfg.sustained_runs || baseline == 0.0 {
+        return None;
+    }
+    let worse = |v: f64| {
+        let change = (v - baseline) / baseline.abs() * 100.0;
+        match direction {
+            trackiq_schemas::Direction::LowerIsBetter => change > cfg.sustained_pct,
+            trackiq_schemas::Direction::HigherIsBetter => change < -cfg.sustained_pct,
+        }
+    };
+    let last = &runs[runs.len() - cfg.sustained_runs..];
+    last.iter().all(|&v| worse(v)).then(|| {
+        let current = last[last.len() - 1];
+        finding(
+            "sustained_shift",
+            metric,
+            current,
+            format!(
+                "{metric}: the last {} runs are all more than {} % worse than the baseline mean {baseline:.4}",
+                cfg.sustained_runs, cfg.sustained_pct
+            ),
+        )
+    })
+}

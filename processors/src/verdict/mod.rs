@@ -10,6 +10,8 @@
 pub mod baselines;
 pub mod config;
 pub mod findings;
+#[cfg(test)]
+mod simulation;
 
 use std::collections::HashMap;
 use std::time::Duration;
