@@ -115,7 +115,7 @@ pub async fn run(mut config: Config, a: DemoArgs) -> anyhow::Result<ExitCode> {
 
     // The history is queryable with SQL once the archiver has flushed the verdict.
     let sql = "SELECT version_tag, round(value, 3) AS latency_ms, round(baseline, 3) AS baseline, round(change_pct, 1) AS change_pct, severity \
-               FROM verdicts WHERE metric = 'latency_ms' ORDER BY evaluated_at";
+               FROM verdicts WHERE metric = 'latency_ms' AND kind = 'metric' ORDER BY evaluated_at";
     let batches = loop {
         let b = super::sql::query(&config, sql).await?;
         if b.iter().map(|b| b.num_rows()).sum::<usize>() >= runs.len() {

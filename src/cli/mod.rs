@@ -1,8 +1,13 @@
 //! Command-line parsing and dispatch. Subcommands stay thin: they map flags onto the
 //! library crates and print results.
 
+mod analysis;
+mod baseline;
 mod bench;
+mod compare;
 mod demo;
+mod gate;
+mod history;
 mod identity;
 mod record;
 mod sql;
@@ -52,8 +57,21 @@ enum Command {
     /// Benchmark a workload, one sample per iteration.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
-    /// Query the Parquet history with SQL (tables: runs, samples, summaries, verdicts, dlq).
+    /// Query the Parquet history with SQL (tables: runs, samples, summaries, verdicts, trends, baselines, dlq).
     Sql(sql::SqlArgs),
+    /// Pin, reset or show series baselines.
+    #[command(subcommand)]
+    Baseline(baseline::BaselineCommand),
+    /// Judge the newest run of each series against the runs before it, with any model.
+    Regression(analysis::RegressionArgs),
+    /// Trend of a metric per series: OLS, Theil-Sen, Mann-Kendall, class.
+    Trend(analysis::TrendArgs),
+    /// Change points of a metric per series (E-divisive means, as Apache Otava).
+    Changepoints(analysis::ChangepointArgs),
+    /// Compare two runs metric by metric, with significance from their raw samples.
+    Compare(compare::CompareArgs),
+    /// CI gate: exit 1 when a verdict of the run (or commit) blocks; prints Markdown.
+    Gate(gate::GateArgs),
 }
 
 fn init_logs(verbose: u8, default: &str) {
@@ -102,5 +120,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Record(a) => record::run(config, a).await,
         Command::Bench(b) => bench::run(config, b).await,
         Command::Sql(a) => sql::run(config, a).await,
+        Command::Baseline(c) => baseline::run(config, c).await,
+        Command::Regression(a) => analysis::regression(config, a).await,
+        Command::Trend(a) => analysis::trend(config, a).await,
+        Command::Changepoints(a) => analysis::changepoints(config, a).await,
+        Command::Compare(a) => compare::run(config, a).await,
+        Command::Gate(a) => gate::run(config, a).await,
     }
 }

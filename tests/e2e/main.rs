@@ -8,5 +8,6 @@ mod bad_input;
 mod crash_restart;
 mod dead_letters;
 mod pipeline;
+mod regression;
 mod s3;
 mod webhook_delivery;

@@ -112,7 +112,11 @@ impl Baselines {
                 None => (history.iter().map(|e| e.value).collect(), ""),
             };
             let direction = cfg.direction_of(&f.metric);
-            let spec = cfg.spec_for(&f.metric, &series_id);
+            let mut spec = cfg.spec_for(&f.metric, &series_id);
+            if !model_note.is_empty() {
+                // A pinned baseline is a deliberate choice: one pinned run is enough.
+                spec.min_samples = 1;
+            }
             let j = trackiq_stats::judge(f.value, &values, direction, &spec);
             let model = if model_note.is_empty() { spec.kind.name().to_string() } else { format!("{} ({model_note})", spec.kind.name()) };
             metrics.push(MetricVerdict {

@@ -84,6 +84,10 @@ pub fn mann_whitney_u(x: &[f64], y: &[f64]) -> Option<TestResult> {
         let mu = (n1 * n2) as f64 / 2.0;
         let s = ((n1 * n2) as f64 / 12.0 * ((n + 1.0) - ties / (n * (n - 1.0)))).sqrt();
         let z = (u - mu - 0.5) / s;
+        // Every value tied: no evidence of a difference.
+        if !z.is_finite() {
+            return Some(TestResult { statistic: u1, pvalue: 1.0 });
+        }
         2.0 * Normal::standard().sf(z)
     };
     Some(TestResult { statistic: u1, pvalue: p.clamp(0.0, 1.0) })
@@ -96,6 +100,9 @@ pub fn welch_t(x: &[f64], y: &[f64]) -> Option<TestResult> {
     let (a, b) = (s1 * s1 / n1, s2 * s2 / n2);
     let t = (m1 - m2) / (a + b).sqrt();
     let df = (a + b).powi(2) / (a * a / (n1 - 1.0) + b * b / (n2 - 1.0));
+    if !t.is_finite() || !df.is_finite() {
+        return None;
+    }
     let p = 2.0 * StudentsT::new(0.0, 1.0, df).ok()?.sf(t.abs());
     Some(TestResult { statistic: t, pvalue: p.min(1.0) })
 }
@@ -104,6 +111,9 @@ pub fn welch_t(x: &[f64], y: &[f64]) -> Option<TestResult> {
 pub fn f_test(x: &[f64], y: &[f64]) -> Option<TestResult> {
     let ((_, Some(s1)), (_, Some(s2))) = (mean_stdev(x), mean_stdev(y)) else { return None };
     let f = (s1 * s1) / (s2 * s2);
+    if !f.is_finite() {
+        return None;
+    }
     let d = FisherSnedecor::new(x.len() as f64 - 1.0, y.len() as f64 - 1.0).ok()?;
     let p = 2.0 * d.cdf(f).min(d.sf(f));
     Some(TestResult { statistic: f, pvalue: p.min(1.0) })
@@ -116,6 +126,9 @@ pub fn variance_increase_pvalue(stdev: f64, count: i64, base_stdev: f64, base_do
         return None;
     }
     let ratio = (stdev * stdev) / (base_stdev * base_stdev);
+    if !ratio.is_finite() {
+        return None;
+    }
     Some(FisherSnedecor::new((count - 1) as f64, base_dof).ok()?.sf(ratio))
 }
 
@@ -137,6 +150,9 @@ pub fn brown_forsythe(x: &[f64], y: &[f64]) -> Option<TestResult> {
     let between = zx.len() as f64 * (mx - grand).powi(2) + zy.len() as f64 * (my - grand).powi(2);
     let within: f64 = zx.iter().map(|z| (z - mx).powi(2)).sum::<f64>() + zy.iter().map(|z| (z - my).powi(2)).sum::<f64>();
     let w = (n - 2.0) * between / within;
+    if !w.is_finite() {
+        return None;
+    }
     let p = FisherSnedecor::new(1.0, n - 2.0).ok()?.sf(w);
     Some(TestResult { statistic: w, pvalue: p })
 }
@@ -197,5 +213,14 @@ mod tests {
         assert!(mann_whitney_u(&[], &[1.0]).is_none());
         assert!(welch_t(&[1.0], &[1.0, 2.0]).is_none());
         assert!(brown_forsythe(&[1.0], &[1.0, 2.0]).is_none());
+    }
+
+    #[test]
+    fn constant_samples_do_not_panic() {
+        let z = [0.0; 6];
+        assert!(brown_forsythe(&z, &z).is_none());
+        assert!(f_test(&z, &z).is_none());
+        assert!(welch_t(&z, &z).is_none());
+        assert_eq!(mann_whitney_u(&z, &[0.0; 9]).unwrap().pvalue, 1.0);
     }
 }

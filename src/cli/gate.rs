@@ -1,0 +1,88 @@
+//! `trackiq gate`: a CI gate. Exit 1 when any verdict of the run (or of every run of a
+//! commit) blocks; prints a Markdown summary fit for a pull-request comment.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use clap::Args;
+use trackiq::config::Config;
+
+use super::history::{lit, markdown, rows};
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// The run to gate.
+    #[arg(long, required_unless_present = "commit", conflicts_with = "commit")]
+    run: Option<String>,
+    /// Every run of this git commit (a prefix of the hash is enough).
+    #[arg(long)]
+    commit: Option<String>,
+    /// How long to wait for the verdicts to reach the history.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+}
+
+pub async fn run(config: Config, a: GateArgs) -> anyhow::Result<ExitCode> {
+    let deadline = Instant::now() + Duration::from_secs(a.timeout);
+    let runs: Vec<String> = loop {
+        let found = match (&a.run, &a.commit) {
+            (Some(r), _) => vec![r.clone()],
+            (None, Some(c)) => rows(&config, &format!("SELECT DISTINCT run_id FROM runs WHERE event = 'started' AND git_commit LIKE {}", lit(&format!("{c}%"))))
+                .await?
+                .into_iter()
+                .filter_map(|r| r.get("run_id").and_then(|v| v.as_str()).map(str::to_string))
+                .collect(),
+            (None, None) => bail!("give --run or --commit"),
+        };
+        if !found.is_empty() {
+            break found;
+        }
+        if Instant::now() > deadline {
+            bail!("no runs of commit {} in the history within {} s", a.commit.as_deref().unwrap_or(""), a.timeout);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let list = runs.iter().map(|r| lit(r)).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT DISTINCT run_id, version_tag, workload, metric, kind, value, baseline, change_pct, severity, message, run_severity \
+         FROM verdicts WHERE run_id IN ({list}) ORDER BY run_id, kind, metric"
+    );
+    let verdicts = loop {
+        let v = rows(&config, &sql).await?;
+        let judged: std::collections::HashSet<&str> = v.iter().filter_map(|r| r.get("run_id").and_then(|x| x.as_str())).collect();
+        if runs.iter().all(|r| judged.contains(r.as_str())) {
+            break v;
+        }
+        if Instant::now() > deadline {
+            bail!("no verdict for {} within {} s: is `trackiq up` running?", runs.iter().filter(|r| !judged.contains(r.as_str())).cloned().collect::<Vec<_>>().join(", "), a.timeout);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let s = |r: &serde_json::Map<String, serde_json::Value>, k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let f = |r: &serde_json::Map<String, serde_json::Value>, k: &str| r.get(k).and_then(|v| v.as_f64()).map(trackiq_sinks::report::fmt_num).unwrap_or_else(|| "—".into());
+    let blocked = verdicts.iter().any(|r| s(r, "severity") == "block");
+    let warned = verdicts.iter().any(|r| s(r, "severity") == "warn");
+    let status = if blocked { "BLOCK" } else if warned { "WARN" } else { "PASS" };
+    println!("### trackiq gate: {status}\n");
+    let metric_rows: Vec<Vec<String>> = verdicts
+        .iter()
+        .filter(|r| s(r, "kind") != "finding")
+        .map(|r| {
+            vec![
+                s(r, "run_id"),
+                s(r, "metric"),
+                f(r, "value"),
+                f(r, "baseline"),
+                r.get("change_pct").and_then(|v| v.as_f64()).map(|c| format!("{c:+.2} %")).unwrap_or_else(|| "—".into()),
+                s(r, "severity"),
+            ]
+        })
+        .collect();
+    print!("{}", markdown(&["run", "metric", "value", "baseline", "change", "severity"], &metric_rows));
+    let findings: Vec<String> = verdicts.iter().filter(|r| s(r, "kind") == "finding").map(|r| format!("- **{}** {}", s(r, "severity"), s(r, "message"))).collect();
+    if !findings.is_empty() {
+        println!("\nFindings:\n{}", findings.join("\n"));
+    }
+    Ok(if blocked { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
