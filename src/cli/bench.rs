@@ -16,6 +16,8 @@ use super::identity::IdentityArgs;
 pub enum BenchCommand {
     /// Run a program repeatedly: trackiq bench cmd [flags] -- <program> [args...]
     Cmd(CmdArgs),
+    /// Time change-point detection against Apache Otava on one synthetic series.
+    Changepoints(ChangepointBenchArgs),
 }
 
 /// How long to run, shared by every workload.
@@ -65,6 +67,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
             print_outcome(&out);
             Ok(if out.failures > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }
+        BenchCommand::Changepoints(a) => changepoint_bench(a),
     }
 }
 
@@ -83,5 +86,89 @@ pub fn print_outcome(out: &BenchOutcome) {
     println!("{t}");
     if out.failures > 0 {
         println!("{} of {} iterations failed (last: {})", out.failures, out.iterations, out.last_failure.clone().unwrap_or_default());
+    }
+}
+
+/// `trackiq bench changepoints`: E-divisive change points on one synthetic series, timed
+/// for trackiq and for Apache Otava (`pip install apache-otava`) in the same run.
+#[derive(Debug, Args)]
+pub struct ChangepointBenchArgs {
+    /// Length of the series.
+    #[arg(long, default_value_t = 10_000)]
+    points: usize,
+    /// A level shift every this many points.
+    #[arg(long, default_value_t = 500)]
+    segment: usize,
+    #[arg(long, default_value_t = 30)]
+    window_len: usize,
+    #[arg(long, default_value_t = 0.001)]
+    max_pvalue: f64,
+    #[arg(long, default_value_t = 0.0)]
+    min_magnitude: f64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Python interpreter with apache-otava installed.
+    #[arg(long, default_value = "python3")]
+    python: String,
+}
+
+const OTAVA_TIMER: &str = r#"
+import json, sys, time
+from otava.analysis import compute_change_points
+args = json.load(open(sys.argv[1]))
+t0 = time.perf_counter()
+cps, _ = compute_change_points(args["series"], window_len=args["window_len"], max_pvalue=args["max_pvalue"], min_magnitude=args["min_magnitude"])
+print(json.dumps({"seconds": time.perf_counter() - t0, "indexes": [int(c.index) for c in cps]}))
+"#;
+
+pub fn changepoint_bench(a: ChangepointBenchArgs) -> anyhow::Result<ExitCode> {
+    use trackiq_stats::changepoint::{ChangePointParams, change_points};
+    let series = trackiq_stats::synthetic::noisy_steps(a.points, a.segment, a.seed);
+    let params = ChangePointParams { window_len: a.window_len, max_pvalue: a.max_pvalue, min_magnitude: a.min_magnitude };
+    let t0 = std::time::Instant::now();
+    let ours: Vec<usize> = change_points(&series, &params).iter().map(|c| c.index).collect();
+    let ours_s = t0.elapsed().as_secs_f64();
+
+    let input = std::env::temp_dir().join(format!("trackiq-cp-bench-{}.json", std::process::id()));
+    let payload = serde_json::json!({"series": series, "window_len": a.window_len, "max_pvalue": a.max_pvalue, "min_magnitude": a.min_magnitude});
+    std::fs::write(&input, payload.to_string())?;
+    let out = std::process::Command::new(&a.python).args(["-c", OTAVA_TIMER]).arg(&input).output();
+    let _ = std::fs::remove_file(&input);
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(["implementation", "points", "seconds", "change points"]);
+    t.add_row(["trackiq (Rust)".to_string(), a.points.to_string(), format!("{ours_s:.4}"), ours.len().to_string()]);
+    let otava = match out {
+        Ok(o) if o.status.success() => {
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+            let idx: Vec<usize> = v["indexes"].as_array().map(|a| a.iter().filter_map(|x| x.as_u64()).map(|x| x as usize).collect()).unwrap_or_default();
+            Some((v["seconds"].as_f64().unwrap_or(f64::NAN), idx))
+        }
+        Ok(o) => {
+            eprintln!("Otava did not run ({}): {}", a.python, String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or_default());
+            None
+        }
+        Err(e) => {
+            eprintln!("could not start {}: {e}", a.python);
+            None
+        }
+    };
+    if let Some((secs, idx)) = &otava {
+        t.add_row(["Apache Otava (Python)".to_string(), a.points.to_string(), format!("{secs:.4}"), idx.len().to_string()]);
+    }
+    println!("{t}");
+    match otava {
+        Some((secs, idx)) => {
+            println!("speed-up: Otava time / trackiq time = {:.1}×", secs / ours_s);
+            if idx == ours {
+                println!("answers: identical ({} change points)", ours.len());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                let only_ours: Vec<_> = ours.iter().filter(|i| !idx.contains(i)).collect();
+                let only_otava: Vec<_> = idx.iter().filter(|i| !ours.contains(i)).collect();
+                println!("answers: DIFFER; only trackiq: {only_ours:?}; only Otava: {only_otava:?}");
+                Ok(ExitCode::from(1))
+            }
+        }
+        None => Ok(ExitCode::from(2)),
     }
 }

@@ -10,25 +10,7 @@ use trackiq_schemas::{MetricSummary, Platform, RunStarted, RunStatus, RunSummary
 
 use super::{Baselines, VerdictConfig};
 
-/// splitmix64 → uniform → Box-Muller normal.
-struct Noise(u64);
-
-impl Noise {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let (u1, u2) = (self.uniform(), self.uniform());
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    }
-}
+use trackiq_stats::synthetic::Noise;
 
 fn run(series: &str, i: usize, latency_ms: f64) -> RunSummary {
     RunSummary {
@@ -80,7 +62,7 @@ fn config() -> VerdictConfig {
 #[test]
 fn aa_false_blocks_and_step_detection_at_defaults() {
     let seed = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(SEED);
-    let mut noise = Noise(seed);
+    let mut noise = Noise::new(seed);
     let mut b = Baselines::new(config());
     let (mut judged, mut false_blocks, mut false_warns) = (0usize, 0usize, 0usize);
     for s in 0..SERIES {
