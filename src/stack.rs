@@ -44,9 +44,9 @@ impl Stack {
         let (b, st, s) = (bus.clone(), store.clone(), shutdown.clone());
         let c = config.archiver.clone();
         tasks.push(("archiver", tokio::spawn(async move { Ok(trackiq_processors::archiver::run(c, b, st, s).await?) })));
-        let (b, s) = (bus.clone(), shutdown.clone());
+        let (b, st, s) = (bus.clone(), store.clone(), shutdown.clone());
         let c = config.verdict.clone();
-        tasks.push(("verdict", tokio::spawn(async move { Ok(trackiq_processors::verdict::run(c, b, s).await?) })));
+        tasks.push(("verdict", tokio::spawn(async move { Ok(trackiq_processors::verdict::run(c, b, st, s).await?) })));
         let (b, st, s) = (bus.clone(), store.clone(), shutdown.clone());
         let c = config.report.clone();
         tasks.push(("report", tokio::spawn(async move { Ok(trackiq_sinks::report::run(c, b, st, s).await?) })));

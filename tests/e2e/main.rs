@@ -10,4 +10,5 @@ mod dead_letters;
 mod pipeline;
 mod regression;
 mod s3;
+mod verdict_restart;
 mod webhook_delivery;

@@ -1,27 +1,26 @@
 //! Verdict: each [`RunSummary`] judged against the baseline of its series, with findings,
 //! and the series' trends and change points recomputed.
 //!
-//! The state is a function of the summaries and baselines topics alone, read in partition
-//! order (all events of a series share a partition, keyed by series_id). At start-up the
-//! processor re-reads those topics up to its group's committed offsets to rebuild the state
-//! without emitting, then goes on from there; so verdicts never depend on how far the
-//! archiver has got, and replaying the log gives the same verdicts.
+//! The state is a function of the summaries and baselines topics, read in partition order
+//! (all events of a series share a partition, keyed by series_id). At start-up
+//! [`bootstrap`] rebuilds it from the Parquet history with DataFusion and from the log where
+//! the archiver has not caught up, up to the group's committed offsets; then each verdict
+//! costs O(window). Verdicts never depend on how far the archiver has got, and replaying
+//! the log gives the same verdicts.
 
 pub mod baselines;
+pub mod bootstrap;
 pub mod config;
 pub mod findings;
 #[cfg(test)]
 mod simulation;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use tracing::{info, warn};
+use rdkafka::consumer::StreamConsumer;
+use tracing::info;
 use trackiq_infra::bus::{Next, OffsetStore, send};
-use trackiq_infra::{Bus, InfraError, Shutdown};
+use trackiq_infra::{Bus, DataStore, Shutdown};
 use trackiq_schemas::{AnyEvent, registry};
 
 pub use baselines::Baselines;
@@ -29,83 +28,14 @@ pub use config::VerdictConfig;
 
 use crate::error::ProcessorError;
 
-/// Re-reads `topics` up to the group's committed offsets, feeding every event to `apply`.
-fn replay_committed(bus: &Bus, group: &str, topics: &[&str], mut apply: impl FnMut(AnyEvent)) -> Result<usize, ProcessorError> {
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", bus.config().bootstrap()).set("group.id", group).set("enable.auto.commit", "false");
-    for (k, v) in &bus.config().options {
-        cc.set(k, v);
-    }
-    let consumer: BaseConsumer = cc.create().map_err(InfraError::kafka("creating the verdict bootstrap consumer"))?;
-    let timeout = Duration::from_secs(10);
-    let mut tpl = TopicPartitionList::new();
-    for topic in topics {
-        let md = consumer.fetch_metadata(Some(topic), timeout).map_err(InfraError::kafka(format!("reading {topic} metadata")))?;
-        for p in md.topics().iter().flat_map(|t| t.partitions()) {
-            tpl.add_partition(topic, p.id());
-        }
-    }
-    let committed = consumer.committed_offsets(tpl, timeout).map_err(InfraError::kafka("reading committed offsets"))?;
-    let mut targets: HashMap<(String, i32), i64> = HashMap::new();
-    let mut assign = TopicPartitionList::new();
-    for e in committed.elements() {
-        if let Offset::Offset(o) = e.offset()
-            && o > 0
-        {
-            targets.insert((e.topic().to_string(), e.partition()), o);
-            assign.add_partition_offset(e.topic(), e.partition(), Offset::Beginning).map_err(InfraError::kafka("assigning"))?;
-        }
-    }
-    if targets.is_empty() {
-        return Ok(0);
-    }
-    consumer.assign(&assign).map_err(InfraError::kafka("assigning partitions to re-read"))?;
-    let mut read = 0;
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    while !targets.is_empty() && std::time::Instant::now() < deadline {
-        let Some(msg) = consumer.poll(Duration::from_millis(500)) else { continue };
-        let msg = msg.map_err(InfraError::kafka("re-reading committed events"))?;
-        let key = (msg.topic().to_string(), msg.partition());
-        let Some(&target) = targets.get(&key) else { continue };
-        if msg.offset() < target
-            && let Ok(event) = registry().decode_any(msg.payload().unwrap_or_default())
-        {
-            apply(event);
-            read += 1;
-        }
-        if msg.offset() + 1 >= target {
-            targets.remove(&key);
-        }
-    }
-    if !targets.is_empty() {
-        warn!(?targets, "verdict bootstrap did not reach the committed offsets of every partition");
-    }
-    Ok(read)
-}
-
 /// Runs the verdict processor until `shutdown`.
-pub async fn run(config: VerdictConfig, bus: Bus, mut shutdown: Shutdown) -> Result<(), ProcessorError> {
+pub async fn run(config: VerdictConfig, bus: Bus, store: DataStore, mut shutdown: Shutdown) -> Result<(), ProcessorError> {
     let topics = bus.topics().clone();
-    let (mut baselines, rebuilt) = {
-        let (bus, config, topics) = (bus.clone(), config.clone(), topics.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut b = Baselines::new(config.clone());
-            let n = replay_committed(&bus, &config.group, &[&topics.summaries, &topics.baselines], |e| match e {
-                AnyEvent::RunSummary(s) => {
-                    b.judge(&s, 0);
-                }
-                AnyEvent::BaselinePin(p) => b.pin(&p),
-                _ => {}
-            })?;
-            Ok::<_, ProcessorError>((b, n))
-        })
-        .await
-        .expect("bootstrap task")?
-    };
+    let (mut baselines, rebuilt) = bootstrap::bootstrap(&bus, &store, &config).await?;
     let consumer: StreamConsumer = bus.consumer(&config.group, &[&topics.summaries, &topics.baselines])?;
     let producer = bus.producer()?;
     let mut offsets = OffsetStore::default();
-    info!(rebuilt_from = rebuilt, "verdict processor started");
+    info!(from_parquet = rebuilt.summaries_from_parquet, from_log = rebuilt.from_log, "verdict processor started");
     loop {
         let record = match bus.next(&consumer, &config.group, &mut shutdown, Duration::from_secs(1)).await {
             Next::Stop => break,
