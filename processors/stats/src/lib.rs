@@ -23,5 +23,5 @@ pub mod synthetic;
 pub mod threshold;
 pub mod trend;
 
-pub use summary::{Summary, histogram, mean_stdev, percentile_sorted, summarize};
+pub use summary::{Summary, cv, histogram, mean_stdev, percentile_sorted, summarize};
 pub use threshold::{Judgement, ModelKind, ModelSpec, PercentageModel, judge, judge_percentage};

@@ -42,6 +42,13 @@ pub fn mean_stdev(values: &[f64]) -> (f64, Option<f64>) {
     (mean, stdev)
 }
 
+/// Coefficient of variation: sample standard deviation over |mean|; `None` below two values
+/// or for a zero mean.
+pub fn cv(values: &[f64]) -> Option<f64> {
+    let (mean, stdev) = mean_stdev(values);
+    stdev.filter(|_| mean != 0.0).map(|s| s / mean.abs())
+}
+
 /// Summary of values; `None` when there are none. Sorts `values` in place.
 pub fn summarize(values: &mut [f64]) -> Option<Summary> {
     if values.is_empty() {
@@ -121,6 +128,16 @@ mod tests {
         assert!(close(s.p95, X_P95), "{}", s.p95);
         assert!(close(s.p99, X_P99), "{}", s.p99);
         assert_eq!((s.min, s.max), (1.5, 22.0));
+    }
+
+    // python3 -c "import numpy as np; x=np.array([12.5,3.25,7.0,9.75,1.5,22.0,4.0,15.5,8.25,6.0]); print(repr(x.std(ddof=1)/x.mean()))"
+    const X_CV: f64 = 0.696_743_946_375_718_5;
+
+    #[test]
+    fn cv_matches_numpy() {
+        assert!(close(cv(&X).unwrap(), X_CV));
+        assert_eq!(cv(&[1.0]), None);
+        assert_eq!(cv(&[1.0, -1.0]), None);
     }
 
     #[test]

@@ -123,8 +123,7 @@ pub struct Trend {
 /// Classifies the trend of `y` (oldest first) for a metric with `direction`.
 pub fn classify(y: &[f64], direction: Direction) -> Option<Trend> {
     let fit = ols(y)?;
-    let (mean, sd) = mean_stdev(y);
-    let cv = if mean != 0.0 { sd.unwrap_or(0.0) / mean.abs() } else { 0.0 };
+    let cv = crate::summary::cv(y).unwrap_or(0.0);
     let first = fit.intercept;
     let last = fit.intercept + fit.slope * (y.len() - 1) as f64;
     let total_change_pct = if first != 0.0 { (last - first) / first.abs() * 100.0 } else { 0.0 };
