@@ -206,6 +206,8 @@ fn add_sample(run: &mut OpenRun, s: &Sample) {
 
 /// The per-iteration latency metric that throughput is derived from.
 pub const LATENCY_METRIC: &str = "latency_ms";
+/// Items processed per iteration (a batch), when producers record it.
+pub const ITEMS_METRIC: &str = "batch_items";
 
 fn summarize_run(run_id: &str, run: OpenRun, bins: usize, _now: Instant) -> Option<RunSummary> {
     let started = run.started?;
@@ -248,12 +250,22 @@ fn summarize_run(run_id: &str, run: OpenRun, bins: usize, _now: Instant) -> Opti
         });
     }
     let mut derived = Vec::new();
-    if let Some((from, to)) = run.latency_span_us
-        && let Some(lat) = metrics.iter().find(|m| m.metric == LATENCY_METRIC)
-        && to > from
+    if let Some(lat) = metrics.iter().find(|m| m.metric == LATENCY_METRIC)
         && lat.count >= 2
     {
-        derived.push(DerivedMetric { name: "throughput_per_sec".into(), value: lat.count as f64 / ((to - from) as f64 / 1e6), unit: "1/s".into() });
+        // The TrackIQ contract's canonical latency figures.
+        for (name, v) in [("latency_p50_ms", lat.p50), ("latency_p95_ms", lat.p95), ("latency_p99_ms", lat.p99)] {
+            derived.push(DerivedMetric { name: name.into(), value: v, unit: "ms".into() });
+        }
+        if let Some((from, to)) = run.latency_span_us
+            && to > from
+        {
+            let secs = (to - from) as f64 / 1e6;
+            derived.push(DerivedMetric { name: "throughput_per_sec".into(), value: lat.count as f64 / secs, unit: "1/s".into() });
+            // Items: a batch per iteration where the producer says so, else one.
+            let items = metrics.iter().find(|m| m.metric == ITEMS_METRIC).map_or(lat.count as f64, |m| m.mean * m.count as f64);
+            derived.push(DerivedMetric { name: "throughput_samples_per_sec".into(), value: items / secs, unit: "items/s".into() });
+        }
     }
     debug!(run_id, metrics = metrics.len(), "summarised run");
     Some(RunSummary { run: started, status, ended_at, sample_count: run.samples, expected_sample_count: expected, error, metrics, derived })
@@ -371,6 +383,9 @@ mod tests {
         // 4 iterations from t=1.00 s to t=1.03 s + 4 ms.
         let thr = s.derived.iter().find(|d| d.name == "throughput_per_sec").unwrap().value;
         assert!((thr - 4.0 / 0.034).abs() < 1e-9, "{thr}");
+        let get = |n: &str| s.derived.iter().find(|d| d.name == n).unwrap().value;
+        assert_eq!(get("throughput_samples_per_sec"), thr, "one item per iteration");
+        assert!((get("latency_p99_ms") - 3.97).abs() < 1e-12);
         assert_eq!(a.open_runs(), 0);
     }
 

@@ -12,6 +12,9 @@ use crate::emitter::{Batching, RunEmitter};
 use crate::error::ProducerError;
 use crate::identity::{RunIdentity, run_started};
 
+/// Per-iteration sample of the items processed, when an iteration processes a batch.
+pub const ITEMS_METRIC: &str = "batch_items";
+
 /// How long a benchmark runs.
 #[derive(Debug, Clone, Copy)]
 pub enum Stop {
@@ -23,6 +26,10 @@ pub enum Stop {
 pub trait Workload {
     /// Producer name recorded in the run (`tool`).
     fn tool(&self) -> &'static str;
+    /// Items one iteration processes (a batch), for throughput in items per second.
+    fn items_per_iteration(&self) -> u64 {
+        1
+    }
     /// Runs one iteration. `Ok(Some(reason))` is a failed iteration (counted, measured);
     /// `Err` stops the benchmark.
     fn iterate(&mut self) -> impl std::future::Future<Output = Result<Option<String>, ProducerError>>;
@@ -92,6 +99,10 @@ pub async fn run_bench<W: Workload>(
         emitter
             .push(Sample { ts_us: ts, metric: "iteration_failed".into(), value: f64::from(u8::from(failed)), unit: "bool".into(), rank: None, step })
             .await?;
+        if w.items_per_iteration() != 1 {
+            let items = w.items_per_iteration() as f64;
+            emitter.push(Sample { ts_us: ts, metric: ITEMS_METRIC.into(), value: items, unit: "items".into(), rank: None, step }).await?;
+        }
         bar.set_message(format!("{ms:.2} ms, {} failed", out.failures));
         bar.set_position(match stop {
             Stop::Iterations(_) => out.iterations,

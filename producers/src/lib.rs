@@ -9,9 +9,11 @@
 //! - [`emitter`] — RunStarted / batched SampleBatch / RunFinished
 //! - [`record`] — `trackiq record`
 //! - [`bench`] — the benchmark loop shared by every workload
+//! - [`compute`] — `compute`: an MLP forward pass (f32/f64, batched, threaded)
 //! - [`workloads`] — `cmd` (a child process per iteration) and `matmul` (CPU)
 
 pub mod bench;
+pub mod compute;
 pub mod emitter;
 pub mod error;
 pub mod identity;

@@ -16,8 +16,42 @@ use super::identity::IdentityArgs;
 pub enum BenchCommand {
     /// Run a program repeatedly: trackiq bench cmd [flags] -- <program> [args...]
     Cmd(CmdArgs),
+    /// A CPU inference-like workload: an MLP forward pass over a batch (f32/f64, threads).
+    Compute(ComputeArgs),
     /// Time change-point detection against Apache Otava on one synthetic series.
     Changepoints(ChangepointBenchArgs),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PrecisionArg {
+    F32,
+    F64,
+}
+
+#[derive(Debug, Args)]
+pub struct ComputeArgs {
+    #[command(flatten)]
+    identity: IdentityArgs,
+    #[command(flatten)]
+    run: LoopArgs,
+    /// Items per forward pass.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Numeric precision.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+    precision: PrecisionArg,
+    /// Threads the batch is split across.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Input features.
+    #[arg(long, default_value_t = 256)]
+    d_in: usize,
+    /// Hidden units.
+    #[arg(long, default_value_t = 512)]
+    hidden: usize,
+    /// Outputs.
+    #[arg(long, default_value_t = 10)]
+    d_out: usize,
 }
 
 /// How long to run, shared by every workload.
@@ -68,6 +102,25 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
             Ok(if out.failures > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }
         BenchCommand::Changepoints(a) => changepoint_bench(a),
+        BenchCommand::Compute(a) => {
+            use trackiq_producers::compute::{ComputeWorkload, MlpShape, Precision};
+            let precision = match a.precision {
+                PrecisionArg::F32 => Precision::F32,
+                PrecisionArg::F64 => Precision::F64,
+            };
+            let shape = MlpShape { batch: a.batch, d_in: a.d_in, hidden: a.hidden, d_out: a.d_out, threads: a.threads };
+            let mut w = ComputeWorkload::new(shape, precision)?;
+            let mut identity = a.identity.to_identity(&format!("mlp-{}x{}x{}", a.d_in, a.hidden, a.d_out), "inference")?;
+            identity.batch_size.get_or_insert(a.batch as i64);
+            identity.precision.get_or_insert_with(|| precision.as_str().to_string());
+            identity.backend.get_or_insert_with(|| format!("cpu-matrixmultiply-{}t", a.threads));
+            let bus = Bus::new(config.bus);
+            let out = run_bench(&bus, &identity, &mut w, a.run.warmup, a.run.stop()?, true).await?;
+            print_outcome(&out);
+            let items = out.iterations as f64 * a.batch as f64 / out.wall.as_secs_f64().max(1e-9);
+            println!("throughput: {items:.1} items/s ({} items per iteration)", a.batch);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
