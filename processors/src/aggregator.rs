@@ -60,6 +60,8 @@ struct OpenRun {
     /// (first ts_us, last ts_us + duration) of latency samples, for throughput.
     latency_span_us: Option<(i64, i64)>,
     batches: HashSet<i64>,
+    /// (metric, rank) -> (sum, count, max), for per-GPU figures.
+    by_rank: HashMap<(String, i32), (f64, i64, f64)>,
     samples: i64,
     last_event: Option<Instant>,
     /// When the run was first seen complete (or timed out).
@@ -193,6 +195,10 @@ impl Aggregation {
 
 fn add_sample(run: &mut OpenRun, s: &Sample) {
     run.samples += 1;
+    if let Some(rank) = s.rank {
+        let e = run.by_rank.entry((s.metric.clone(), rank)).or_insert((0.0, 0, f64::MIN));
+        *e = (e.0 + s.value, e.1 + 1, e.2.max(s.value));
+    }
     let entry = run.values.entry(s.metric.clone()).or_insert_with(|| (s.unit.clone(), Vec::new()));
     entry.1.push(s.value);
     if s.metric == LATENCY_METRIC {
@@ -267,6 +273,7 @@ fn summarize_run(run_id: &str, run: OpenRun, bins: usize, _now: Instant) -> Opti
             derived.push(DerivedMetric { name: "throughput_samples_per_sec".into(), value: items / secs, unit: "items/s".into() });
         }
     }
+    derived.extend(energy_figures(&metrics, &derived, &run.by_rank));
     debug!(run_id, metrics = metrics.len(), "summarised run");
     Some(RunSummary { run: started, status, ended_at, sample_count: run.samples, expected_sample_count: expected, error, metrics, derived })
 }
@@ -313,6 +320,60 @@ pub async fn run(config: AggregatorConfig, bus: Bus, mut shutdown: Shutdown) -> 
     offsets.commit(&consumer);
     info!(open_runs = state.open_runs(), "aggregator stopped");
     Ok(())
+}
+
+/// Power, energy and efficiency of a run from its telemetry (nothing when none was read).
+///
+/// Power is the sum over GPUs of each GPU's mean power plus the CPU package's mean power;
+/// energy the sum of every energy reading; per-step and per-item energy divide it by the
+/// iterations and items; performance per watt is items per second over that power.
+pub fn energy_figures(metrics: &[MetricSummary], derived: &[DerivedMetric], by_rank: &HashMap<(String, i32), (f64, i64, f64)>) -> Vec<DerivedMetric> {
+    let m = |name: &str| metrics.iter().find(|x| x.metric == name);
+    let d = |name: &str| derived.iter().find(|x| x.name == name).map(|x| x.value);
+    let gpu_power: Option<f64> = {
+        let per_gpu: Vec<f64> = by_rank.iter().filter(|((k, _), _)| k == "gpu_power_watts").map(|(_, (sum, n, _))| sum / *n as f64).collect();
+        (!per_gpu.is_empty()).then(|| per_gpu.iter().sum())
+    };
+    let cpu_power = m("cpu_package_power_watts").map(|x| x.mean);
+    let power = match (gpu_power, cpu_power) {
+        (None, None) => None,
+        (g, c) => Some(g.unwrap_or(0.0) + c.unwrap_or(0.0)),
+    };
+    let energy = ["gpu_energy_joules", "cpu_package_energy_joules"].iter().filter_map(|n| m(n)).map(|x| x.mean * x.count as f64).reduce(|a, b| a + b);
+    let iterations = m(LATENCY_METRIC).map(|x| x.count as f64);
+    let items = m(ITEMS_METRIC).map(|x| x.mean * x.count as f64).or(iterations);
+    let mut out = Vec::new();
+    let mut push = |name: &str, value: f64, unit: &str| {
+        if value.is_finite() {
+            out.push(DerivedMetric { name: name.into(), value, unit: unit.into() });
+        }
+    };
+    if let Some(p) = power {
+        push("power_consumption_watts", p, "W");
+        if let Some(thr) = d("throughput_samples_per_sec") {
+            push("performance_per_watt", thr / p, "items/s/W");
+        }
+    }
+    if let Some(e) = energy {
+        push("energy_joules", e, "J");
+        if let Some(n) = iterations.filter(|n| *n > 0.0) {
+            push("energy_per_step_joules", e / n, "J");
+        }
+        if let Some(n) = items.filter(|n| *n > 0.0) {
+            push("energy_per_item_joules", e / n, "J");
+        }
+    }
+    if let Some(t) = m("gpu_temperature_celsius") {
+        push("temperature_celsius", t.mean, "C");
+        push("temperature_max_celsius", t.max, "C");
+    }
+    if let Some(r) = m("process_rss_mib") {
+        push("peak_memory_mib", r.max, "MiB");
+    }
+    if let Some(g) = m("gpu_memory_used_mib") {
+        push("peak_gpu_memory_mib", g.max, "MiB");
+    }
+    out
 }
 
 pub(crate) fn event_name(e: &AnyEvent) -> &'static str {
@@ -387,6 +448,36 @@ mod tests {
         assert_eq!(get("throughput_samples_per_sec"), thr, "one item per iteration");
         assert!((get("latency_p99_ms") - 3.97).abs() < 1e-12);
         assert_eq!(a.open_runs(), 0);
+    }
+
+    #[test]
+    fn power_energy_and_efficiency_come_from_telemetry() {
+        let mut a = Aggregation::new(AggregatorConfig { reorder_ms: 0, ..Default::default() });
+        let now = Instant::now();
+        a.apply(("runs", 0), 0, AnyEvent::RunStarted(started("p", 5)), now);
+        a.apply(("samples", 0), 0, batch("p", 0, &[10.0, 10.0]), now);
+        let t = |metric: &str, value: f64, rank: Option<i32>| Sample { ts_us: 1_000_000, metric: metric.into(), value, unit: "".into(), rank, step: None };
+        let telemetry = vec![
+            t("gpu_power_watts", 100.0, Some(0)), t("gpu_power_watts", 300.0, Some(0)), // GPU 0: mean 200 W
+            t("gpu_power_watts", 50.0, Some(1)),                                          // GPU 1: mean 50 W
+            t("gpu_energy_joules", 30.0, Some(0)), t("gpu_energy_joules", 10.0, Some(1)),
+            t("gpu_temperature_celsius", 60.0, Some(0)), t("gpu_temperature_celsius", 70.0, Some(1)),
+        ];
+        a.apply(("samples", 0), 1, AnyEvent::SampleBatch(SampleBatch { run_id: "p".into(), seq: 1, samples: telemetry }), now);
+        a.apply(("runs", 0), 1, finished("p", 9), now);
+        let s = a.take_ready(now).pop().unwrap();
+        let get = |n: &str| s.derived.iter().find(|d| d.name == n).unwrap_or_else(|| panic!("{n} missing: {:?}", s.derived)).value;
+        assert_eq!(get("power_consumption_watts"), 250.0);
+        assert_eq!(get("energy_joules"), 40.0);
+        assert_eq!(get("energy_per_step_joules"), 20.0, "two iterations");
+        assert_eq!((get("temperature_celsius"), get("temperature_max_celsius")), (65.0, 70.0));
+        assert!((get("performance_per_watt") - get("throughput_samples_per_sec") / 250.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn no_telemetry_means_no_power_figures() {
+        let derived = energy_figures(&[], &[], &HashMap::new());
+        assert!(derived.is_empty(), "nothing is estimated: {derived:?}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use trackiq_schemas::{RunStatus, Sample};
 use crate::emitter::{Batching, RunEmitter};
 use crate::error::ProducerError;
 use crate::identity::{RunIdentity, run_started};
+use crate::telemetry::Sampler;
 
 /// Per-iteration sample of the items processed, when an iteration processes a batch.
 pub const ITEMS_METRIC: &str = "batch_items";
@@ -46,21 +47,37 @@ pub struct BenchOutcome {
     pub last_failure: Option<String>,
 }
 
-/// Runs `w` and emits it as one run.
-pub async fn run_bench<W: Workload>(
-    bus: &Bus,
-    identity: &RunIdentity,
-    w: &mut W,
-    warmup: u64,
-    stop: Stop,
-    progress: bool,
-) -> Result<BenchOutcome, ProducerError> {
+/// How a benchmark runs, whatever the workload.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchOptions {
+    /// Iterations run first and not measured.
+    pub warmup: u64,
+    pub stop: Stop,
+    /// Hardware telemetry period (zero: none).
+    pub telemetry_interval: Duration,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// Runs `w` and emits it as one run, with hardware telemetry sampled alongside.
+pub async fn run_bench<W: Workload>(bus: &Bus, identity: &RunIdentity, w: &mut W, opts: &BenchOptions) -> Result<BenchOutcome, ProducerError> {
+    let (stop, progress) = (opts.stop, opts.progress);
     bus.check_reachable().await?;
     // Warm-up first: a workload that cannot start fails before any run is announced.
-    for _ in 0..warmup {
+    for _ in 0..opts.warmup {
         w.iterate().await?;
     }
-    let run = run_started(w.tool(), identity);
+    let mut sampler = Sampler::start(opts.telemetry_interval);
+    let mut run = run_started(w.tool(), identity);
+    if let Some(s) = &sampler {
+        if let Some(reason) = &s.gpu_off {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| eprintln!("GPU telemetry is off: {reason}; host telemetry continues"));
+        }
+        run.platform.gpus = s.gpus.clone();
+        run.platform.driver = s.driver.clone();
+        run.version.env_hash = trackiq_schemas::identity::env_hash(&run.platform);
+    }
     let run_id = run.run_id.clone();
     let mut emitter = RunEmitter::start(bus, run, Batching::default()).await?;
     let bar = match (progress, stop) {
@@ -82,6 +99,9 @@ pub async fn run_bench<W: Workload>(
         let failure = match w.iterate().await {
             Ok(f) => f,
             Err(e) => {
+                if let Some(s) = sampler.take() {
+                    s.stop();
+                }
                 emitter.finish(RunStatus::Failed, Some(e.to_string())).await?;
                 return Err(e);
             }
@@ -103,6 +123,11 @@ pub async fn run_bench<W: Workload>(
             let items = w.items_per_iteration() as f64;
             emitter.push(Sample { ts_us: ts, metric: ITEMS_METRIC.into(), value: items, unit: "items".into(), rank: None, step }).await?;
         }
+        if let Some(s) = sampler.as_mut() {
+            for t in s.drain() {
+                emitter.push(t).await?;
+            }
+        }
         bar.set_message(format!("{ms:.2} ms, {} failed", out.failures));
         bar.set_position(match stop {
             Stop::Iterations(_) => out.iterations,
@@ -111,6 +136,11 @@ pub async fn run_bench<W: Workload>(
     }
     bar.finish_and_clear();
     out.wall = started.elapsed();
+    if let Some(s) = sampler.take() {
+        for t in s.stop() {
+            emitter.push(t).await?;
+        }
+    }
     let last = out.last_failure.clone().unwrap_or_default();
     let (status, error) = match out.failures {
         0 => (RunStatus::Completed, None),

@@ -10,6 +10,7 @@
 //! - [`record`] — `trackiq record`
 //! - [`bench`] — the benchmark loop shared by every workload
 //! - [`compute`] — `compute`: an MLP forward pass (f32/f64, batched, threaded)
+//! - [`telemetry`] — host (procfs, RAPL) and GPU (NVML at run time) sampled during runs
 //! - [`workloads`] — `cmd` (a child process per iteration) and `matmul` (CPU)
 
 pub mod bench;
@@ -18,6 +19,7 @@ pub mod emitter;
 pub mod error;
 pub mod identity;
 pub mod record;
+pub mod telemetry;
 pub mod workloads;
 
 pub use error::ProducerError;

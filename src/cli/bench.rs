@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use trackiq::config::Config;
 use trackiq_infra::Bus;
-use trackiq_producers::bench::{BenchOutcome, Stop, run_bench};
+use trackiq_producers::bench::{BenchOptions, BenchOutcome, Stop, run_bench};
 use trackiq_producers::workloads::CmdWorkload;
 
 use super::identity::IdentityArgs;
@@ -66,9 +66,16 @@ pub struct LoopArgs {
     /// Measure for this many seconds instead of a fixed number of iterations.
     #[arg(long)]
     pub duration: Option<f64>,
+    /// Hardware telemetry period in milliseconds (0: none).
+    #[arg(long, default_value_t = 100)]
+    pub telemetry_interval: u64,
 }
 
 impl LoopArgs {
+    pub fn options(&self) -> anyhow::Result<BenchOptions> {
+        Ok(BenchOptions { warmup: self.warmup, stop: self.stop()?, telemetry_interval: Duration::from_millis(self.telemetry_interval), progress: true })
+    }
+
     pub fn stop(&self) -> anyhow::Result<Stop> {
         Ok(match (self.iterations, self.duration) {
             (Some(0), _) => anyhow::bail!("--iterations must be at least 1"),
@@ -97,7 +104,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
             let mut w = CmdWorkload { program: a.command[0].clone(), args: a.command[1..].to_vec() };
             let identity = a.identity.to_identity(&a.command.join(" "), "command")?;
             let bus = Bus::new(config.bus);
-            let out = run_bench(&bus, &identity, &mut w, a.run.warmup, a.run.stop()?, true).await?;
+            let out = run_bench(&bus, &identity, &mut w, &a.run.options()?).await?;
             print_outcome(&out);
             Ok(if out.failures > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }
@@ -115,7 +122,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
             identity.precision.get_or_insert_with(|| precision.as_str().to_string());
             identity.backend.get_or_insert_with(|| format!("cpu-matrixmultiply-{}t", a.threads));
             let bus = Bus::new(config.bus);
-            let out = run_bench(&bus, &identity, &mut w, a.run.warmup, a.run.stop()?, true).await?;
+            let out = run_bench(&bus, &identity, &mut w, &a.run.options()?).await?;
             print_outcome(&out);
             let items = out.iterations as f64 * a.batch as f64 / out.wall.as_secs_f64().max(1e-9);
             println!("throughput: {items:.1} items/s ({} items per iteration)", a.batch);

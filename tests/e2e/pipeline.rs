@@ -36,8 +36,13 @@ pub fn scenario(up: &Up, hooks: &Receiver, read_report: impl Fn(&str) -> Option<
     assert_eq!((throughput["direction"].as_str(), throughput["severity"].as_str()), (Some("higher_is_better"), Some("block")));
 
     // bench cmd: one latency sample per iteration; failing iterations are counted, not hidden.
-    let bench = ok(&up.cli(&["bench", "cmd", "--warmup", "0", "--iterations", "5", "--workload", "true-cmd", "--", "true"]));
-    let bench_id = uuid_in(&bench);
+    let bench_out = up.cli(&["bench", "cmd", "--warmup", "0", "--iterations", "5", "--telemetry-interval", "20", "--workload", "true-cmd", "--", "true"]);
+    let bench_id = uuid_in(&ok(&bench_out));
+    // No GPU here (as on CI): one line says so, and the run goes on with host telemetry.
+    let stderr = String::from_utf8_lossy(&bench_out.stderr);
+    if !std::path::Path::new("/dev/nvidiactl").exists() {
+        assert_eq!(stderr.matches("GPU telemetry is off").count(), 1, "{stderr}");
+    }
     let failing = up.cli(&["bench", "cmd", "--warmup", "0", "--iterations", "3", "--", "false"]);
     assert_eq!(failing.status.code(), Some(2), "failing iterations give exit code 2");
     assert!(String::from_utf8_lossy(&failing.stdout).contains("3 of 3 iterations failed"));
@@ -56,12 +61,20 @@ pub fn scenario(up: &Up, hooks: &Receiver, read_report: impl Fn(&str) -> Option<
     let rows = wait_for("the regression's verdict in Parquet", Duration::from_secs(60), || Some(sql(up, &q)).filter(|r| !r.is_empty()));
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!((rows[0]["severity"].as_str(), rows[0]["value"].as_f64()), (Some("block"), Some(13.0)));
-    let q = format!("SELECT metric, count(*) AS n, min(value) AS lo FROM samples WHERE run_id = '{bench_id}' GROUP BY metric ORDER BY metric");
+    let q = format!(
+        "SELECT metric, count(*) AS n, min(value) AS lo FROM samples WHERE run_id = '{bench_id}' AND metric IN ('iteration_failed', 'latency_ms') GROUP BY metric ORDER BY metric"
+    );
     let rows = wait_for("the bench run's samples in Parquet", Duration::from_secs(60), || Some(sql(up, &q)).filter(|r| r.len() == 2));
     assert_eq!(rows[0]["metric"], "iteration_failed");
     assert_eq!((rows[0]["n"].as_i64(), rows[0]["lo"].as_f64()), (Some(5), Some(0.0)));
     assert_eq!((rows[1]["metric"].as_str(), rows[1]["n"].as_i64()), (Some("latency_ms"), Some(5)));
     assert!(rows[1]["lo"].as_f64().unwrap() > 0.0, "a measured latency");
+    let q = format!("SELECT DISTINCT metric FROM samples WHERE run_id = '{bench_id}' AND (metric LIKE 'gpu_%' OR metric = 'memory_used_mib')");
+    let telemetry: Vec<String> = sql(up, &q).iter().map(|r| r["metric"].as_str().unwrap_or_default().to_string()).collect();
+    assert!(telemetry.contains(&"memory_used_mib".to_string()), "host telemetry sampled: {telemetry:?}");
+    if !std::path::Path::new("/dev/nvidiactl").exists() {
+        assert!(telemetry.iter().all(|m| !m.starts_with("gpu_")), "nothing simulated without a GPU: {telemetry:?}");
+    }
     let q = format!("SELECT count, p50, status FROM summaries WHERE run_id = '{bench_id}' AND metric = 'latency_ms'");
     let rows = wait_for("the bench summary in Parquet", Duration::from_secs(60), || Some(sql(up, &q)).filter(|r| !r.is_empty()));
     assert_eq!((rows[0]["count"].as_i64(), rows[0]["status"].as_str()), (Some(5), Some("completed")));
