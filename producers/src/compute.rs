@@ -65,6 +65,7 @@ impl Gemm for f64 {
     }
 }
 
+#[derive(Clone)]
 struct Model<T> {
     s: MlpShape,
     x: Vec<T>,
@@ -115,12 +116,14 @@ impl<T: Gemm> Model<T> {
     }
 }
 
+#[derive(Clone)]
 enum Any {
     F32(Model<f32>),
     F64(Model<f64>),
 }
 
 /// The MLP workload.
+#[derive(Clone)]
 pub struct ComputeWorkload {
     model: Any,
     pub precision: Precision,

@@ -5,6 +5,7 @@
 //! through a [`emitter::RunEmitter`].
 //!
 //! # Layout
+//! - [`http`] — `http`: one request per iteration, failures counted by reason
 //! - [`identity`] — identity flags, platform and git detection
 //! - [`emitter`] — RunStarted / batched SampleBatch / RunFinished
 //! - [`record`] — `trackiq record`
@@ -17,6 +18,7 @@ pub mod bench;
 pub mod compute;
 pub mod emitter;
 pub mod error;
+pub mod http;
 pub mod identity;
 pub mod record;
 pub mod telemetry;

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use trackiq::config::Config;
 use trackiq_infra::Bus;
-use trackiq_producers::bench::{BenchOptions, BenchOutcome, Stop, run_bench};
+use trackiq_producers::bench::{BenchOptions, BenchOutcome, Load, Stop, run_bench};
 use trackiq_producers::workloads::CmdWorkload;
 
 use super::identity::IdentityArgs;
@@ -18,8 +18,35 @@ pub enum BenchCommand {
     Cmd(CmdArgs),
     /// A CPU inference-like workload: an MLP forward pass over a batch (f32/f64, threads).
     Compute(ComputeArgs),
+    /// HTTP requests, closed loop (--concurrency) or open loop (--rate, Poisson arrivals).
+    Http(HttpArgs),
     /// Time change-point detection against Apache Otava on one synthetic series.
     Changepoints(ChangepointBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    #[command(flatten)]
+    identity: IdentityArgs,
+    #[command(flatten)]
+    run: LoopArgs,
+    /// Target URL.
+    #[arg(long)]
+    url: String,
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// `Name: value` (repeatable).
+    #[arg(long = "header")]
+    headers: Vec<String>,
+    /// Request body.
+    #[arg(long, conflicts_with = "body_file")]
+    body: Option<String>,
+    /// Request body read from a file.
+    #[arg(long)]
+    body_file: Option<std::path::PathBuf>,
+    /// Per-request timeout in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -69,11 +96,27 @@ pub struct LoopArgs {
     /// Hardware telemetry period in milliseconds (0: none).
     #[arg(long, default_value_t = 100)]
     pub telemetry_interval: u64,
+    /// Closed loop: this many iterations in flight at once.
+    #[arg(long, default_value_t = 1, conflicts_with = "rate")]
+    pub concurrency: usize,
+    /// Open loop: start iterations at Poisson arrivals, this many per second on average.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seed of the open-loop arrival schedule (default: from the clock).
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 impl LoopArgs {
     pub fn options(&self) -> anyhow::Result<BenchOptions> {
-        Ok(BenchOptions { warmup: self.warmup, stop: self.stop()?, telemetry_interval: Duration::from_millis(self.telemetry_interval), progress: true })
+        if self.concurrency == 0 {
+            anyhow::bail!("--concurrency must be at least 1");
+        }
+        let load = match self.rate {
+            Some(rate) => Load::Open { rate, seed: self.seed.unwrap_or_else(|| trackiq_schemas::now_us() as u64) },
+            None => Load::Closed { concurrency: self.concurrency },
+        };
+        Ok(BenchOptions { warmup: self.warmup, stop: self.stop()?, load, telemetry_interval: Duration::from_millis(self.telemetry_interval), progress: true })
     }
 
     pub fn stop(&self) -> anyhow::Result<Stop> {
@@ -109,6 +152,21 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
             Ok(if out.failures > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }
         BenchCommand::Changepoints(a) => changepoint_bench(a),
+        BenchCommand::Http(a) => {
+            use trackiq_producers::http::{HttpRequest, HttpWorkload};
+            let body = match (&a.body, &a.body_file) {
+                (Some(b), _) => Some(b.clone().into_bytes()),
+                (None, Some(f)) => Some(std::fs::read(f).map_err(|e| anyhow::anyhow!("reading --body-file {}: {e}", f.display()))?),
+                (None, None) => None,
+            };
+            let req = HttpRequest { url: a.url.clone(), method: a.method.clone(), headers: a.headers.clone(), body, timeout: Duration::from_millis(a.timeout_ms) };
+            let mut w = HttpWorkload::new(&req)?;
+            let identity = a.identity.to_identity(&format!("{} {}", a.method.to_ascii_uppercase(), a.url), "http")?;
+            let bus = Bus::new(config.bus);
+            let out = run_bench(&bus, &identity, &mut w, &a.run.options()?).await?;
+            print_outcome(&out);
+            Ok(if out.failures > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+        }
         BenchCommand::Compute(a) => {
             use trackiq_producers::compute::{ComputeWorkload, MlpShape, Precision};
             let precision = match a.precision {
@@ -145,7 +203,8 @@ pub fn print_outcome(out: &BenchOutcome) {
     };
     println!("{t}");
     if out.failures > 0 {
-        println!("{} of {} iterations failed (last: {})", out.failures, out.iterations, out.last_failure.clone().unwrap_or_default());
+        let reasons: Vec<String> = out.failure_reasons.iter().map(|(r, n)| format!("{n} × {r}")).collect();
+        println!("{} of {} iterations failed ({})", out.failures, out.iterations, reasons.join(", "));
     }
 }
 

@@ -11,7 +11,7 @@ use clap::Args;
 use tokio::sync::mpsc;
 use trackiq::config::Config;
 use trackiq::stack::Stack;
-use trackiq_producers::bench::{BenchOptions, Stop, run_bench};
+use trackiq_producers::bench::{BenchOptions, Load, Stop, run_bench};
 use trackiq_producers::identity::RunIdentity;
 use trackiq_producers::workloads::MatmulWorkload;
 
@@ -75,7 +75,13 @@ pub async fn run(mut config: Config, a: DemoArgs) -> anyhow::Result<ExitCode> {
         let slow = i == a.baseline_runs;
         identity.version_tag = Some(if slow { "candidate".into() } else { format!("baseline-{}", i + 1) });
         let mut w = MatmulWorkload::new(if slow { N_SLOW } else { N_BASE });
-        let opts = BenchOptions { warmup: 2, stop: Stop::Iterations(a.iterations), telemetry_interval: Duration::from_millis(100), progress: false };
+        let opts = BenchOptions {
+            warmup: 2,
+            stop: Stop::Iterations(a.iterations),
+            load: Load::Closed { concurrency: 1 },
+            telemetry_interval: Duration::from_millis(100),
+            progress: false,
+        };
         let out = run_bench(&stack.bus, &identity, &mut w, &opts).await?;
         let mut lat = out.latencies_ms.clone();
         let mean = trackiq_stats::summarize(&mut lat).map(|s| s.mean).unwrap_or_default();

@@ -7,6 +7,7 @@ mod support;
 mod bad_input;
 mod crash_restart;
 mod dead_letters;
+mod http_load;
 mod pipeline;
 mod regression;
 mod s3;
