@@ -271,6 +271,18 @@ fn summarize_run(run_id: &str, run: OpenRun, bins: usize, _now: Instant) -> Opti
             // Items: a batch per iteration where the producer says so, else one.
             let items = metrics.iter().find(|m| m.metric == ITEMS_METRIC).map_or(lat.count as f64, |m| m.mean * m.count as f64);
             derived.push(DerivedMetric { name: "throughput_samples_per_sec".into(), value: items / secs, unit: "items/s".into() });
+            // LLM serving figures, as vLLM's `bench serve` reports them.
+            let total = |name: &str| metrics.iter().find(|m| m.metric == name).map(|m| m.mean * m.count as f64);
+            if let Some(tokens) = total("output_tokens") {
+                derived.push(DerivedMetric { name: "tokens_per_sec".into(), value: tokens / secs, unit: "tokens/s".into() });
+                derived.push(DerivedMetric { name: "request_throughput_per_sec".into(), value: lat.count as f64 / secs, unit: "requests/s".into() });
+            }
+            if let Some(good) = total("slo_met") {
+                derived.push(DerivedMetric { name: "goodput_requests_per_sec".into(), value: good / secs, unit: "requests/s".into() });
+            }
+            if let Some(tpot) = metrics.iter().find(|m| m.metric == "tpot_ms") {
+                derived.push(DerivedMetric { name: "decode_tpt_ms".into(), value: tpot.mean, unit: "ms".into() });
+            }
         }
     }
     derived.extend(energy_figures(&metrics, &derived, &run.by_rank));

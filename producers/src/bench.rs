@@ -51,6 +51,10 @@ pub trait Workload: Clone + Send + Sync + 'static {
     /// Runs one iteration. `Ok(Some(reason))` is a failed iteration (counted, measured);
     /// `Err` stops the benchmark.
     fn iterate(&mut self) -> impl std::future::Future<Output = Result<Option<String>, ProducerError>> + Send;
+    /// Further samples the last iteration measured (metric, value, unit), e.g. TTFT.
+    fn take_samples(&mut self) -> Vec<(&'static str, f64, &'static str)> {
+        Vec::new()
+    }
 }
 
 /// How a benchmark runs, whatever the workload.
@@ -83,6 +87,7 @@ struct Done {
     ts_us: i64,
     ms: f64,
     failure: Option<String>,
+    extra: Vec<(&'static str, f64, &'static str)>,
 }
 
 type Outcome = Result<Done, ProducerError>;
@@ -91,7 +96,8 @@ async fn timed<W: Workload>(w: &mut W) -> Outcome {
     let ts_us = trackiq_schemas::now_us();
     let t0 = Instant::now();
     let failure = w.iterate().await?;
-    Ok(Done { ts_us, ms: t0.elapsed().as_secs_f64() * 1000.0, failure })
+    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+    Ok(Done { ts_us, ms, failure, extra: w.take_samples() })
 }
 
 /// Starts the iterations of `load` and sends each outcome to `tx`.
@@ -211,6 +217,9 @@ pub async fn run_bench<W: Workload>(bus: &Bus, identity: &RunIdentity, w: &mut W
         emitter.push(sample("iteration_failed", f64::from(u8::from(failed)), "bool")).await?;
         if items != 1 {
             emitter.push(sample(ITEMS_METRIC, items as f64, "items")).await?;
+        }
+        for (metric, value, unit) in &d.extra {
+            emitter.push(sample(metric, *value, unit)).await?;
         }
         if let Some(s) = sampler.as_mut() {
             for t in s.drain() {

@@ -5,7 +5,7 @@ use crate::events::Direction;
 /// Name fragments of metrics where a larger value is better.
 const HIGHER_IS_BETTER: &[&str] = &[
     "throughput", "per_sec", "per_second", "tokens_per", "per_watt", "goodput", "efficiency", "qps", "rps",
-    "bandwidth", "busbw", "algbw", "items_per", "samples_per", "ops",
+    "bandwidth", "busbw", "algbw", "items_per", "samples_per", "ops", "slo_met",
 ];
 
 /// Name fragments of metrics measured as a duration: they must never be negative.

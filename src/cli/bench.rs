@@ -20,6 +20,8 @@ pub enum BenchCommand {
     Compute(ComputeArgs),
     /// HTTP requests, closed loop (--concurrency) or open loop (--rate, Poisson arrivals).
     Http(HttpArgs),
+    /// Streamed OpenAI-compatible completions: TTFT, ITL, TPOT, E2EL, tokens/s, goodput.
+    Llm(LlmArgs),
     /// Time change-point detection against Apache Otava on one synthetic series.
     Changepoints(ChangepointBenchArgs),
 }
@@ -47,6 +49,38 @@ pub struct HttpArgs {
     /// Per-request timeout in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     timeout_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct LlmArgs {
+    #[command(flatten)]
+    identity: IdentityArgs,
+    #[command(flatten)]
+    run: LoopArgs,
+    /// Endpoint: .../v1/completions or .../v1/chat/completions.
+    #[arg(long)]
+    url: String,
+    /// Model name sent in the request.
+    #[arg(long, default_value = "default")]
+    model: String,
+    /// Prompts, one JSON object per line: {"prompt": ...} or {"messages": [...]}.
+    #[arg(long, conflicts_with = "input_len")]
+    prompts: Option<std::path::PathBuf>,
+    /// Synthetic prompts of this many words.
+    #[arg(long)]
+    input_len: Option<usize>,
+    /// Output tokens asked for.
+    #[arg(long, default_value_t = 128)]
+    max_tokens: u64,
+    /// Goodput SLOs, e.g. ttft=200ms,tpot=50ms,e2el=2s (a request counts only if it meets all).
+    #[arg(long)]
+    slo: Option<String>,
+    /// Environment variable holding the API key (sent as a bearer token; never logged).
+    #[arg(long)]
+    api_key_env: Option<String>,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout_s: u64,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -152,6 +186,27 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
             Ok(if out.failures > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }
         BenchCommand::Changepoints(a) => changepoint_bench(a),
+        BenchCommand::Llm(a) => {
+            use trackiq_producers::llm::{LlmWorkload, Slo, prompts_from_jsonl, synthetic_prompts};
+            let prompts = match (&a.prompts, a.input_len) {
+                (Some(f), _) => prompts_from_jsonl(&std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("reading --prompts {}: {e}", f.display()))?)?,
+                (None, Some(n)) => synthetic_prompts(64, n),
+                (None, None) => anyhow::bail!("give --prompts FILE or --input-len N"),
+            };
+            let slo = a.slo.as_deref().map(Slo::parse).transpose()?.unwrap_or_default();
+            let key = match &a.api_key_env {
+                Some(v) => Some(std::env::var(v).map_err(|_| anyhow::anyhow!("--api-key-env {v}: variable not set"))?),
+                None => None,
+            };
+            let mut w = LlmWorkload::new(&a.url, &a.model, prompts, a.max_tokens, key, slo, Duration::from_secs(a.timeout_s))?;
+            let mut identity = a.identity.to_identity(&a.model, "serving")?;
+            // The endpoint without its path: a path or query may carry a secret.
+            identity.backend.get_or_insert_with(|| trackiq_sinks::webhook::redact(&a.url));
+            let bus = Bus::new(config.bus);
+            let out = run_bench(&bus, &identity, &mut w, &a.run.options()?).await?;
+            print_outcome(&out);
+            Ok(if out.failures > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+        }
         BenchCommand::Http(a) => {
             use trackiq_producers::http::{HttpRequest, HttpWorkload};
             let body = match (&a.body, &a.body_file) {

@@ -8,6 +8,7 @@ mod bad_input;
 mod crash_restart;
 mod dead_letters;
 mod http_load;
+mod llm;
 mod pipeline;
 mod regression;
 mod s3;
