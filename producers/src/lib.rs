@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`http`] — `http`: one request per iteration, failures counted by reason
+//! - [`import`] — `import trackiq-json`: results of the original TrackIQ tools as runs
 //! - [`llm`] — `llm`: streamed OpenAI-compatible requests: TTFT, ITL, TPOT, E2EL, goodput
 //! - [`identity`] — identity flags, platform and git detection
 //! - [`emitter`] — RunStarted / batched SampleBatch / RunFinished
@@ -21,6 +22,7 @@ pub mod emitter;
 pub mod error;
 pub mod http;
 pub mod identity;
+pub mod import;
 pub mod llm;
 pub mod record;
 pub mod telemetry;

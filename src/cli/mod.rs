@@ -11,6 +11,7 @@ mod history;
 mod identity;
 mod record;
 mod sql;
+mod transfer;
 mod up;
 
 use std::path::PathBuf;
@@ -72,6 +73,11 @@ enum Command {
     Compare(compare::CompareArgs),
     /// CI gate: exit 1 when a verdict of the run (or commit) blocks; prints Markdown.
     Gate(gate::GateArgs),
+    /// Export a run as a TrackiqResult JSON (for the original TrackIQ tools) or CSV of samples.
+    Export(transfer::ExportArgs),
+    /// Import results of other tools as runs.
+    #[command(subcommand)]
+    Import(transfer::ImportCommand),
 }
 
 fn init_logs(verbose: u8, default: &str) {
@@ -126,5 +132,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Changepoints(a) => analysis::changepoints(config, a).await,
         Command::Compare(a) => compare::run(config, a).await,
         Command::Gate(a) => gate::run(config, a).await,
+        Command::Export(a) => transfer::export(config, a).await,
+        Command::Import(c) => transfer::import(config, c).await,
     }
 }

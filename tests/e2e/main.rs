@@ -12,5 +12,6 @@ mod llm;
 mod pipeline;
 mod regression;
 mod s3;
+mod transfer;
 mod verdict_restart;
 mod webhook_delivery;
