@@ -113,9 +113,10 @@ pub struct RegressionArgs {
     series: Option<String>,
     #[arg(long)]
     days: Option<u32>,
-    /// Threshold model (default: the configured one).
-    #[arg(long, value_enum)]
-    model: Option<Model>,
+    /// Threshold model (default: the configured one): percentage, static, z_score, t_test,
+    /// log_normal, iqr, delta_iqr.
+    #[arg(long, value_parser = parse_model)]
+    model: Option<ModelName>,
     /// Warn boundary of --model (percent, limit, probability or IQR multiplier).
     #[arg(long)]
     warn: Option<f64>,
@@ -126,39 +127,19 @@ pub struct RegressionArgs {
     format: OutFormat,
 }
 
-/// Threshold models on the command line.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Model {
-    Percentage,
-    Static,
-    ZScore,
-    TTest,
-    LogNormal,
-    Iqr,
-    DeltaIqr,
-}
-
-impl From<Model> for ModelName {
-    fn from(m: Model) -> Self {
-        match m {
-            Model::Percentage => ModelName::Percentage,
-            Model::Static => ModelName::Static,
-            Model::ZScore => ModelName::ZScore,
-            Model::TTest => ModelName::TTest,
-            Model::LogNormal => ModelName::LogNormal,
-            Model::Iqr => ModelName::Iqr,
-            Model::DeltaIqr => ModelName::DeltaIqr,
-        }
-    }
+/// A model name as in configuration (`t_test`; `t-test` is accepted too).
+fn parse_model(s: &str) -> Result<ModelName, String> {
+    serde_json::from_value(serde_json::Value::String(s.replace('-', "_")))
+        .map_err(|_| format!("unknown model `{s}`: percentage, static, z_score, t_test, log_normal, iqr, delta_iqr"))
 }
 
 /// Default boundaries of each model when --warn/--block are not given.
-fn default_bounds(m: Model) -> (f64, f64) {
+fn default_bounds(m: ModelName) -> (f64, f64) {
     match m {
-        Model::Percentage => (5.0, 10.0),
-        Model::Static => (f64::INFINITY, f64::INFINITY),
-        Model::ZScore | Model::TTest | Model::LogNormal => (0.95, 0.99),
-        Model::Iqr | Model::DeltaIqr => (1.5, 3.0),
+        ModelName::Percentage => (5.0, 10.0),
+        ModelName::Static => (f64::INFINITY, f64::INFINITY),
+        ModelName::ZScore | ModelName::TTest | ModelName::LogNormal => (0.95, 0.99),
+        ModelName::Iqr | ModelName::DeltaIqr => (1.5, 3.0),
     }
 }
 
@@ -182,7 +163,7 @@ pub async fn regression(config: Config, a: RegressionArgs) -> anyhow::Result<Exi
             let spec = match a.model {
                 Some(m) => {
                     let (w, b) = default_bounds(m);
-                    ModelSpec { kind: ModelName::from(m).into(), warn: a.warn.unwrap_or(w), block: a.block.unwrap_or(b), min_samples: config.verdict.min_baseline }
+                    ModelSpec { kind: m.into(), warn: a.warn.unwrap_or(w), block: a.block.unwrap_or(b), min_samples: config.verdict.min_baseline }
                 }
                 None => config.verdict.spec_for(&metric, &series),
             };

@@ -4,10 +4,10 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use trackiq_schemas::{
-    BaselinePin, ChangePointEvent, Finding, MetricVerdict, RunStatus, RunSummary, Severity, TrendClass, TrendResult, Verdict,
+    BaselinePin, ChangePointEvent, Finding, MetricVerdict, RunStatus, RunSummary, Severity, TrendResult, Verdict,
 };
 use trackiq_stats::changepoint::{ChangePointParams, change_points};
-use trackiq_stats::trend::{self, classify};
+use trackiq_stats::trend::classify;
 
 use super::config::VerdictConfig;
 use super::findings;
@@ -215,12 +215,7 @@ fn trend_of(cfg: &VerdictConfig, series_id: &str, metric: &str, h: &VecDeque<Ent
         run_id: window.last()?.run_id.clone(),
         computed_at: now_us,
         points: values.len() as i32,
-        class: match t.class {
-            trend::TrendClass::Stable => TrendClass::Stable,
-            trend::TrendClass::Volatile => TrendClass::Volatile,
-            trend::TrendClass::Improving => TrendClass::Improving,
-            trend::TrendClass::Degrading => TrendClass::Degrading,
-        },
+        class: t.class,
         slope: t.ols.slope,
         r_squared: t.ols.r_squared,
         theil_sen_slope: t.theil_sen_slope,

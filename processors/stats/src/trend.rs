@@ -7,6 +7,7 @@
 //! The total change is the OLS line's change over the series relative to its first value.
 
 use statrs::distribution::{ContinuousCDF, Normal};
+pub use trackiq_schemas::TrendClass;
 use trackiq_schemas::Direction;
 
 use crate::summary::{mean_stdev, percentile_sorted};
@@ -86,26 +87,6 @@ pub fn mann_kendall(y: &[f64]) -> Option<(f64, f64)> {
     let var = (nf * (nf - 1.0) * (2.0 * nf + 5.0) - tie_term) / 18.0;
     let z = if s > 0.0 { (s - 1.0) / var.sqrt() } else if s < 0.0 { (s + 1.0) / var.sqrt() } else { 0.0 };
     Some((s, (2.0 * Normal::standard().sf(z.abs())).min(1.0)))
-}
-
-/// Trend classes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrendClass {
-    Stable,
-    Volatile,
-    Improving,
-    Degrading,
-}
-
-impl TrendClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TrendClass::Stable => "stable",
-            TrendClass::Volatile => "volatile",
-            TrendClass::Improving => "improving",
-            TrendClass::Degrading => "degrading",
-        }
-    }
 }
 
 /// A classified trend.
