@@ -80,10 +80,13 @@ pub fn render(v: &Verdict) -> Result<String, SinkError> {
                 "change": m.change_pct.map(|c| format!("{:+.2} %", c)).unwrap_or_else(|| "—".into()),
                 "limits": match (m.lower_limit, m.upper_limit) { (Some(l), Some(u)) => format!("{} … {}", fmt_num(l), fmt_num(u)), _ => "—".into() },
                 "direction": m.direction.as_str().replace('_', " "), "severity": m.severity.as_str(),
+                "model": m.model, "pvalue": m.pvalue.map(|p| format!("{p:.2e}")).unwrap_or_else(|| "—".into()),
             })
         })
         .collect();
     ctx.insert("verdicts", &verdicts);
+    let findings: Vec<_> = v.findings.iter().map(|f| serde_json::json!({"rule": f.rule, "message": f.message, "severity": f.severity.as_str()})).collect();
+    ctx.insert("findings", &findings);
     let metrics: Vec<_> = s
         .metrics
         .iter()
@@ -142,4 +145,44 @@ pub async fn run(config: ReportConfig, bus: Bus, store: DataStore, mut shutdown:
     }
     offsets.commit(&consumer);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use trackiq_schemas::*;
+
+    use super::*;
+
+    #[test]
+    fn report_escapes_user_strings_and_shows_findings_and_charts() {
+        let mut labels = BTreeMap::new();
+        labels.insert("owner".to_string(), "<img src=x onerror=alert(1)>".to_string());
+        let run = RunStarted {
+            run_id: "r1".into(),
+            tool: "t".into(),
+            tool_version: "0".into(),
+            timestamp: 0,
+            platform: Platform { hardware_name: "h&w".into(), ..Default::default() },
+            workload: Workload { name: "<b>w</b>".into(), kind: "k".into(), ..Default::default() },
+            version: VersionInfo::default(),
+            labels,
+            series_id: "s".into(),
+        };
+        let m = MetricSummary {
+            metric: "latency_ms".into(), unit: "ms".into(), count: 4, mean: 2.5, stdev: Some(1.29), min: 1.0, p50: 2.5, p90: 3.7,
+            p95: 3.85, p99: 3.97, max: 4.0, histogram: Some(Histogram { edges: vec![1.0, 2.5, 4.0], counts: vec![2, 2] }),
+        };
+        let summary = RunSummary { run, status: RunStatus::Completed, ended_at: 1, sample_count: 4, expected_sample_count: Some(4), error: None, metrics: vec![m], derived: vec![] };
+        let v = Verdict {
+            run_id: "r1".into(), series_id: "s".into(), evaluated_at: 2, severity: Severity::Warn, summary, metrics: vec![],
+            findings: vec![Finding { rule: "step_change".into(), metric: "latency_ms".into(), severity: Severity::Warn, value: Some(5.0), message: "latency <up>".into() }],
+        };
+        let html = render(&v).unwrap();
+        assert!(!html.contains("<img src=x") && html.contains("&lt;img src=x"), "label escaped");
+        assert!(!html.contains("<b>w</b>") && html.contains("&lt;b&gt;w&lt;&#x2F;b&gt;"), "workload escaped");
+        assert!(html.contains("step_change") && html.contains("latency &lt;up&gt;"), "findings shown, escaped");
+        assert!(html.contains("<svg") && html.contains("latency_ms distribution (4 samples)"), "histogram chart");
+    }
 }
