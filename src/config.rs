@@ -63,6 +63,8 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub topic_prefix: Option<String>,
     pub webhooks: Vec<String>,
+    /// librdkafka `key=value` options.
+    pub kafka_options: Vec<String>,
 }
 
 impl Config {
@@ -111,6 +113,10 @@ impl Config {
         }
         if !flags.webhooks.is_empty() {
             c.webhook.urls = flags.webhooks.clone();
+        }
+        for o in &flags.kafka_options {
+            let (k, v) = o.split_once('=').with_context(|| format!("--kafka-option `{o}` is not key=value"))?;
+            c.bus.options.insert(k.trim().to_string(), v.trim().to_string());
         }
         c.validate()?;
         Ok(c)
@@ -177,8 +183,12 @@ mod tests {
         };
         let c = Config::load(&Overrides::default(), env).unwrap();
         assert_eq!((c.data.as_str(), c.bus.brokers.as_str(), c.bus.partitions), ("file:///from-file", "env:9092", 3));
-        let flags = Overrides { brokers: Some("flag:9092".into()), ..Default::default() };
-        assert_eq!(Config::load(&flags, env).unwrap().bus.brokers, "flag:9092");
+        let flags = Overrides { brokers: Some("flag:9092".into()), kafka_options: vec!["security.protocol=SSL".into()], ..Default::default() };
+        let c = Config::load(&flags, env).unwrap();
+        assert_eq!(c.bus.brokers, "flag:9092");
+        assert_eq!(c.bus.options.get("security.protocol").map(String::as_str), Some("SSL"));
+        let bad = Overrides { kafka_options: vec!["nokey".into()], ..Default::default() };
+        assert!(Config::load(&bad, |_| None).unwrap_err().to_string().contains("--kafka-option `nokey`"));
         let bad = |k: &str| (k == "TRACKIQ_PARTITIONS").then(|| "six".to_string());
         assert!(Config::load(&Overrides::default(), bad).unwrap_err().to_string().contains("TRACKIQ_PARTITIONS=six"));
     }

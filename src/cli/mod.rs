@@ -40,6 +40,9 @@ pub struct Cli {
     /// Prefix of topic names. Env: TRACKIQ_TOPIC_PREFIX. Default: trackiq.
     #[arg(long, global = true)]
     topic_prefix: Option<String>,
+    /// librdkafka option key=value passed through, e.g. security.protocol=SASL_SSL (repeatable).
+    #[arg(long = "kafka-option", global = true)]
+    kafka_options: Vec<String>,
     /// More log output (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -118,6 +121,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         listen: cli.listen,
         topic_prefix: cli.topic_prefix,
         webhooks,
+        kafka_options: cli.kafka_options,
     };
     let config = Config::load(&overrides, |k| std::env::var(k).ok())?;
     match cli.command {
