@@ -12,11 +12,13 @@
 //! - [`emitter`] — RunStarted / batched SampleBatch / RunFinished
 //! - [`record`] — `trackiq record`
 //! - [`bench`] — the benchmark loop shared by every workload
+//! - [`cluster`] — ring all-reduce over TCP, nccl-tests definitions and parser (cluster producer, in progress)
 //! - [`compute`] — `compute`: an MLP forward pass (f32/f64, batched, threaded)
 //! - [`telemetry`] — host (procfs, RAPL) and GPU (NVML at run time) sampled during runs
 //! - [`workloads`] — `cmd` (a child process per iteration) and `matmul` (CPU)
 
 pub mod bench;
+pub mod cluster;
 pub mod compute;
 pub mod emitter;
 pub mod error;

@@ -1,0 +1,119 @@
+//! nccl-tests definitions and output. Bandwidths as nccl-tests' PERFORMANCE.md defines them
+//! for all-reduce: algbw = S / t, busbw = algbw × 2(n−1)/n.
+
+/// Algorithm bandwidth in GB/s (10⁹ bytes per second) for `bytes` moved in `seconds`.
+pub fn algbw_gbps(bytes: f64, seconds: f64) -> f64 {
+    bytes / seconds / 1e9
+}
+
+/// All-reduce bus bandwidth from the algorithm bandwidth and the number of ranks.
+pub fn allreduce_busbw(algbw: f64, ranks: usize) -> f64 {
+    if ranks == 0 { 0.0 } else { algbw * 2.0 * (ranks as f64 - 1.0) / ranks as f64 }
+}
+
+/// One row of an nccl-tests result table (out-of-place and in-place).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NcclRow {
+    pub size_bytes: u64,
+    pub count: u64,
+    pub dtype: String,
+    pub redop: String,
+    pub out_time_us: f64,
+    pub out_algbw: f64,
+    pub out_busbw: f64,
+    pub in_time_us: f64,
+    pub in_algbw: f64,
+    pub in_busbw: f64,
+}
+
+/// A parsed nccl-tests text output.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NcclResult {
+    pub rows: Vec<NcclRow>,
+    pub avg_busbw: Option<f64>,
+    /// GPUs listed under "Using devices".
+    pub devices: Vec<String>,
+}
+
+/// Parses the text output of an nccl-tests binary (e.g. `all_reduce_perf`), with or without
+/// the `root` column. The error names the line that could not be read.
+pub fn parse_text(text: &str) -> Result<NcclResult, String> {
+    let mut out = NcclResult::default();
+    let mut columns: Option<Vec<String>> = None;
+    for (no, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(h) = t.strip_prefix('#') {
+            let h = h.trim();
+            if h.starts_with("size") && h.contains("count") {
+                columns = Some(h.split_whitespace().map(str::to_string).collect());
+            } else if let Some(v) = h.strip_prefix("Avg bus bandwidth") {
+                out.avg_busbw = v.trim_start_matches([' ', ':']).trim().parse().ok();
+            } else if h.starts_with("Rank") && h.contains("device") {
+                out.devices.push(h.rsplit(']').next().unwrap_or_default().trim().to_string());
+            }
+            continue;
+        }
+        if t.is_empty() {
+            continue;
+        }
+        let Some(cols) = &columns else { continue };
+        let tok: Vec<&str> = t.split_whitespace().collect();
+        if tok.len() != cols.len() {
+            return Err(format!("line {}: {} fields where the header has {}: `{t}`", no + 1, tok.len(), cols.len()));
+        }
+        let at = |name: &str, nth: usize| cols.iter().enumerate().filter(|(_, c)| c.as_str() == name).nth(nth).map(|(i, _)| tok[i]);
+        let num = |name: &str, nth: usize| -> Result<f64, String> {
+            at(name, nth).ok_or_else(|| format!("no `{name}` column"))?.parse::<f64>().map_err(|_| format!("line {}: `{name}` is not a number", no + 1))
+        };
+        out.rows.push(NcclRow {
+            size_bytes: num("size", 0)? as u64,
+            count: num("count", 0)? as u64,
+            dtype: at("type", 0).unwrap_or_default().to_string(),
+            redop: at("redop", 0).unwrap_or_default().to_string(),
+            out_time_us: num("time", 0)?,
+            out_algbw: num("algbw", 0)?,
+            out_busbw: num("busbw", 0)?,
+            in_time_us: num("time", 1)?,
+            in_algbw: num("algbw", 1)?,
+            in_busbw: num("busbw", 1)?,
+        });
+    }
+    if out.rows.is_empty() {
+        return Err("no result rows: is this nccl-tests output?".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bandwidths_by_the_nccl_tests_definitions() {
+        // 1 GB in 10 ms: algbw 100 GB/s; 8 ranks: busbw = 100 × 2 × 7 / 8 = 175 GB/s.
+        let alg = algbw_gbps(1e9, 0.01);
+        assert!((alg - 100.0).abs() < 1e-9);
+        assert!((allreduce_busbw(alg, 8) - 175.0).abs() < 1e-9);
+        assert_eq!(allreduce_busbw(alg, 1), 0.0, "one rank moves nothing over the bus");
+        // Row of the fixture: 134217728 B in 1093.5 us -> 122.74 GB/s, busbw 214.79 on 8 ranks.
+        let alg = algbw_gbps(134_217_728.0, 1093.5e-6);
+        assert!((alg - 122.74).abs() < 0.005);
+        assert!((allreduce_busbw(alg, 8) - 214.79).abs() < 0.01);
+    }
+
+    #[test]
+    fn parses_text_output_with_and_without_root() {
+        let r = parse_text(include_str!("../../../tests/fixtures/nccl/all_reduce_perf_8gpu.txt")).unwrap();
+        assert_eq!(r.rows.len(), 5);
+        assert_eq!(r.devices.len(), 8);
+        let last = r.rows.last().unwrap();
+        assert_eq!((last.size_bytes, last.count, last.dtype.as_str()), (134_217_728, 33_554_432, "float"));
+        assert_eq!((last.out_busbw, last.in_time_us), (214.79, 1092.9));
+        assert_eq!(r.avg_busbw, Some(67.1234));
+        let old = parse_text(include_str!("../../../tests/fixtures/nccl/all_reduce_perf_noroot.txt")).unwrap();
+        assert_eq!(old.rows[0].out_algbw, 0.0);
+        assert_eq!(old.rows[1].in_busbw, 25.61);
+        let err = parse_text("#       size         count      type   redop     time   algbw   busbw  error     time   algbw   busbw  error\n 8 2 float\n").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+    }
+}
