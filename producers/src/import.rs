@@ -126,6 +126,38 @@ pub async fn import_trackiq_json(bus: &Bus, doc: &Value) -> Result<String, Produ
     Ok(run_id)
 }
 
+/// Imports nccl-tests text output (e.g. `all_reduce_perf`) as a run; returns the run id.
+pub async fn import_nccl_tests(bus: &Bus, text: &str, test_name: &str, hardware: Option<&str>) -> Result<String, ProducerError> {
+    let parsed = crate::cluster::nccl::parse_text(text).map_err(|e| ProducerError::Usage(format!("nccl-tests output: {e}")))?;
+    let mut platform = crate::identity::detect_platform(hardware);
+    if !parsed.devices.is_empty() {
+        platform.gpus = parsed.devices.clone();
+    }
+    let mut labels = BTreeMap::new();
+    labels.insert("imported_from".to_string(), "nccl-tests".to_string());
+    let ts = trackiq_schemas::now_us();
+    let dtype = parsed.rows.first().map(|r| r.dtype.clone());
+    let mut run = RunStarted {
+        run_id: uuid::Uuid::now_v7().to_string(),
+        tool: "nccl-tests".into(),
+        tool_version: String::new(),
+        timestamp: ts,
+        version: VersionInfo { env_hash: env_hash(&platform), ..Default::default() },
+        platform,
+        workload: Workload { name: test_name.into(), kind: "collective".into(), precision: dtype, ..Default::default() },
+        labels,
+        series_id: String::new(),
+    };
+    run.series_id = series_id(&run);
+    let run_id = run.run_id.clone();
+    let mut e = RunEmitter::start(bus, run, Batching::default()).await?;
+    for s in crate::cluster::nccl::to_samples(&parsed, ts) {
+        e.push(s).await?;
+    }
+    e.finish(RunStatus::Completed, None).await?;
+    Ok(run_id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,16 @@ pub struct ExportArgs {
 pub enum ImportCommand {
     /// A TrackiqResult JSON file written by the original TrackIQ tools.
     TrackiqJson { file: std::path::PathBuf },
+    /// Text output of an nccl-tests binary (e.g. all_reduce_perf), so GPU-cluster results join the history.
+    NcclTests {
+        file: std::path::PathBuf,
+        /// Test name (default: the file name without extension).
+        #[arg(long)]
+        test: Option<String>,
+        /// Hardware name of the cluster measured (default: this host's name).
+        #[arg(long)]
+        hardware: Option<String>,
+    },
 }
 
 type Row = serde_json::Map<String, serde_json::Value>;
@@ -151,6 +161,12 @@ pub async fn import(config: Config, c: ImportCommand) -> anyhow::Result<ExitCode
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
             let doc: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
             let run = trackiq_producers::import::import_trackiq_json(&Bus::new(config.bus), &doc).await?;
+            println!("imported run {run} from {}", file.display());
+        }
+        ImportCommand::NcclTests { file, test, hardware } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let name = test.unwrap_or_else(|| file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "nccl-tests".into()));
+            let run = trackiq_producers::import::import_nccl_tests(&Bus::new(config.bus), &text, &name, hardware.as_deref()).await?;
             println!("imported run {run} from {}", file.display());
         }
     }

@@ -41,6 +41,14 @@ fn conformance_results_round_trip_through_import_and_export() {
         let non_null = original["metrics"].as_object().unwrap().values().filter(|v| !v.is_null()).count();
         assert!(lines.filter(|l| !l.is_empty()).count() >= non_null);
     }
+    // nccl-tests output joins the same history, per message size.
+    let out = ok(&up.cli(&["import", "nccl-tests", &format!("{root}/tests/fixtures/nccl/all_reduce_perf_8gpu.txt"), "--hardware", "h100-node"]));
+    let run = crate::pipeline::uuid_in(&out);
+    let q = format!("SELECT metric, mean FROM summaries WHERE run_id = '{run}' AND metric IN ('busbw_gbps.134217728B', 'avg_busbw_gbps') ORDER BY metric");
+    let rows = wait_for("the nccl-tests summary", Duration::from_secs(60), || Some(sql(&up, &q)).filter(|r| r.len() == 2));
+    assert_eq!((rows[0]["mean"].as_f64(), rows[1]["mean"].as_f64()), (Some(67.1234), Some(214.79)));
+    let bad = up.cli(&["import", "nccl-tests", &format!("{root}/Cargo.toml")]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("no result rows"));
     let bad = up.cli(&["import", "trackiq-json", "Cargo.toml"]);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("is not JSON"));
     let _ = up.stop();

@@ -117,3 +117,23 @@ mod tests {
         assert!(err.contains("line 2"), "{err}");
     }
 }
+
+/// Samples of a parsed result: per message size, time, algbw and busbw of the out-of-place
+/// and in-place runs (`<figure>.<size>B`), and the average bus bandwidth.
+pub fn to_samples(r: &NcclResult, ts_us: i64) -> Vec<trackiq_schemas::Sample> {
+    let s = |metric: String, value: f64, unit: &str| trackiq_schemas::Sample { ts_us, metric, value, unit: unit.into(), rank: None, step: None };
+    let mut out = Vec::new();
+    for row in &r.rows {
+        let b = row.size_bytes;
+        out.push(s(format!("time_us.{b}B"), row.out_time_us, "us"));
+        out.push(s(format!("algbw_gbps.{b}B"), row.out_algbw, "GB/s"));
+        out.push(s(format!("busbw_gbps.{b}B"), row.out_busbw, "GB/s"));
+        out.push(s(format!("inplace_time_us.{b}B"), row.in_time_us, "us"));
+        out.push(s(format!("inplace_algbw_gbps.{b}B"), row.in_algbw, "GB/s"));
+        out.push(s(format!("inplace_busbw_gbps.{b}B"), row.in_busbw, "GB/s"));
+    }
+    if let Some(avg) = r.avg_busbw {
+        out.push(s("avg_busbw_gbps".into(), avg, "GB/s"));
+    }
+    out
+}
