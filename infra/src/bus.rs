@@ -254,7 +254,7 @@ impl Bus {
         };
         let bytes = trackiq_schemas::registry()
             .encode(&letter)
-            .map_err(|e| InfraError::CreateTopic { topic: self.topics.dlq.clone(), reason: e.to_string() })?;
+            .map_err(|e| InfraError::EncodeDeadLetter { topic: self.topics.dlq.clone(), reason: e.to_string() })?;
         send(producer, &self.topics.dlq, record.key.as_deref().unwrap_or_default(), &bytes).await.map(|_| ())
     }
 }

@@ -9,6 +9,8 @@ pub enum InfraError {
     BrokerUnreachable { brokers: String },
     #[error("Kafka client error while {action}: {source}")]
     Kafka { action: String, source: rdkafka::error::KafkaError },
+    #[error("could not encode a dead letter for {topic}: {reason}")]
+    EncodeDeadLetter { topic: String, reason: String },
     #[error("could not create topic {topic}: {reason}")]
     CreateTopic { topic: String, reason: String },
     #[error("invalid data URL `{url}`: {reason}")]

@@ -26,3 +26,29 @@ pub async fn session(store: &DataStore) -> Result<SessionContext, InfraError> {
     }
     Ok(ctx)
 }
+
+/// A result row as a JSON object (column name -> value; nulls left out).
+pub type Row = serde_json::Map<String, serde_json::Value>;
+
+/// Runs a query over the history and returns its rows as JSON objects.
+pub async fn query_rows(store: &DataStore, sql: &str) -> Result<Vec<Row>, InfraError> {
+    let ctx = session(store).await?;
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let mut buf = Vec::new();
+    {
+        let mut w = datafusion::arrow::json::ArrayWriter::new(&mut buf);
+        for b in &batches {
+            w.write(b).map_err(|e| InfraError::DataFusion(e.into()))?;
+        }
+        w.finish().map_err(|e| InfraError::DataFusion(e.into()))?;
+    }
+    if buf.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&buf).map_err(|e| InfraError::DataFusion(datafusion::error::DataFusionError::External(Box::new(e))))?;
+    Ok(rows.into_iter().filter_map(|r| match r {
+        serde_json::Value::Object(o) => Some(o),
+        _ => None,
+    }).collect())
+}

@@ -167,7 +167,7 @@ impl Aggregation {
                     }
                 }
             }
-            match summarize_run(&id, run, self.config.histogram_bins, now) {
+            match summarize_run(&id, run, self.config.histogram_bins) {
                 Some(s) => out.push(s),
                 None => warn!(run_id = %id, "dropping events of a run whose RunStarted was never read: it was summarised before this consumer's start position"),
             }
@@ -215,7 +215,7 @@ pub const LATENCY_METRIC: &str = "latency_ms";
 /// Items processed per iteration (a batch), when producers record it.
 pub const ITEMS_METRIC: &str = "batch_items";
 
-fn summarize_run(run_id: &str, run: OpenRun, bins: usize, _now: Instant) -> Option<RunSummary> {
+fn summarize_run(run_id: &str, run: OpenRun, bins: usize) -> Option<RunSummary> {
     let started = run.started?;
     let (status, ended_at, expected, mut error) = match &run.finished {
         Some(f) if run.samples >= f.sample_count => (f.status, f.ended_at, Some(f.sample_count), f.error.clone()),

@@ -11,11 +11,9 @@ pub fn lit(s: &str) -> String {
 }
 
 /// Rows of a query as JSON objects.
-pub async fn rows(config: &Config, sql: &str) -> anyhow::Result<Vec<serde_json::Map<String, serde_json::Value>>> {
-    let batches = super::sql::query(config, sql).await?;
-    let text = super::sql::render(&batches, super::sql::Format::Json)?;
-    let v: Vec<serde_json::Value> = serde_json::from_str(&text)?;
-    Ok(v.into_iter().filter_map(|r| r.as_object().cloned()).collect())
+pub async fn rows(config: &Config, sql: &str) -> anyhow::Result<Vec<trackiq_infra::tables::Row>> {
+    let store = trackiq_infra::DataStore::open(&config.data)?;
+    Ok(trackiq_infra::tables::query_rows(&store, sql).await?)
 }
 
 /// One run's judged figure of a metric.

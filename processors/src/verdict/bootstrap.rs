@@ -18,6 +18,7 @@ use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tracing::{info, warn};
+use trackiq_infra::tables::{Row, query_rows};
 use trackiq_infra::{Bus, DataStore, InfraError};
 use trackiq_schemas::{
     AnyEvent, BaselinePin, DerivedMetric, MetricSummary, PinnedRun, Platform, RunStarted, RunStatus, RunSummary, VersionInfo, Workload, registry,
@@ -114,24 +115,8 @@ fn offset_filter(committed: &Committed, topic: &str) -> String {
     if parts.is_empty() { "FALSE".into() } else { parts.join(" OR ") }
 }
 
-type Row = serde_json::Map<String, serde_json::Value>;
-
 async fn query(store: &DataStore, sql: &str) -> Result<Vec<Row>, ProcessorError> {
-    let ctx = trackiq_infra::tables::session(store).await?;
-    let batches = ctx.sql(sql).await?.collect().await?;
-    let mut buf = Vec::new();
-    {
-        let mut w = datafusion::arrow::json::ArrayWriter::new(&mut buf);
-        for b in &batches {
-            w.write(b).map_err(|e| ProcessorError::DataFusion(e.into()))?;
-        }
-        w.finish().map_err(|e| ProcessorError::DataFusion(e.into()))?;
-    }
-    if buf.is_empty() {
-        return Ok(Vec::new());
-    }
-    let v: Vec<serde_json::Value> = serde_json::from_slice(&buf).map_err(|e| ProcessorError::DataFusion(datafusion::error::DataFusionError::External(Box::new(e))))?;
-    Ok(v.into_iter().filter_map(|r| r.as_object().cloned()).collect())
+    Ok(query_rows(store, sql).await?)
 }
 
 fn s(r: &Row, k: &str) -> Option<String> {
