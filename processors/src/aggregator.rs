@@ -287,7 +287,7 @@ fn summarize_run(run_id: &str, run: OpenRun, bins: usize) -> Option<RunSummary> 
     }
     derived.extend(energy_figures(&metrics, &derived, &run.by_rank));
     debug!(run_id, metrics = metrics.len(), "summarised run");
-    Some(RunSummary { run: started, status, ended_at, sample_count: run.samples, expected_sample_count: expected, error, metrics, derived })
+    Some(RunSummary { run: started, status, ended_at, sample_count: run.samples, expected_sample_count: expected, error, metrics, derived, cluster: None })
 }
 
 /// Runs the aggregator until `shutdown`.
@@ -398,6 +398,7 @@ pub(crate) fn event_name(e: &AnyEvent) -> &'static str {
         AnyEvent::DeadLetter(_) => "DeadLetter",
         AnyEvent::TrendResult(_) => "TrendResult",
         AnyEvent::BaselinePin(_) => "BaselinePin",
+        AnyEvent::Detection(_) => "Detection",
     }
 }
 

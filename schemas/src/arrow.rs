@@ -1,7 +1,7 @@
 //! Arrow schemas of the Parquet tables. One row per event for `runs`, one per sample for
 //! `samples`, one per (run, metric) for `summaries` and `verdicts` (findings too, `kind = 'finding'`),
 //! one per trend result for `trends`, one per pinned (run, metric) for `baselines`, one per
-//! dead letter for `dlq`. Every table ends with the Kafka coordinates of the record it came from; the hive
+//! dead letter for `dlq`, one per cluster-health detection for `detections`. Every table ends with the Kafka coordinates of the record it came from; the hive
 //! partition column `date` is added by the reader from the object path.
 
 use std::sync::{Arc, LazyLock};
@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Tables kept in the object store, by name.
-pub const TABLES: [&str; 7] = ["runs", "samples", "summaries", "verdicts", "trends", "baselines", "dlq"];
+pub const TABLES: [&str; 8] = ["runs", "samples", "summaries", "verdicts", "trends", "baselines", "dlq", "detections"];
 
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -183,6 +183,20 @@ static DLQ: LazyLock<SchemaRef> = LazyLock::new(|| {
     ])
 });
 
+static DETECTIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    with_kafka(vec![
+        f("run_id", DataType::Utf8, false),
+        f("detector", DataType::Utf8, false),
+        f("rank", DataType::Int32, true),
+        f("step", DataType::Int64, true),
+        f("event_ts", ts(), false),
+        f("detected_at", ts(), false),
+        f("value", DataType::Float64, false),
+        f("threshold", DataType::Float64, false),
+        f("message", DataType::Utf8, false),
+    ])
+});
+
 /// Arrow schema of a table, or `None` for an unknown name.
 pub fn table_schema(table: &str) -> Option<SchemaRef> {
     Some(match table {
@@ -193,6 +207,7 @@ pub fn table_schema(table: &str) -> Option<SchemaRef> {
         "trends" => TRENDS.clone(),
         "baselines" => BASELINES.clone(),
         "dlq" => DLQ.clone(),
+        "detections" => DETECTIONS.clone(),
         _ => return None,
     })
 }

@@ -11,7 +11,7 @@ use apache_avro::{Schema, rabin::Rabin};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::error::SchemaError;
-use crate::events::{BaselinePin, DeadLetter, RunFinished, RunStarted, RunSummary, SampleBatch, TrendResult, Verdict};
+use crate::events::{BaselinePin, DeadLetter, Detection, RunFinished, RunStarted, RunSummary, SampleBatch, TrendResult, Verdict};
 
 /// Marker bytes that open every single-object encoded record.
 pub const MAGIC: [u8; 2] = [0xC3, 0x01];
@@ -23,6 +23,7 @@ const CURRENT: &[(&str, &str)] = &[
     ("trackiq.RunStarted", include_str!("../avro/RunStarted.avsc")),
     ("trackiq.SampleBatch", include_str!("../avro/SampleBatch.avsc")),
     ("trackiq.RunFinished", include_str!("../avro/RunFinished.avsc")),
+    ("trackiq.Detection", include_str!("../avro/Detection.avsc")),
     ("trackiq.RunSummary", include_str!("../avro/RunSummary.avsc")),
     ("trackiq.Verdict", include_str!("../avro/Verdict.avsc")),
     ("trackiq.DeadLetter", include_str!("../avro/DeadLetter.avsc")),
@@ -30,10 +31,13 @@ const CURRENT: &[(&str, &str)] = &[
     ("trackiq.BaselinePin", include_str!("../avro/BaselinePin.avsc")),
 ];
 
-/// Earlier versions still accepted as writer schemas.
+/// Earlier versions still accepted as writer schemas. A named type defined here shadows the
+/// current one for the history files after it: `Verdict` v1 and v2 embed `RunSummary` v1.
 const HISTORY: &[(&str, &str)] = &[
     ("trackiq.RunFinished", include_str!("../avro/history/RunFinished.v1.avsc")),
+    ("trackiq.RunSummary", include_str!("../avro/history/RunSummary.v1.avsc")),
     ("trackiq.Verdict", include_str!("../avro/history/Verdict.v1.avsc")),
+    ("trackiq.Verdict", include_str!("../avro/history/Verdict.v2.avsc")),
 ];
 
 /// A type that travels as one Avro record.
@@ -53,6 +57,7 @@ event!(RunStarted, "trackiq.RunStarted");
 event!(SampleBatch, "trackiq.SampleBatch");
 event!(RunFinished, "trackiq.RunFinished");
 event!(RunSummary, "trackiq.RunSummary");
+event!(Detection, "trackiq.Detection");
 event!(Verdict, "trackiq.Verdict");
 event!(DeadLetter, "trackiq.DeadLetter");
 event!(TrendResult, "trackiq.TrendResult");
@@ -69,6 +74,7 @@ pub enum AnyEvent {
     DeadLetter(DeadLetter),
     TrendResult(Box<TrendResult>),
     BaselinePin(BaselinePin),
+    Detection(Detection),
 }
 
 struct Known {
@@ -108,10 +114,12 @@ impl Registry {
             current.insert(*name, (schema, fp));
             json.insert(*name, full);
         }
+        let mut named_then = named.clone();
         for (name, text) in HISTORY {
             let raw: serde_json::Value = serde_json::from_str(text)
                 .map_err(|e| SchemaError::SchemaFile { name, reason: e.to_string() })?;
-            let full = inline_references(&raw, &named, &mut Default::default(), "trackiq");
+            let full = inline_references(&raw, &named_then, &mut Default::default(), "trackiq");
+            named_then.insert(name.to_string(), full.clone());
             let (schema, fp) = parse(name, &full)?;
             by_fingerprint.insert(fp, Known { name, writer: schema });
         }
@@ -174,6 +182,7 @@ impl Registry {
             "trackiq.DeadLetter" => AnyEvent::DeadLetter(self.datum(known, datum)?),
             "trackiq.TrendResult" => AnyEvent::TrendResult(Box::new(self.datum(known, datum)?)),
             "trackiq.BaselinePin" => AnyEvent::BaselinePin(self.datum(known, datum)?),
+            "trackiq.Detection" => AnyEvent::Detection(self.datum(known, datum)?),
             other => return Err(SchemaError::UnknownType(other)),
         })
     }

@@ -173,6 +173,67 @@ pub struct RunSummary {
     pub metrics: Vec<MetricSummary>,
     #[serde(default)]
     pub derived: Vec<DerivedMetric>,
+    /// Added in schema version 2: health of a distributed-training run.
+    #[serde(default)]
+    pub cluster: Option<ClusterHealth>,
+}
+
+/// A cluster-health detector fired (topic `detections`, key run_id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    pub run_id: String,
+    /// `straggler`, `failed_worker`, `stalled_worker`, `loss_divergence` or `allreduce_spike`.
+    pub detector: String,
+    /// The rank blamed, when the detector blames one.
+    #[serde(default)]
+    pub rank: Option<i32>,
+    #[serde(default)]
+    pub step: Option<i64>,
+    /// Event time (from the samples) at which the condition held, µs since the epoch.
+    pub event_ts: i64,
+    /// Wall-clock time the processor raised it, µs since the epoch.
+    pub detected_at: i64,
+    pub value: f64,
+    pub threshold: f64,
+    pub message: String,
+}
+
+/// An injected fault and the detection matched to it (none: missed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultOutcome {
+    /// `slow_rank`, `kill_rank`, `net_delay` or `stall`.
+    pub kind: String,
+    pub rank: i32,
+    pub step: i64,
+    pub injected_at: i64,
+    #[serde(default)]
+    pub detector: Option<String>,
+    #[serde(default)]
+    pub detected_at: Option<i64>,
+    #[serde(default)]
+    pub latency_ms: Option<f64>,
+}
+
+/// Health of a distributed-training run, part of its summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterHealth {
+    pub world_size: i32,
+    /// Steps every rank completed.
+    pub steps: i64,
+    /// Training samples over all ranks per second of wall time.
+    pub samples_per_sec: f64,
+    /// Share of step time spent in the all-reduce, in percent.
+    pub comm_overhead_pct: f64,
+    /// Steps averaged into one matrix column (long runs are downsampled).
+    pub steps_per_column: i32,
+    /// Rank × step all-reduce milliseconds, one row per rank.
+    pub allreduce_ms: Vec<Vec<Option<f64>>>,
+    /// Mean loss over the ranks, per step.
+    pub loss: Vec<f64>,
+    pub faults: Vec<FaultOutcome>,
+    pub detections: Vec<Detection>,
+    /// Detections no injected fault explains.
+    pub false_alarms: i32,
 }
 
 /// Outcome of judging a value against its baseline.

@@ -4,7 +4,8 @@
 pub const DEFAULT_PREFIX: &str = "trackiq";
 
 /// The topics of the pipeline. Keys: run_id for `runs` and `samples`, series_id for
-/// `summaries`, `verdicts`, `trends` and `baselines`, the original key for `dlq`.
+/// `summaries`, `verdicts`, `trends` and `baselines`, the original key for `dlq`, run_id for
+/// `detections`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {
     pub runs: String,
@@ -14,6 +15,8 @@ pub struct Topics {
     pub trends: String,
     pub baselines: String,
     pub dlq: String,
+    /// Cluster-health detections (straggler, failed worker, ...), key run_id.
+    pub detections: String,
 }
 
 impl Topics {
@@ -26,11 +29,12 @@ impl Topics {
             trends: format!("{prefix}.trends"),
             baselines: format!("{prefix}.baselines"),
             dlq: format!("{prefix}.dlq"),
+            detections: format!("{prefix}.detections"),
         }
     }
 
-    pub fn all(&self) -> [&str; 7] {
-        [&self.runs, &self.samples, &self.summaries, &self.verdicts, &self.trends, &self.baselines, &self.dlq]
+    pub fn all(&self) -> [&str; 8] {
+        [&self.runs, &self.samples, &self.summaries, &self.verdicts, &self.trends, &self.baselines, &self.dlq, &self.detections]
     }
 
     /// Parquet table a topic is archived to.
@@ -43,6 +47,7 @@ impl Topics {
             t if t == self.trends => Some("trends"),
             t if t == self.baselines => Some("baselines"),
             t if t == self.dlq => Some("dlq"),
+            t if t == self.detections => Some("detections"),
             _ => None,
         }
     }

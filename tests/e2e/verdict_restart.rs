@@ -65,6 +65,7 @@ fn verdict_state_is_rebuilt_from_parquet_after_a_restart() {
                 min: 13.0, p50: 13.0, p90: 13.0, p95: 13.0, p99: 13.0, max: 13.0, histogram: None,
             }],
             derived: Vec::new(),
+            cluster: None,
         };
         let (verdict, _) = baselines.judge(&summary, 0).unwrap();
         let lat = &verdict.metrics[0];

@@ -434,6 +434,38 @@ pub fn dead_letters(events: &[Located<'_>]) -> Result<RecordBatch, ArrowError> {
     batch("dlq", kafka.finish(cols))
 }
 
+/// Rows of the `detections` table: one per cluster-health detection.
+pub fn detections(events: &[Located<'_>]) -> Result<RecordBatch, ArrowError> {
+    let (mut run_id, mut detector, mut rank, mut step, mut event_ts, mut detected_at, mut value, mut threshold, mut message) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut kafka = Kafka::default();
+    for l in events {
+        let AnyEvent::Detection(d) = l.event else { continue };
+        run_id.push(Some(d.run_id.clone()));
+        detector.push(Some(d.detector.clone()));
+        rank.push(d.rank);
+        step.push(d.step);
+        event_ts.push(Some(d.event_ts));
+        detected_at.push(Some(d.detected_at));
+        value.push(Some(d.value));
+        threshold.push(Some(d.threshold));
+        message.push(Some(d.message.clone()));
+        kafka.push(l);
+    }
+    let cols = vec![
+        utf8(run_id),
+        utf8(detector),
+        i32s(rank),
+        i64s(step),
+        ts(event_ts),
+        ts(detected_at),
+        f64s(value),
+        f64s(threshold),
+        utf8(message),
+    ];
+    batch("detections", kafka.finish(cols))
+}
+
 /// Rows of `table` from events.
 pub fn table_batch(table: &str, events: &[Located<'_>]) -> Result<RecordBatch, ArrowError> {
     match table {
@@ -444,6 +476,7 @@ pub fn table_batch(table: &str, events: &[Located<'_>]) -> Result<RecordBatch, A
         "trends" => trends(events),
         "baselines" => baselines(events),
         "dlq" => dead_letters(events),
+        "detections" => detections(events),
         other => Err(ArrowError::InvalidArgumentError(format!("unknown table {other}"))),
     }
 }

@@ -172,6 +172,7 @@ fn summary_of(rows: &[Row]) -> Option<RunSummary> {
         error: None,
         metrics,
         derived,
+        cluster: None,
     })
 }
 

@@ -90,6 +90,7 @@ mod tests {
             status, ended_at: started + 1, sample_count: 1, expected_sample_count: Some(1), error: None,
             metrics: vec![m],
             derived: vec![DerivedMetric { name: "throughput_per_sec".into(), value: 1000.0 / latency, unit: "1/s".into() }],
+            cluster: None,
         }
     }
 

@@ -45,6 +45,7 @@ fn run(series: &str, i: usize, latency_ms: f64) -> RunSummary {
             histogram: None,
         }],
         derived: Vec::new(),
+        cluster: None,
     }
 }
 

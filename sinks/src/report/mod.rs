@@ -174,7 +174,7 @@ mod tests {
             metric: "latency_ms".into(), unit: "ms".into(), count: 4, mean: 2.5, stdev: Some(1.29), min: 1.0, p50: 2.5, p90: 3.7,
             p95: 3.85, p99: 3.97, max: 4.0, histogram: Some(Histogram { edges: vec![1.0, 2.5, 4.0], counts: vec![2, 2] }),
         };
-        let summary = RunSummary { run, status: RunStatus::Completed, ended_at: 1, sample_count: 4, expected_sample_count: Some(4), error: None, metrics: vec![m], derived: vec![] };
+        let summary = RunSummary { run, status: RunStatus::Completed, ended_at: 1, sample_count: 4, expected_sample_count: Some(4), error: None, metrics: vec![m], derived: vec![], cluster: None };
         let v = Verdict {
             run_id: "r1".into(), series_id: "s".into(), evaluated_at: 2, severity: Severity::Warn, summary, metrics: vec![],
             findings: vec![Finding { rule: "step_change".into(), metric: "latency_ms".into(), severity: Severity::Warn, value: Some(5.0), message: "latency <up>".into() }],
