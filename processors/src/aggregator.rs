@@ -18,10 +18,11 @@ use tracing::{debug, info, warn};
 use trackiq_infra::bus::{Next, OffsetStore, send};
 use trackiq_infra::{Bus, Shutdown};
 use trackiq_schemas::{
-    AnyEvent, DerivedMetric, Histogram, MetricSummary, RunFinished, RunStarted, RunStatus, RunSummary, Sample, registry,
+    AnyEvent, DerivedMetric, Detection, Histogram, MetricSummary, RunFinished, RunStarted, RunStatus, RunSummary, Sample, registry,
 };
 
 use crate::error::ProcessorError;
+use crate::health::{CLUSTER_PREFIX, ClusterRun, DetectorConfig};
 use trackiq_stats as stats;
 
 /// Aggregator settings.
@@ -40,11 +41,13 @@ pub struct AggregatorConfig {
     /// finishing close together (read from different partitions in any order) are published
     /// in the order they started: a series' baseline follows that order.
     pub reorder_ms: u64,
+    /// Thresholds of the cluster-health detectors run on distributed-training samples.
+    pub cluster: DetectorConfig,
 }
 
 impl Default for AggregatorConfig {
     fn default() -> Self {
-        AggregatorConfig { group: "trackiq-aggregator".into(), run_timeout_secs: 300, finish_grace_secs: 30, histogram_bins: 20, reorder_ms: 1500 }
+        AggregatorConfig { group: "trackiq-aggregator".into(), run_timeout_secs: 300, finish_grace_secs: 30, histogram_bins: 20, reorder_ms: 1500, cluster: DetectorConfig::default() }
     }
 }
 
@@ -67,6 +70,8 @@ struct OpenRun {
     /// When the run was first seen complete (or timed out).
     complete_since: Option<Instant>,
     first_offsets: HashMap<TopicPartition, i64>,
+    /// Detector state and samples of a distributed-training run.
+    cluster: Option<ClusterRun>,
 }
 
 /// Aggregation state, independent of Kafka so it can be tested directly.
@@ -78,6 +83,8 @@ pub struct Aggregation {
     open_firsts: HashMap<TopicPartition, BTreeMap<i64, usize>>,
     /// Highest offset read per partition.
     read: HashMap<TopicPartition, i64>,
+    /// Detections raised and not yet published.
+    detections: Vec<Detection>,
 }
 
 impl Aggregation {
@@ -102,7 +109,12 @@ impl Aggregation {
         }
         run.last_event = Some(now);
         match event {
-            AnyEvent::RunStarted(e) => run.started = Some(e),
+            AnyEvent::RunStarted(e) => {
+                if let Some(c) = run.cluster.as_mut() {
+                    c.started(&e);
+                }
+                run.started = Some(e);
+            }
             AnyEvent::RunFinished(e) => {
                 run.finished = Some(e);
                 run.finished_at = Some(now);
@@ -112,6 +124,16 @@ impl Aggregation {
                 if run.batches.insert(b.seq) {
                     for s in &b.samples {
                         add_sample(run, s);
+                        if s.metric.starts_with(CLUSTER_PREFIX) {
+                            let cluster = run.cluster.get_or_insert_with(|| {
+                                let mut c = ClusterRun::new(self.config.cluster.clone(), &b.run_id);
+                                if let Some(st) = &run.started {
+                                    c.started(st);
+                                }
+                                c
+                            });
+                            self.detections.extend(cluster.observe(s, trackiq_schemas::now_us()));
+                        }
                     }
                 }
             }
@@ -156,7 +178,11 @@ impl Aggregation {
         let ready: Vec<String> = ready.into_iter().map(|(_, id)| id).collect();
         let mut out = Vec::new();
         for id in ready {
-            let run = self.open.remove(&id).expect("listed above");
+            let mut run = self.open.remove(&id).expect("listed above");
+            if let Some(c) = run.cluster.as_mut() {
+                let ended = run.finished.as_ref().map_or_else(trackiq_schemas::now_us, |f| f.ended_at);
+                self.detections.extend(c.finish(ended, trackiq_schemas::now_us()));
+            }
             for (tp, off) in &run.first_offsets {
                 if let Some(m) = self.open_firsts.get_mut(tp)
                     && let Some(c) = m.get_mut(off)
@@ -187,14 +213,26 @@ impl Aggregation {
             .collect()
     }
 
+    /// Cluster-health detections raised since the last call, to publish.
+    pub fn take_detections(&mut self) -> Vec<Detection> {
+        std::mem::take(&mut self.detections)
+    }
+
     /// Number of runs still open.
     pub fn open_runs(&self) -> usize {
         self.open.len()
     }
 }
 
+/// Unit of samples that mark events (heartbeats, injected faults) rather than measure something:
+/// they are counted and archived, but get no metric summary.
+pub const EVENT_UNIT: &str = "event";
+
 fn add_sample(run: &mut OpenRun, s: &Sample) {
     run.samples += 1;
+    if s.unit == EVENT_UNIT {
+        return;
+    }
     if let Some(rank) = s.rank {
         let e = run.by_rank.entry((s.metric.clone(), rank)).or_insert((0.0, 0, f64::MIN));
         *e = (e.0 + s.value, e.1 + 1, e.2.max(s.value));
@@ -286,8 +324,12 @@ fn summarize_run(run_id: &str, run: OpenRun, bins: usize) -> Option<RunSummary> 
         }
     }
     derived.extend(energy_figures(&metrics, &derived, &run.by_rank));
+    let cluster = run.cluster.as_ref().and_then(|c| c.health(started.workload.batch_size)).map(|(health, figures)| {
+        derived.extend(figures);
+        health
+    });
     debug!(run_id, metrics = metrics.len(), "summarised run");
-    Some(RunSummary { run: started, status, ended_at, sample_count: run.samples, expected_sample_count: expected, error, metrics, derived, cluster: None })
+    Some(RunSummary { run: started, status, ended_at, sample_count: run.samples, expected_sample_count: expected, error, metrics, derived, cluster })
 }
 
 /// Runs the aggregator until `shutdown`.
@@ -320,7 +362,12 @@ pub async fn run(config: AggregatorConfig, bus: Bus, mut shutdown: Shutdown) -> 
                 }
             }
         }
-        for summary in state.take_ready(Instant::now()) {
+        let ready = state.take_ready(Instant::now());
+        for d in state.take_detections() {
+            send(&producer, &topics.detections, d.run_id.as_bytes(), &registry().encode(&d)?).await?;
+            warn!(run_id = %d.run_id, detector = %d.detector, rank = ?d.rank, step = ?d.step, "{}", d.message);
+        }
+        for summary in ready {
             let bytes = registry().encode(&summary)?;
             send(&producer, &topics.summaries, summary.run.series_id.as_bytes(), &bytes).await?;
             info!(run_id = %summary.run.run_id, status = summary.status.as_str(), samples = summary.sample_count, "published run summary");

@@ -5,12 +5,14 @@
 //!
 //! # Layout
 //! - [`aggregator`] — runs + samples → `RunSummary` (percentiles, throughput, histogram)
+//! - [`health`] — cluster-health detectors (straggler, failed/stalled worker, ...) and summary
 //! - [`archiver`] — every topic → hive-partitioned Parquet in the object store
 //! - [`verdict`] — `RunSummary` → `Verdict` against the series baseline
 
 pub mod aggregator;
 pub mod archiver;
 pub mod error;
+pub mod health;
 pub mod verdict;
 
 pub use error::ProcessorError;

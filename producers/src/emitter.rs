@@ -62,6 +62,15 @@ impl RunEmitter {
         Ok(())
     }
 
+    /// Sends the pending samples if the oldest has waited the linger time (call it from a
+    /// timer when samples arrive irregularly).
+    pub async fn flush_due(&mut self) -> Result<(), ProducerError> {
+        if self.oldest.is_some_and(|t| t.elapsed() >= self.batching.linger) {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
     /// Sends the pending samples as one record.
     pub async fn flush(&mut self) -> Result<(), ProducerError> {
         if self.pending.is_empty() {

@@ -17,4 +17,6 @@ pub enum ProducerError {
     Spawn { program: String, source: std::io::Error },
     #[error("{0}")]
     Usage(String),
+    #[error("cluster: {0}")]
+    Cluster(String),
 }

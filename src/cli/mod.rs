@@ -4,6 +4,7 @@
 mod analysis;
 mod baseline;
 mod bench;
+mod cluster;
 mod compare;
 mod demo;
 mod gate;
@@ -61,6 +62,9 @@ enum Command {
     /// Benchmark a workload, one sample per iteration.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Distributed-training health: real ring all-reduce between worker processes, faults, sweeps.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Query the Parquet history with SQL (tables: runs, samples, summaries, verdicts, trends, baselines, dlq).
     Sql(sql::SqlArgs),
     /// Pin, reset or show series baselines.
@@ -129,6 +133,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(a) => demo::run(config, a).await,
         Command::Record(a) => record::run(config, a).await,
         Command::Bench(b) => bench::run(config, b).await,
+        Command::Cluster(c) => cluster::run(config, c).await,
         Command::Sql(a) => sql::run(config, a).await,
         Command::Baseline(c) => baseline::run(config, c).await,
         Command::Regression(a) => analysis::regression(config, a).await,

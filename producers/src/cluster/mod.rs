@@ -1,7 +1,23 @@
-//! Distributed-training building blocks (issue: cluster producer). So far: the ring
-//! all-reduce over TCP between real ranks, nccl-tests bandwidth definitions, and the
-//! nccl-tests text-output parser. The worker/coordinator processes, training loop, fault
-//! injection and detectors build on these.
+//! Distributed-training health: real collectives between real processes.
+//!
+//! Entry point: [`coordinator::run_cluster`] (`trackiq cluster run` / `cluster bench`), which
+//! launches or awaits [`worker::run_worker`] processes (`trackiq cluster worker`).
+//!
+//! # Layout
+//! - [`coordinator`] — rendezvous, heartbeats, failure decisions, samples to Kafka
+//! - [`worker`] — one rank: training steps or a collective sweep, faults performed for real
+//! - [`ring`] — ring all-reduce (reduce-scatter + all-gather) over TCP
+//! - [`model`] — the linear model trained by SGD, checksums and probes
+//! - [`faults`] — `--fault` specifications
+//! - [`protocol`] — coordinator ⇄ worker control messages (JSON lines)
+//! - [`nccl`] — nccl-tests bandwidth definitions, text and JSON output parsers
+//! - [`scaling`] — scaling efficiency from runs at several world sizes
 
+pub mod coordinator;
+pub mod faults;
+pub mod model;
 pub mod nccl;
+pub mod protocol;
 pub mod ring;
+pub mod scaling;
+pub mod worker;

@@ -24,6 +24,8 @@ pub struct NcclRow {
     pub in_time_us: f64,
     pub in_algbw: f64,
     pub in_busbw: f64,
+    /// Elements that differed from the expected result (`#wrong`; 0 where not reported).
+    pub wrong: u64,
 }
 
 /// A parsed nccl-tests text output.
@@ -76,6 +78,7 @@ pub fn parse_text(text: &str) -> Result<NcclResult, String> {
             in_time_us: num("time", 1)?,
             in_algbw: num("algbw", 1)?,
             in_busbw: num("busbw", 1)?,
+            wrong: ["#wrong", "error"].iter().filter_map(|c| at(c, 0)).filter_map(|v| v.parse::<f64>().ok()).map(|v| v as u64).sum(),
         });
     }
     if out.rows.is_empty() {
@@ -136,4 +139,53 @@ pub fn to_samples(r: &NcclResult, ts_us: i64) -> Vec<trackiq_schemas::Sample> {
         out.push(s("avg_busbw_gbps".into(), avg, "GB/s"));
     }
     out
+}
+
+/// Parses a byte size: `8`, `8B`, `1K`/`1KB`/`1KiB` (1024), `64M`, `64MiB`, `1G`.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+/// Message sizes of a sweep `MIN..MAX`, doubling from MIN as nccl-tests does with `-f 2`.
+pub fn parse_size_range(spec: &str) -> Result<Vec<u64>, String> {
+    let bad = |why: &str| format!("invalid --sizes `{spec}`: {why} (expected MIN..MAX, e.g. 8B..64MiB)");
+    let (lo, hi) = spec.split_once("..").ok_or_else(|| bad("no `..`"))?;
+    let lo = parse_size(lo).ok_or_else(|| bad("cannot read the minimum"))?;
+    let hi = parse_size(hi).ok_or_else(|| bad("cannot read the maximum"))?;
+    if lo < 4 || lo > hi {
+        return Err(bad("the minimum must be at least 4 B (one float) and not above the maximum"));
+    }
+    let mut out = Vec::new();
+    let mut s = lo;
+    while s <= hi {
+        out.push(s);
+        s *= 2;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn size_ranges_double_like_nccl_tests() {
+        assert_eq!(parse_size("64MiB"), Some(64 << 20));
+        assert_eq!(parse_size("1K"), Some(1024));
+        let s = parse_size_range("8B..64MiB").unwrap();
+        assert_eq!((s.len(), s[0], s[1], *s.last().unwrap()), (24, 8, 16, 64 << 20));
+        assert!(parse_size_range("64MiB..8B").unwrap_err().contains("64MiB..8B"));
+        assert!(parse_size_range("8B-64MiB").unwrap_err().contains("no `..`"));
+    }
 }

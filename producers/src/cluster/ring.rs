@@ -18,6 +18,18 @@ pub struct Ring {
     right: Option<OwnedWriteHalf>,
     /// Bytes this rank sent in collectives.
     pub bytes_sent: u64,
+    /// Injected delay before every send (the `net-delay` fault).
+    pub send_delay: Option<std::time::Duration>,
+}
+
+/// The little-endian bytes of `v` (a plain view on little-endian machines).
+fn le_bytes(v: &[f32]) -> std::borrow::Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        // SAFETY: f32 has no padding and u8 no alignment requirement; the view covers exactly `v`.
+        std::borrow::Cow::Borrowed(unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) })
+    } else {
+        std::borrow::Cow::Owned(v.iter().flat_map(|x| x.to_le_bytes()).collect())
+    }
 }
 
 /// Chunk boundaries: `world` nearly equal parts of `len`.
@@ -30,7 +42,7 @@ impl Ring {
     /// accepts the left neighbour on `listener`.
     pub async fn connect(rank: usize, world: usize, listener: TcpListener, right: SocketAddr) -> std::io::Result<Ring> {
         if world <= 1 {
-            return Ok(Ring { rank, world, left: None, right: None, bytes_sent: 0 });
+            return Ok(Ring { rank, world, left: None, right: None, bytes_sent: 0, send_delay: None });
         }
         let (out, inc) = tokio::join!(TcpStream::connect(right), listener.accept());
         let out = out?;
@@ -39,21 +51,40 @@ impl Ring {
         inc.set_nodelay(true)?;
         let (_, right_w) = out.into_split();
         let (left_r, _) = inc.into_split();
-        Ok(Ring { rank, world, left: Some(left_r), right: Some(right_w), bytes_sent: 0 })
+        Ok(Ring { rank, world, left: Some(left_r), right: Some(right_w), bytes_sent: 0, send_delay: None })
     }
 
-    /// Sends `send` to the right while receiving `recv.len()` values from the left.
+    /// Sends `send` to the right while receiving `recv.len()` values from the left. On the
+    /// wire: little-endian f32.
     async fn exchange(&mut self, send: &[f32], recv: &mut [f32]) -> std::io::Result<()> {
-        let out: Vec<u8> = send.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let mut inc = vec![0u8; recv.len() * 4];
         let (w, r) = (self.right.as_mut().expect("world > 1"), self.left.as_mut().expect("world > 1"));
-        let (a, b) = tokio::join!(w.write_all(&out), r.read_exact(&mut inc));
+        let delay = self.send_delay;
+        let write = async move {
+            if let Some(d) = delay {
+                tokio::time::sleep(d).await;
+            }
+            w.write_all(&le_bytes(send)).await
+        };
+        #[cfg(target_endian = "little")]
+        let read = async {
+            // SAFETY: any bit pattern is a valid f32 and u8 has no alignment requirement, so
+            // the f32 buffer may be filled through a byte view of the same length.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(recv.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(recv)) };
+            r.read_exact(bytes).await.map(|_| ())
+        };
+        #[cfg(target_endian = "big")]
+        let read = async {
+            let mut inc = vec![0u8; recv.len() * 4];
+            r.read_exact(&mut inc).await?;
+            for (dst, src) in recv.iter_mut().zip(inc.chunks_exact(4)) {
+                *dst = f32::from_le_bytes([src[0], src[1], src[2], src[3]]);
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        let (a, b) = tokio::join!(write, read);
         a?;
         b?;
-        self.bytes_sent += out.len() as u64;
-        for (dst, src) in recv.iter_mut().zip(inc.chunks_exact(4)) {
-            *dst = f32::from_le_bytes([src[0], src[1], src[2], src[3]]);
-        }
+        self.bytes_sent += std::mem::size_of_val(send) as u64;
         Ok(())
     }
 

@@ -1,0 +1,133 @@
+//! Control protocol between the coordinator and its workers: one JSON object per line over
+//! TCP. Workers stream measurements and heartbeats to the coordinator, which alone talks to
+//! Kafka; the coordinator sends the job, fault acknowledgements and aborts.
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader, Lines};
+use tokio::net::tcp::OwnedReadHalf;
+
+use super::faults::{FaultKind, FaultSpec};
+
+/// What the coordinator asks the workers to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "snake_case")]
+pub enum Job {
+    Train(TrainConfig),
+    Sweep(SweepConfig),
+}
+
+/// Data-parallel training settings, identical on every rank.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub steps: u64,
+    /// Gradient (and model) size in bytes of f32.
+    pub grad_bytes: u64,
+    /// Samples per rank per step.
+    pub batch: usize,
+    pub seed: u64,
+    pub learning_rate: f32,
+    pub faults: Vec<FaultSpec>,
+    /// A rank waiting longer than this in an all-reduce gives up and reports itself blocked.
+    pub collective_timeout_ms: u64,
+    pub heartbeat_ms: u64,
+}
+
+/// A collective sweep like nccl-tests' `all_reduce_perf`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepConfig {
+    pub sizes: Vec<u64>,
+    pub warmup_iters: u32,
+    pub iters: u32,
+    pub collective_timeout_ms: u64,
+    pub heartbeat_ms: u64,
+}
+
+/// Worker → coordinator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WorkerMsg {
+    Hello { rank: usize, world: usize, ring_addr: String, pid: u32, host: String },
+    /// Alive, working on `step`.
+    Heartbeat { step: u64, ts_us: i64 },
+    /// The compute phase of `step` ended (sent before the all-reduce starts).
+    Computed { step: u64, ts_us: i64, compute_ms: f64 },
+    StepDone(StepReport),
+    /// A fault is being injected now.
+    Fault { kind: FaultKind, step: u64, ts_us: i64, delay_ms: f64 },
+    /// The all-reduce of `step` failed or timed out; the worker waits for an abort.
+    Blocked { step: u64, reason: String },
+    SweepRow(SweepRow),
+    Done,
+}
+
+/// Measurements of one training step on one rank.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    pub step: u64,
+    /// Start of the step, µs since the epoch.
+    pub ts_us: i64,
+    pub compute_ms: f64,
+    pub allreduce_ms: f64,
+    pub step_ms: f64,
+    /// Payload of the all-reduce (the gradient).
+    pub bytes: u64,
+    /// Bytes this rank sent during the all-reduce.
+    pub bytes_sent: u64,
+    pub loss: f64,
+    /// Checksum of the reduced gradient: equal on every rank when the ring is correct.
+    pub checksum: u64,
+    /// Local gradient and reduced sum at the probe indices, to check against the serial sum.
+    pub probes_local: Vec<f32>,
+    pub probes_reduced: Vec<f32>,
+}
+
+/// One message size of a sweep on one rank: mean time per iteration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepRow {
+    pub size: u64,
+    pub count: u64,
+    pub out_of_place_us: f64,
+    pub in_place_us: f64,
+    /// Elements that differ from the expected sum (nccl-tests' `#wrong`).
+    pub wrong: u64,
+}
+
+/// Coordinator → worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CoordinatorMsg {
+    /// Ring addresses by rank, and the job.
+    Start { peers: Vec<String>, job: Job },
+    /// The fault event was received (a worker about to be killed waits for this).
+    FaultAck,
+    Abort { reason: String },
+}
+
+/// Writes one message as a line.
+pub async fn send<W: AsyncWrite + Unpin, M: Serialize>(w: &mut W, msg: &M) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    w.write_all(&line).await?;
+    w.flush().await
+}
+
+/// Reads messages line by line.
+pub struct Reader {
+    lines: Lines<BufReader<OwnedReadHalf>>,
+}
+
+impl Reader {
+    pub fn new(r: OwnedReadHalf) -> Self {
+        Reader { lines: BufReader::new(r).lines() }
+    }
+
+    /// The next message; `Ok(None)` at end of stream. A line that is not a message is an error naming it.
+    pub async fn next<M: for<'de> Deserialize<'de>>(&mut self) -> std::io::Result<Option<M>> {
+        match self.lines.next_line().await? {
+            None => Ok(None),
+            Some(line) => serde_json::from_str(&line)
+                .map(Some)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad control message `{line}`: {e}"))),
+        }
+    }
+}
