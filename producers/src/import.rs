@@ -126,9 +126,9 @@ pub async fn import_trackiq_json(bus: &Bus, doc: &Value) -> Result<String, Produ
     Ok(run_id)
 }
 
-/// Imports nccl-tests text output (e.g. `all_reduce_perf`) as a run; returns the run id.
+/// Imports nccl-tests output (the text table or the `-J` JSON file, e.g. of `all_reduce_perf`) as a run; returns the run id.
 pub async fn import_nccl_tests(bus: &Bus, text: &str, test_name: &str, hardware: Option<&str>) -> Result<String, ProducerError> {
-    let parsed = crate::cluster::nccl::parse_text(text).map_err(|e| ProducerError::Usage(format!("nccl-tests output: {e}")))?;
+    let parsed = crate::cluster::nccl::parse_any(text).map_err(|e| ProducerError::Usage(format!("nccl-tests output: {e}")))?;
     let mut platform = crate::identity::detect_platform(hardware);
     if !parsed.devices.is_empty() {
         platform.gpus = parsed.devices.clone();

@@ -124,9 +124,15 @@ pub async fn run(config: Config, a: CompareArgs) -> anyhow::Result<ExitCode> {
             confidence.to_string(),
         ]);
     }
+    let json = matches!(a.format, OutFormat::Json);
     print_rows(a.format, &["metric", "A", "B", "delta %", "winner", "better when", "Mann-Whitney", "confidence"], out);
+    // JSON on stdout must stay one document: the notes go to stderr there.
     for n in notes {
-        println!("{n}");
+        if json {
+            eprintln!("{n}");
+        } else {
+            println!("{n}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -45,7 +45,7 @@ pub struct ExportArgs {
 pub enum ImportCommand {
     /// A TrackiqResult JSON file written by the original TrackIQ tools.
     TrackiqJson { file: std::path::PathBuf },
-    /// Text output of an nccl-tests binary (e.g. all_reduce_perf), so GPU-cluster results join the history.
+    /// Output of an nccl-tests binary (e.g. all_reduce_perf): its text table or its -J JSON file, so GPU-cluster results join the history.
     NcclTests {
         file: std::path::PathBuf,
         /// Test name (default: the file name without extension).

@@ -5,6 +5,7 @@
 mod support;
 
 mod bad_input;
+mod cluster;
 mod crash_restart;
 mod dead_letters;
 mod http_load;

@@ -47,6 +47,12 @@ fn conformance_results_round_trip_through_import_and_export() {
     let q = format!("SELECT metric, mean FROM summaries WHERE run_id = '{run}' AND metric IN ('busbw_gbps.134217728B', 'avg_busbw_gbps') ORDER BY metric");
     let rows = wait_for("the nccl-tests summary", Duration::from_secs(60), || Some(sql(&up, &q)).filter(|r| r.len() == 2));
     assert_eq!((rows[0]["mean"].as_f64(), rows[1]["mean"].as_f64()), (Some(67.1234), Some(214.79)));
+    // The same run as nccl-tests' -J JSON file gives the same figures.
+    let out = ok(&up.cli(&["import", "nccl-tests", &format!("{root}/tests/fixtures/nccl/all_reduce_perf_8gpu.json"), "--hardware", "h100-node"]));
+    let run = crate::pipeline::uuid_in(&out);
+    let q = format!("SELECT metric, mean FROM summaries WHERE run_id = '{run}' AND metric IN ('busbw_gbps.134217728B', 'avg_busbw_gbps') ORDER BY metric");
+    let rows = wait_for("the nccl-tests JSON summary", Duration::from_secs(60), || Some(sql(&up, &q)).filter(|r| r.len() == 2));
+    assert_eq!((rows[0]["mean"].as_f64(), rows[1]["mean"].as_f64()), (Some(67.1234), Some(214.79)));
     let bad = up.cli(&["import", "nccl-tests", &format!("{root}/Cargo.toml")]);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("no result rows"));
     let bad = up.cli(&["import", "trackiq-json", "Cargo.toml"]);

@@ -87,6 +87,68 @@ pub fn parse_text(text: &str) -> Result<NcclResult, String> {
     Ok(out)
 }
 
+/// Parses the JSON file nccl-tests writes with `-J <file>.json` (format version 3: `config`
+/// with `devices`, then `results` of `out_of_place` / `in_place` objects). Doubles may be the
+/// string `"nan"`; a missing out-of-place half (trace replay) gives NaN figures, which become
+/// no samples. The error names what is missing.
+pub fn parse_json(text: &str) -> Result<NcclResult, String> {
+    use serde_json::Value;
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let results = doc.get("results").and_then(Value::as_array).ok_or("no `results` list: is this an nccl-tests -J file?")?;
+    let num = |v: Option<&Value>| -> f64 {
+        match v {
+            Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
+            _ => f64::NAN,
+        }
+    };
+    let half = |r: &Value, key: &str| -> (f64, f64, f64, u64) {
+        match r.get(key) {
+            Some(h @ Value::Object(_)) => (
+                num(h.get("time").or_else(|| h.get("cpu_time"))),
+                num(h.get("alg_bw")),
+                num(h.get("bus_bw")),
+                h.get("nwrong").and_then(Value::as_f64).unwrap_or(0.0) as u64,
+            ),
+            _ => (f64::NAN, f64::NAN, f64::NAN, 0),
+        }
+    };
+    let mut out = NcclResult::default();
+    for (i, r) in results.iter().enumerate() {
+        let size = r.get("size").and_then(Value::as_u64).ok_or_else(|| format!("results[{i}]: no `size`"))?;
+        let (ot, oa, ob, ow) = half(r, "out_of_place");
+        let (it, ia, ib, iw) = half(r, "in_place");
+        if ot.is_nan() && it.is_nan() {
+            return Err(format!("results[{i}]: neither `out_of_place` nor `in_place` has a time"));
+        }
+        out.rows.push(NcclRow {
+            size_bytes: size,
+            count: r.get("count").and_then(Value::as_u64).unwrap_or(0),
+            dtype: r.get("type").and_then(Value::as_str).unwrap_or_default().to_string(),
+            redop: r.get("redop").and_then(Value::as_str).unwrap_or_default().to_string(),
+            out_time_us: ot,
+            out_algbw: oa,
+            out_busbw: ob,
+            in_time_us: it,
+            in_algbw: ia,
+            in_busbw: ib,
+            wrong: ow + iw,
+        });
+    }
+    if out.rows.is_empty() {
+        return Err("`results` is empty".into());
+    }
+    out.avg_busbw = doc.pointer("/average_bus_bandwidth/bandwidth").and_then(Value::as_f64);
+    if let Some(devs) = doc.pointer("/config/devices").and_then(Value::as_array) {
+        out.devices = devs.iter().filter_map(|d| d.get("device_info").and_then(Value::as_str)).map(str::to_string).collect();
+    }
+    Ok(out)
+}
+
+/// Parses nccl-tests output of either kind: the `-J` JSON file or the text printed on stdout.
+pub fn parse_any(text: &str) -> Result<NcclResult, String> {
+    if text.trim_start().starts_with('{') { parse_json(text) } else { parse_text(text) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +178,12 @@ mod tests {
         let old = parse_text(include_str!("../../../tests/fixtures/nccl/all_reduce_perf_noroot.txt")).unwrap();
         assert_eq!(old.rows[0].out_algbw, 0.0);
         assert_eq!(old.rows[1].in_busbw, 25.61);
+        let json = parse_any(include_str!("../../../tests/fixtures/nccl/all_reduce_perf_8gpu.json")).unwrap();
+        assert_eq!(json.rows, r.rows, "the -J file of the same run gives the same rows");
+        assert_eq!((json.avg_busbw, json.devices.len()), (r.avg_busbw, 8));
+        assert!(parse_json("{\"version\": 3}").unwrap_err().contains("no `results`"));
+        let replay = parse_json(r#"{"results":[{"size":8,"count":2,"out_of_place":null,"in_place":{"time":"nan","alg_bw":1.0,"bus_bw":1.5,"nwrong":null}}]}"#).unwrap_err();
+        assert!(replay.contains("results[0]"), "{replay}");
         let err = parse_text("#       size         count      type   redop     time   algbw   busbw  error     time   algbw   busbw  error\n 8 2 float\n").unwrap_err();
         assert!(err.contains("line 2"), "{err}");
     }
@@ -124,19 +192,24 @@ mod tests {
 /// Samples of a parsed result: per message size, time, algbw and busbw of the out-of-place
 /// and in-place runs (`<figure>.<size>B`), and the average bus bandwidth.
 pub fn to_samples(r: &NcclResult, ts_us: i64) -> Vec<trackiq_schemas::Sample> {
-    let s = |metric: String, value: f64, unit: &str| trackiq_schemas::Sample { ts_us, metric, value, unit: unit.into(), rank: None, step: None };
     let mut out = Vec::new();
+    // Figures nccl-tests did not report (NaN) become no sample rather than a fake zero.
+    let mut s = |metric: String, value: f64, unit: &str| {
+        if value.is_finite() {
+            out.push(trackiq_schemas::Sample { ts_us, metric, value, unit: unit.into(), rank: None, step: None });
+        }
+    };
     for row in &r.rows {
         let b = row.size_bytes;
-        out.push(s(format!("time_us.{b}B"), row.out_time_us, "us"));
-        out.push(s(format!("algbw_gbps.{b}B"), row.out_algbw, "GB/s"));
-        out.push(s(format!("busbw_gbps.{b}B"), row.out_busbw, "GB/s"));
-        out.push(s(format!("inplace_time_us.{b}B"), row.in_time_us, "us"));
-        out.push(s(format!("inplace_algbw_gbps.{b}B"), row.in_algbw, "GB/s"));
-        out.push(s(format!("inplace_busbw_gbps.{b}B"), row.in_busbw, "GB/s"));
+        s(format!("time_us.{b}B"), row.out_time_us, "us");
+        s(format!("algbw_gbps.{b}B"), row.out_algbw, "GB/s");
+        s(format!("busbw_gbps.{b}B"), row.out_busbw, "GB/s");
+        s(format!("inplace_time_us.{b}B"), row.in_time_us, "us");
+        s(format!("inplace_algbw_gbps.{b}B"), row.in_algbw, "GB/s");
+        s(format!("inplace_busbw_gbps.{b}B"), row.in_busbw, "GB/s");
     }
     if let Some(avg) = r.avg_busbw {
-        out.push(s("avg_busbw_gbps".into(), avg, "GB/s"));
+        s("avg_busbw_gbps".into(), avg, "GB/s");
     }
     out
 }

@@ -113,6 +113,37 @@ pub fn render(v: &Verdict) -> Result<String, SinkError> {
             Err(e) => warn!(metric = %m.metric, error = %e, "could not draw histogram"),
         }
     }
+    if let Some(c) = &s.cluster {
+        let title = format!("all-reduce time per rank and step ({} ranks)", c.world_size);
+        match chart::heatmap_svg(&title, "ms", &c.allreduce_ms, c.steps_per_column.max(1) as usize) {
+            Ok(svg) => charts.push(serde_json::json!({"title": title, "svg": svg})),
+            Err(e) => warn!(error = %e, "could not draw the rank heatmap"),
+        }
+        match chart::line_svg("training loss (mean over ranks)", "loss", &c.loss) {
+            Ok(svg) => charts.push(serde_json::json!({"title": "loss curve", "svg": svg})),
+            Err(e) => warn!(error = %e, "could not draw the loss curve"),
+        }
+        let faults: Vec<_> = c
+            .faults
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "kind": f.kind, "rank": f.rank, "step": f.step, "injected": time_us(f.injected_at),
+                    "detector": f.detector.clone().unwrap_or_else(|| "—".into()),
+                    "latency": f.latency_ms.map_or_else(|| "missed".to_string(), |l| format!("{l:.0} ms")),
+                })
+            })
+            .collect();
+        let detections: Vec<_> = c.detections.iter().map(|d| serde_json::json!({"detector": d.detector, "at": time_us(d.detected_at), "message": d.message})).collect();
+        ctx.insert(
+            "cluster",
+            &serde_json::json!({
+                "world": c.world_size, "steps": c.steps, "samples_per_sec": fmt_num(c.samples_per_sec),
+                "comm_overhead_pct": fmt_num(c.comm_overhead_pct), "false_alarms": c.false_alarms,
+                "faults": faults, "detections": detections,
+            }),
+        );
+    }
     ctx.insert("charts", &charts);
     TEMPLATES.render("report.html", &ctx).map_err(|e| SinkError::Template(format!("{e:?}")))
 }
@@ -184,5 +215,24 @@ mod tests {
         assert!(!html.contains("<b>w</b>") && html.contains("&lt;b&gt;w&lt;&#x2F;b&gt;"), "workload escaped");
         assert!(html.contains("step_change") && html.contains("latency &lt;up&gt;"), "findings shown, escaped");
         assert!(html.contains("<svg") && html.contains("latency_ms distribution (4 samples)"), "histogram chart");
+        assert!(!html.contains("Cluster health"), "no cluster section for a plain run");
+
+        let mut v = v;
+        v.summary.cluster = Some(trackiq_schemas::ClusterHealth {
+            world_size: 2,
+            steps: 3,
+            samples_per_sec: 120.0,
+            comm_overhead_pct: 40.0,
+            steps_per_column: 1,
+            allreduce_ms: vec![vec![Some(1.0), Some(1.2), None], vec![Some(1.1), Some(9.0), Some(1.0)]],
+            loss: vec![0.5, 0.3, 0.2],
+            faults: vec![trackiq_schemas::FaultOutcome { kind: "kill_rank".into(), rank: 1, step: 2, injected_at: 1, detector: None, detected_at: None, latency_ms: None }],
+            detections: vec![],
+            false_alarms: 0,
+        });
+        let html = render(&v).unwrap();
+        assert!(html.contains("Cluster health") && html.contains("kill_rank") && html.contains("missed"), "faults table, a missed one said so");
+        assert!(html.contains("all-reduce time per rank and step (2 ranks)") && html.contains("loss curve"), "heatmap and loss charts");
+        assert_eq!(html.matches("<svg").count(), 3);
     }
 }

@@ -1,0 +1,119 @@
+//! `trackiq cluster`: real worker processes, a real TCP ring all-reduce, real faults, and
+//! the pipeline's streaming detectors catching them.
+
+use std::time::Duration;
+
+use crate::pipeline::uuid_in;
+use crate::support::{Up, fast_config, ok, sql, wait_for};
+
+const TRAIN: [&str; 8] = ["cluster", "run", "--workers", "4", "--grad-mib", "0.25", "--failure-timeout", "2s"];
+/// Detection latency bound: the detector's own window (1 s heartbeat timeout for a dead or
+/// hung rank, three slow steps for a straggler) plus batching and Kafka hops, with room for a
+/// loaded 2-core CI machine.
+const MAX_DETECTION_LATENCY_MS: f64 = 5000.0;
+
+fn derived(up: &Up, run: &str, metric: &str) -> Option<f64> {
+    let q = format!("SELECT mean FROM summaries WHERE run_id = '{run}' AND kind = 'derived' AND metric = '{metric}'");
+    sql(up, &q).first().and_then(|r| r["mean"].as_f64())
+}
+
+#[test]
+fn training_is_real_and_every_injected_fault_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("file://{}", dir.path().join("data").display());
+    let up = Up::start(&data, &fast_config(dir.path()), &[], &[]);
+
+    // A clean run: loss falls, every step's sums agree bit for bit and with the serial sum.
+    let out = ok(&up.cli(&[&TRAIN[..], &["--steps", "50"]].concat()));
+    let clean = uuid_in(&out);
+    assert!(out.contains("50 steps completed") && out.contains("bit-identical on every rank"), "{out}");
+    let q = format!("SELECT step, avg(value) AS loss, count(*) AS ranks FROM samples WHERE run_id = '{clean}' AND metric = 'cluster.loss' GROUP BY step ORDER BY step");
+    let loss = wait_for("50 steps of loss", Duration::from_secs(60), || Some(sql(&up, &q)).filter(|r| r.len() == 50));
+    assert!(loss.iter().all(|r| r["ranks"].as_i64() == Some(4)), "every rank reports every step");
+    let (first, last) = (loss[0]["loss"].as_f64().unwrap(), loss[49]["loss"].as_f64().unwrap());
+    assert!(last < 0.1 * first, "loss {first} -> {last}");
+    let q = format!(
+        "SELECT metric, count(*) AS n, max(value) AS max FROM samples WHERE run_id = '{clean}' AND metric IN \
+         ('cluster.compute_ms', 'cluster.allreduce_ms', 'cluster.step_ms', 'cluster.busbw_gbps', 'cluster.allreduce_bytes', 'cluster.allreduce_error') \
+         GROUP BY metric ORDER BY metric"
+    );
+    let per_metric = sql(&up, &q);
+    let n = |m: &str| per_metric.iter().find(|r| r["metric"] == m).and_then(|r| r["n"].as_i64());
+    for m in ["cluster.compute_ms", "cluster.allreduce_ms", "cluster.step_ms", "cluster.busbw_gbps"] {
+        assert_eq!(n(m), Some(200), "{m}: 4 ranks x 50 steps");
+    }
+    assert_eq!(n("cluster.allreduce_error"), Some(50), "one serial-sum check per step");
+    let max_err = per_metric.iter().find(|r| r["metric"] == "cluster.allreduce_error").unwrap()["max"].as_f64().unwrap();
+    assert!(max_err <= 1e-5, "ring sum vs serial sum: {max_err}");
+    // busbw = algbw x 2(n-1)/n for every rank and step.
+    let q = format!(
+        "SELECT max(abs(b.value - a.value * 1.5)) AS worst FROM samples a JOIN samples b ON a.run_id = b.run_id AND a.rank = b.rank AND a.step = b.step \
+         WHERE a.run_id = '{clean}' AND a.metric = 'cluster.algbw_gbps' AND b.metric = 'cluster.busbw_gbps'"
+    );
+    assert!(sql(&up, &q)[0]["worst"].as_f64().unwrap() < 1e-12);
+    let fa = wait_for("the clean run's summary", Duration::from_secs(60), || derived(&up, &clean, "false_alarms"));
+    assert_eq!(fa, 0.0, "no detection over 50 fault-free steps: {}", up.log.lock().unwrap());
+    assert!(derived(&up, &clean, "comm_overhead_pct").is_some_and(|p| p > 0.0 && p < 100.0));
+    assert!(derived(&up, &clean, "cluster_samples_per_sec").is_some_and(|s| s > 0.0));
+
+    // Each fault, really injected, is caught by its detector on the right rank.
+    for (fault, kind, detector, rank, fails) in [
+        ("slow-rank:2:50ms@5", "slow_rank", "straggler", Some(2), false),
+        ("net-delay:1:20ms@5", "net_delay", "allreduce_spike", None, false),
+        ("kill-rank:3@5", "kill_rank", "failed_worker", Some(3), true),
+        ("stall:1@5", "stall", "stalled_worker", Some(1), true),
+    ] {
+        let out = up.cli(&[&TRAIN[..], &["--steps", "20", "--fault", fault]].concat());
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string());
+        let run = uuid_in(&stdout);
+        assert_eq!(!out.status.success(), fails, "{fault}: {stdout}\n{stderr}");
+        if let (true, Some(r)) = (fails, rank) {
+            // Survivors time out; the run ends failed, naming the rank and the step.
+            assert!(stderr.contains(&format!("rank {r} failed at step 5")), "{fault}: {stderr}");
+            assert!(stdout.contains("5 steps completed"), "{stdout}");
+        }
+        let q = format!("SELECT detector, rank FROM detections WHERE run_id = '{run}' AND detector = '{detector}'");
+        let hit = wait_for(&format!("{detector} on {fault}"), Duration::from_secs(60), || sql(&up, &q).into_iter().next());
+        if let Some(r) = rank {
+            assert_eq!(hit["rank"].as_i64(), Some(r), "{fault}");
+        }
+        let latency = wait_for(&format!("detection latency of {fault}"), Duration::from_secs(60), || derived(&up, &run, &format!("detection_latency_ms.{kind}")));
+        assert!(latency > 0.0 && latency < MAX_DETECTION_LATENCY_MS, "{fault}: detected after {latency} ms");
+        assert_eq!(derived(&up, &run, "faults_missed"), Some(0.0), "{fault}");
+        let q = format!("SELECT status FROM summaries WHERE run_id = '{run}' LIMIT 1");
+        assert_eq!(sql(&up, &q)[0]["status"], if fails { "failed" } else { "completed" });
+    }
+    let _ = up.stop();
+}
+
+#[test]
+fn collective_sweep_and_scaling_efficiency_join_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("file://{}", dir.path().join("data").display());
+    let up = Up::start(&data, &fast_config(dir.path()), &[], &[]);
+
+    let out = ok(&up.cli(&["cluster", "bench", "--workers", "3", "--sizes", "8B..256KiB", "--iters", "5", "--warmup-iters", "1"]));
+    let run = uuid_in(&out);
+    assert!(out.contains("avg bus bandwidth"), "{out}");
+    // 8 B .. 256 KiB doubling: 16 sizes, out-of-place and in-place, all correct.
+    let q = format!("SELECT metric, mean FROM summaries WHERE run_id = '{run}' AND (metric LIKE 'busbw_gbps.%' OR metric LIKE 'algbw_gbps.%')");
+    let rows = wait_for("the sweep summary", Duration::from_secs(60), || Some(sql(&up, &q)).filter(|r| r.len() == 32));
+    let get = |m: String| rows.iter().find(|r| r["metric"] == m.as_str()).and_then(|r| r["mean"].as_f64()).unwrap();
+    for size in (3..=18).map(|p| 1u64 << p) {
+        let (alg, bus) = (get(format!("algbw_gbps.{size}B")), get(format!("busbw_gbps.{size}B")));
+        assert!(alg > 0.0 && (bus - alg * 4.0 / 3.0).abs() < 1e-9 * bus.max(1.0), "{size} B: algbw {alg} busbw {bus}");
+    }
+
+    let out = ok(&up.cli(&["cluster", "scaling", "--workers", "1,2,4", "--steps", "10", "--grad-mib", "0.25"]));
+    let scaling_run = out.lines().find_map(|l| l.strip_prefix("scaling run ")).expect("the scaling run id").trim().to_string();
+    let q = format!("SELECT metric, mean FROM summaries WHERE run_id = '{scaling_run}' AND kind = 'samples' ORDER BY metric");
+    let rows = wait_for("the scaling summary", Duration::from_secs(60), || Some(sql(&up, &q)).filter(|r| r.len() == 6));
+    let get = |m: &str| rows.iter().find(|r| r["metric"] == m).and_then(|r| r["mean"].as_f64()).unwrap();
+    assert!((get("scaling_efficiency_pct.n1") - 100.0).abs() < 1e-9);
+    for n in [2.0, 4.0] {
+        let expect = get(&format!("samples_per_sec.n{n}")) / (n * get("samples_per_sec.n1")) * 100.0;
+        let eff = get(&format!("scaling_efficiency_pct.n{n}"));
+        assert!((eff - expect).abs() < 1e-9 * expect, "{n} workers: {eff} vs {expect}");
+    }
+    let _ = up.stop();
+}
