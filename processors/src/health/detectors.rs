@@ -59,7 +59,7 @@ impl Default for DetectorConfig {
             straggler_factor: 2.0,
             straggler_tail_ratio: 1.3,
             straggler_steps: 3,
-            straggler_min_excess_ms: 5.0,
+            straggler_min_excess_ms: 10.0,
             heartbeat_timeout_ms: 1000,
             stall_timeout_ms: 1000,
             loss_window: 10,
@@ -67,8 +67,8 @@ impl Default for DetectorConfig {
             loss_min_rise: 0.1,
             spike_factor: 3.0,
             spike_window: 5,
-            spike_min_excess_ms: 10.0,
-            spike_steps: 2,
+            spike_min_excess_ms: 20.0,
+            spike_steps: 3,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The seed's finding rules: consistency regressions (confirmed by a variance test),
-//! all-reduce tail latency, and scaling efficiency.
+//! all-reduce tail latency, and scaling efficiency; and from cluster health, every detection
+//! (warn) and every injected fault the detectors missed (block: the monitoring failed).
 
 use trackiq_schemas::{Finding, RunSummary};
 
@@ -42,6 +43,16 @@ pub fn from_summary(cfg: &FindingsConfig, s: &RunSummary) -> Vec<Finding> {
     for (name, value) in named {
         if name.to_ascii_lowercase().contains("scaling_efficiency") && value < cfg.min_scaling_efficiency_pct {
             out.push(finding("scaling_efficiency", name, value, format!("{name} is {value:.1} % (below {} %)", cfg.min_scaling_efficiency_pct)));
+        }
+    }
+    if let Some(c) = &s.cluster {
+        for d in &c.detections {
+            out.push(finding("cluster_detection", &format!("cluster.{}", d.detector), d.value, d.message.clone()));
+        }
+        for f in c.faults.iter().filter(|f| f.latency_ms.is_none()) {
+            let mut missed = finding("fault_missed", &format!("cluster.fault.{}", f.kind), f.step as f64, format!("{} injected on rank {} at step {} was never detected", f.kind, f.rank, f.step));
+            missed.severity = trackiq_schemas::Severity::Block;
+            out.push(missed);
         }
     }
     out

@@ -141,4 +141,26 @@ mod tests {
         };
         assert_eq!(judge_all(), judge_all());
     }
+
+    #[test]
+    fn cluster_detections_warn_and_a_missed_fault_blocks() {
+        use trackiq_schemas::{ClusterHealth, Detection, FaultOutcome};
+        let mut s = summary("c", 1, 10.0, RunStatus::Failed);
+        let detection = Detection {
+            run_id: "c".into(), detector: "failed_worker".into(), rank: Some(3), step: Some(5), event_ts: 2, detected_at: 3,
+            value: 1100.0, threshold: 1000.0, message: "rank 3: no heartbeat for 1100 ms".into(),
+        };
+        let fault = |kind: &str, latency: Option<f64>| FaultOutcome {
+            kind: kind.into(), rank: 3, step: 5, injected_at: 1, detector: latency.map(|_| "failed_worker".into()), detected_at: latency.map(|_| 3), latency_ms: latency,
+        };
+        s.cluster = Some(ClusterHealth {
+            world_size: 4, steps: 5, samples_per_sec: 1.0, comm_overhead_pct: 50.0, steps_per_column: 1, allreduce_ms: vec![], loss: vec![],
+            faults: vec![fault("kill_rank", Some(0.002)), fault("stall", None)], detections: vec![detection], false_alarms: 0,
+        });
+        let v = Baselines::new(VerdictConfig::default()).judge(&s, 0).unwrap().0;
+        let rule = |r: &str| v.findings.iter().filter(|f| f.rule == r).map(|f| f.severity).collect::<Vec<_>>();
+        assert_eq!(rule("cluster_detection"), vec![Severity::Warn]);
+        assert_eq!(rule("fault_missed"), vec![Severity::Block], "only the undetected stall");
+        assert_eq!(v.severity, Severity::Block);
+    }
 }

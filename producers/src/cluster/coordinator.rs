@@ -194,6 +194,12 @@ pub async fn run_cluster(bus: &Bus, run: RunStarted, job: Job, opts: &ClusterOpt
         Job::Train(c) => c.batch as f64,
         Job::Sweep(_) => 0.0,
     };
+    let bar = indicatif::ProgressBar::new(match &job {
+        Job::Train(c) => c.steps,
+        Job::Sweep(c) => c.sizes.len() as u64,
+    });
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} {msg}").expect("valid template"));
+    bar.set_message(if matches!(job, Job::Train(_)) { "steps" } else { "sizes" });
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let (status, error) = loop {
         if ranks.iter().flatten().all(|r| r.done) {
@@ -263,6 +269,7 @@ pub async fn run_cluster(bus: &Bus, run: RunStarted, job: Job, opts: &ClusterOpt
                                     Ok(err) => {
                                         report.max_sum_error = report.max_sum_error.max(err);
                                         report.steps_completed += 1;
+                                        bar.inc(1);
                                         report.loss.push(all.iter().map(|s| s.loss).sum::<f64>() / n as f64);
                                         let ts = all.iter().map(|s| s.ts_us).min().unwrap_or_default();
                                         emitter.push(Sample { ts_us: ts, metric: "cluster.allreduce_error".into(), value: err, unit: "ratio".into(), rank: None, step: Some(step as i64) }).await?;
@@ -278,6 +285,7 @@ pub async fn run_cluster(bus: &Bus, run: RunStarted, job: Job, opts: &ClusterOpt
                             if slot.iter().all(Option::is_some) {
                                 let rows: Vec<SweepRow> = sweep.remove(&size).expect("present").into_iter().flatten().collect();
                                 report.sweep.rows.push(sweep_row(&rows, n));
+                                bar.inc(1);
                             }
                         }
                         WorkerMsg::Blocked { step, reason } => {
@@ -318,6 +326,7 @@ pub async fn run_cluster(bus: &Bus, run: RunStarted, job: Job, opts: &ClusterOpt
             }
         }
     };
+    bar.finish_and_clear();
     if let Some((a, b)) = span
         && b > a
         && batch > 0.0
