@@ -351,7 +351,7 @@ pub async fn run(config: AggregatorConfig, bus: Bus, mut shutdown: Shutdown) -> 
                         state.apply((&record.topic, record.partition), record.offset, ev, Instant::now());
                     }
                     Ok(other) => {
-                        let reason = format!("unexpected event on {}: {}", record.topic, event_name(&other));
+                        let reason = format!("unexpected event on {}: {}", record.topic, other.name());
                         bus.dead_letter(&producer, &record, "aggregator", &reason).await?;
                         state.mark_read((&record.topic, record.partition), record.offset);
                     }
@@ -433,20 +433,6 @@ pub fn energy_figures(metrics: &[MetricSummary], derived: &[DerivedMetric], by_r
         push("peak_gpu_memory_mib", g.max, "MiB");
     }
     out
-}
-
-pub(crate) fn event_name(e: &AnyEvent) -> &'static str {
-    match e {
-        AnyEvent::RunStarted(_) => "RunStarted",
-        AnyEvent::SampleBatch(_) => "SampleBatch",
-        AnyEvent::RunFinished(_) => "RunFinished",
-        AnyEvent::RunSummary(_) => "RunSummary",
-        AnyEvent::Verdict(_) => "Verdict",
-        AnyEvent::DeadLetter(_) => "DeadLetter",
-        AnyEvent::TrendResult(_) => "TrendResult",
-        AnyEvent::BaselinePin(_) => "BaselinePin",
-        AnyEvent::Detection(_) => "Detection",
-    }
 }
 
 #[cfg(test)]

@@ -77,6 +77,23 @@ pub enum AnyEvent {
     Detection(Detection),
 }
 
+impl AnyEvent {
+    /// Short name of the record type, e.g. `RunStarted`, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AnyEvent::RunStarted(_) => "RunStarted",
+            AnyEvent::SampleBatch(_) => "SampleBatch",
+            AnyEvent::RunFinished(_) => "RunFinished",
+            AnyEvent::RunSummary(_) => "RunSummary",
+            AnyEvent::Verdict(_) => "Verdict",
+            AnyEvent::DeadLetter(_) => "DeadLetter",
+            AnyEvent::TrendResult(_) => "TrendResult",
+            AnyEvent::BaselinePin(_) => "BaselinePin",
+            AnyEvent::Detection(_) => "Detection",
+        }
+    }
+}
+
 struct Known {
     name: &'static str,
     writer: Schema,

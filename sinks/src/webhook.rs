@@ -1,5 +1,6 @@
-//! Webhook notifications: a verdict at or above `min_severity` is POSTed as JSON to every
-//! configured URL, retried with exponential backoff. The offset is stored only after every
+//! Webhook notifications: a verdict at or above `min_severity`, and every cluster-health
+//! detection as soon as the aggregator raises it, is POSTed as JSON to every configured URL,
+//! retried with exponential backoff. The offset is stored only after every
 //! URL answered 2xx, or after a URL that kept failing was reported to the dead-letter topic
 //! with the reason. URLs are shown as scheme://host only: webhook paths often hold secrets.
 
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 use trackiq_infra::bus::{Next, OffsetStore};
 use trackiq_infra::{Bus, Shutdown};
-use trackiq_schemas::{Severity, Verdict, registry};
+use trackiq_schemas::{AnyEvent, Detection, Severity, Verdict, registry};
 
 use crate::error::SinkError;
 
@@ -32,6 +33,9 @@ pub struct WebhookConfig {
     pub max_backoff_ms: u64,
     /// Timeout of one HTTP request.
     pub timeout_secs: u64,
+    /// Also POST each cluster-health detection (straggler, failed worker, ...) the moment it
+    /// is raised, rather than only in the run's verdict when the run ends.
+    pub detections: bool,
 }
 
 impl Default for WebhookConfig {
@@ -44,6 +48,7 @@ impl Default for WebhookConfig {
             initial_backoff_ms: 200,
             max_backoff_ms: 10_000,
             timeout_secs: 10,
+            detections: true,
         }
     }
 }
@@ -83,6 +88,22 @@ pub fn payload(v: &Verdict, report: &str) -> serde_json::Value {
     })
 }
 
+/// The JSON body sent for a cluster-health detection.
+pub fn detection_payload(d: &Detection) -> serde_json::Value {
+    serde_json::json!({
+        "event": "trackiq.detection",
+        "run_id": d.run_id,
+        "detector": d.detector,
+        "rank": d.rank,
+        "step": d.step,
+        "value": d.value,
+        "threshold": d.threshold,
+        "message": d.message,
+        "event_ts_us": d.event_ts,
+        "detected_at_us": d.detected_at,
+    })
+}
+
 /// POSTs `body` to `url` until a 2xx, at most `max_attempts` times; the error says why the
 /// last attempt failed.
 pub async fn deliver(client: &reqwest::Client, config: &WebhookConfig, url: &str, body: &serde_json::Value) -> Result<u32, String> {
@@ -112,7 +133,8 @@ pub async fn run(config: WebhookConfig, bus: Bus, report_base: String, mut shutd
         .timeout(Duration::from_secs(config.timeout_secs))
         .build()
         .map_err(|e| SinkError::WebhookUrl { url: String::new(), reason: e.to_string() })?;
-    let consumer: StreamConsumer = bus.consumer(&config.group, &[&bus.topics().verdicts])?;
+    let topics = if config.detections { vec![bus.topics().verdicts.as_str(), bus.topics().detections.as_str()] } else { vec![bus.topics().verdicts.as_str()] };
+    let consumer: StreamConsumer = bus.consumer(&config.group, &topics)?;
     let producer = bus.producer()?;
     let mut offsets = OffsetStore::default();
     info!(urls = config.urls.len(), "webhook sink started");
@@ -122,18 +144,29 @@ pub async fn run(config: WebhookConfig, bus: Bus, report_base: String, mut shutd
             Next::Idle => continue,
             Next::Record(r) => r,
         };
-        match registry().decode::<Verdict>(&record.payload) {
-            Ok(v) if notifies(v.severity, config.min_severity) => {
-                let body = payload(&v, &format!("{report_base}/{}", crate::report::report_path(&v.run_id)));
-                for url in &config.urls {
-                    match deliver(&client, &config, url, &body).await {
-                        Ok(attempts) => info!(run_id = %v.run_id, url = %redact(url), attempts, "webhook delivered"),
-                        Err(reason) => bus.dead_letter(&producer, &record, "webhook", &reason).await?,
-                    }
+        let body = match registry().decode_any(&record.payload) {
+            Ok(AnyEvent::Verdict(v)) if notifies(v.severity, config.min_severity) => {
+                Some((v.run_id.clone(), payload(&v, &format!("{report_base}/{}", crate::report::report_path(&v.run_id)))))
+            }
+            Ok(AnyEvent::Detection(d)) => Some((d.run_id.clone(), detection_payload(&d))),
+            Ok(AnyEvent::Verdict(_)) => None,
+            Ok(other) => {
+                let reason = format!("unexpected {} on {}", other.name(), record.topic);
+                bus.dead_letter(&producer, &record, "webhook", &reason).await?;
+                None
+            }
+            Err(e) => {
+                bus.dead_letter(&producer, &record, "webhook", &e.to_string()).await?;
+                None
+            }
+        };
+        if let Some((run_id, body)) = body {
+            for url in &config.urls {
+                match deliver(&client, &config, url, &body).await {
+                    Ok(attempts) => info!(%run_id, event = %body["event"], url = %redact(url), attempts, "webhook delivered"),
+                    Err(reason) => bus.dead_letter(&producer, &record, "webhook", &reason).await?,
                 }
             }
-            Ok(_) => {}
-            Err(e) => bus.dead_letter(&producer, &record, "webhook", &e.to_string()).await?,
         }
         offsets.store(&consumer, &record.topic, record.partition, record.offset)?;
     }

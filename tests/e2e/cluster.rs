@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::pipeline::uuid_in;
-use crate::support::{Up, fast_config, ok, sql, wait_for};
+use crate::support::{Receiver, Up, fast_config, ok, sql, wait_for};
 
 const TRAIN: [&str; 8] = ["cluster", "run", "--workers", "4", "--grad-mib", "0.25", "--failure-timeout", "2s"];
 /// Detection latency bound: the detector's own window (1 s heartbeat timeout for a dead or
@@ -21,7 +21,11 @@ fn derived(up: &Up, run: &str, metric: &str) -> Option<f64> {
 fn training_is_real_and_every_injected_fault_is_detected() {
     let dir = tempfile::tempdir().unwrap();
     let data = format!("file://{}", dir.path().join("data").display());
-    let up = Up::start(&data, &fast_config(dir.path()), &[], &[]);
+    let on_call = Receiver::start(0);
+    let up = Up::start(&data, &fast_config(dir.path()), std::slice::from_ref(&on_call.url), &[]);
+    let alert = |run: &str, detector: &str| {
+        on_call.bodies.lock().unwrap().iter().find(|b| b["event"] == "trackiq.detection" && b["run_id"] == run && b["detector"] == detector).cloned()
+    };
 
     // A clean run: loss falls, every step's sums agree bit for bit and with the serial sum.
     let out = ok(&up.cli(&[&TRAIN[..], &["--steps", "50"]].concat()));
@@ -53,6 +57,7 @@ fn training_is_real_and_every_injected_fault_is_detected() {
     assert!(sql(&up, &q)[0]["worst"].as_f64().unwrap() < 1e-12);
     let fa = wait_for("the clean run's summary", Duration::from_secs(60), || derived(&up, &clean, "false_alarms"));
     assert_eq!(fa, 0.0, "no detection over 50 fault-free steps: {}", up.log.lock().unwrap());
+    assert!(!on_call.bodies.lock().unwrap().iter().any(|b| b["event"] == "trackiq.detection"), "and no alert");
     assert!(derived(&up, &clean, "comm_overhead_pct").is_some_and(|p| p > 0.0 && p < 100.0));
     assert!(derived(&up, &clean, "cluster_samples_per_sec").is_some_and(|s| s > 0.0));
 
@@ -77,6 +82,9 @@ fn training_is_real_and_every_injected_fault_is_detected() {
         if let Some(r) = rank {
             assert_eq!(hit["rank"].as_i64(), Some(r), "{fault}");
         }
+        // The on-call webhook got the detection as it was raised, not only with the verdict.
+        let body = wait_for(&format!("{detector} alert"), Duration::from_secs(30), || alert(&run, detector));
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
         let latency = wait_for(&format!("detection latency of {fault}"), Duration::from_secs(60), || derived(&up, &run, &format!("detection_latency_ms.{kind}")));
         assert!(latency > 0.0 && latency < MAX_DETECTION_LATENCY_MS, "{fault}: detected after {latency} ms");
         assert_eq!(derived(&up, &run, "faults_missed"), Some(0.0), "{fault}");
