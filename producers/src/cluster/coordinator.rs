@@ -48,6 +48,35 @@ pub struct RankStats {
     pub last_loss: Option<f64>,
 }
 
+impl RankStats {
+    /// Folds one step into the running means.
+    fn add(&mut self, s: &StepReport, busbw_gbps: f64) {
+        self.steps += 1;
+        let k = self.steps as f64;
+        self.compute_ms += (s.compute_ms - self.compute_ms) / k;
+        self.allreduce_ms += (s.allreduce_ms - self.allreduce_ms) / k;
+        self.busbw_gbps += (busbw_gbps - self.busbw_gbps) / k;
+        self.last_loss = Some(s.loss);
+    }
+}
+
+/// The samples of one rank's step (compute time went out when the compute ended), and its busbw.
+fn step_samples(s: &StepReport, rank: usize, world: usize) -> ([Sample; 6], f64) {
+    let ar_ts = s.ts_us + (s.compute_ms * 1e3) as i64;
+    let secs = s.allreduce_ms / 1e3;
+    let alg = if secs > 0.0 { algbw_gbps(s.bytes as f64, secs) } else { 0.0 };
+    let bus = allreduce_busbw(alg, world);
+    let samples = [
+        sample(ar_ts, "cluster.allreduce_ms", s.allreduce_ms, "ms", rank, s.step),
+        sample(s.ts_us, "cluster.step_ms", s.step_ms, "ms", rank, s.step),
+        sample(ar_ts, "cluster.allreduce_bytes", s.bytes as f64, "B", rank, s.step),
+        sample(ar_ts, "cluster.algbw_gbps", alg, "GB/s", rank, s.step),
+        sample(ar_ts, "cluster.busbw_gbps", bus, "GB/s", rank, s.step),
+        sample(s.ts_us, "cluster.loss", s.loss, "loss", rank, s.step),
+    ];
+    (samples, bus)
+}
+
 /// What the coordinator saw.
 #[derive(Debug, Clone)]
 pub struct ClusterReport {
@@ -240,26 +269,11 @@ pub async fn run_cluster(bus: &Bus, run: RunStarted, job: Job, opts: &ClusterOpt
                             r.step = r.step.max(s.step + 1);
                             let end = s.ts_us + (s.step_ms * 1e3) as i64;
                             span = Some(span.map_or((s.ts_us, end), |(a, b)| (a.min(s.ts_us), b.max(end))));
-                            let ar_ts = s.ts_us + (s.compute_ms * 1e3) as i64;
-                            let secs = s.allreduce_ms / 1e3;
-                            let alg = if secs > 0.0 { algbw_gbps(s.bytes as f64, secs) } else { 0.0 };
-                            for smp in [
-                                sample(ar_ts, "cluster.allreduce_ms", s.allreduce_ms, "ms", rank, s.step),
-                                sample(s.ts_us, "cluster.step_ms", s.step_ms, "ms", rank, s.step),
-                                sample(ar_ts, "cluster.allreduce_bytes", s.bytes as f64, "B", rank, s.step),
-                                sample(ar_ts, "cluster.algbw_gbps", alg, "GB/s", rank, s.step),
-                                sample(ar_ts, "cluster.busbw_gbps", allreduce_busbw(alg, n), "GB/s", rank, s.step),
-                                sample(s.ts_us, "cluster.loss", s.loss, "loss", rank, s.step),
-                            ] {
+                            let (samples, busbw) = step_samples(&s, rank, n);
+                            for smp in samples {
                                 emitter.push(smp).await?;
                             }
-                            let st = &mut report.ranks[rank];
-                            st.steps += 1;
-                            let k = st.steps as f64;
-                            st.compute_ms += (s.compute_ms - st.compute_ms) / k;
-                            st.allreduce_ms += (s.allreduce_ms - st.allreduce_ms) / k;
-                            st.busbw_gbps += (allreduce_busbw(alg, n) - st.busbw_gbps) / k;
-                            st.last_loss = Some(s.loss);
+                            report.ranks[rank].add(&s, busbw);
                             let step = s.step;
                             let slot = steps.entry(step).or_insert_with(|| vec![None; n]);
                             slot[rank] = Some(s);
