@@ -15,6 +15,7 @@
 //! - [`cluster`] — ring all-reduce over TCP, nccl-tests definitions and parser (cluster producer, in progress)
 //! - [`compute`] — `compute`: an MLP forward pass (f32/f64, batched, threaded)
 //! - [`telemetry`] — host (procfs, RAPL) and GPU (NVML at run time) sampled during runs
+//! - [`units`] — durations on the command line (`50ms`, `1.5s`)
 //! - [`workloads`] — `cmd` (a child process per iteration) and `matmul` (CPU)
 
 pub mod bench;
@@ -28,6 +29,7 @@ pub mod import;
 pub mod llm;
 pub mod record;
 pub mod telemetry;
+pub mod units;
 pub mod workloads;
 
 pub use error::ProducerError;

@@ -35,14 +35,7 @@ impl Slo {
         let mut slo = Slo::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = part.split_once('=').ok_or_else(|| bad(format!("`{part}` is not name=duration")))?;
-            let ms = if let Some(x) = v.strip_suffix("ms") {
-                x.trim().parse::<f64>()
-            } else if let Some(x) = v.strip_suffix('s') {
-                x.trim().parse::<f64>().map(|x| x * 1000.0)
-            } else {
-                return Err(bad(format!("`{v}` needs a unit, ms or s")));
-            }
-            .map_err(|_| bad(format!("`{v}` is not a duration")))?;
+            let ms = crate::units::parse_duration_ms(v).ok_or_else(|| bad(format!("`{v}` is not a duration: it needs a unit, e.g. 200ms or 2s")))?;
             match k.trim() {
                 "ttft" => slo.ttft_ms = Some(ms),
                 "tpot" => slo.tpot_ms = Some(ms),

@@ -14,7 +14,7 @@ use trackiq_producers::cluster::faults::FaultSpec;
 use trackiq_producers::cluster::model::Shape;
 use trackiq_producers::cluster::nccl::parse_size_range;
 use trackiq_producers::cluster::protocol::{Job, SweepConfig, TrainConfig};
-use trackiq_producers::cluster::scaling::scaling_efficiency;
+use trackiq_stats::scaling::scaling_efficiency;
 use trackiq_producers::cluster::worker::{WorkerOptions, run_worker};
 use trackiq_producers::emitter::{Batching, RunEmitter};
 use trackiq_producers::identity::run_started;
@@ -136,7 +136,7 @@ pub struct ScalingArgs {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    trackiq_producers::cluster::faults::parse_duration_ms(s)
+    trackiq_producers::units::parse_duration_ms(s)
         .map(|ms| Duration::from_secs_f64(ms / 1e3))
         .ok_or_else(|| format!("`{s}` is not a duration like 5s or 500ms"))
 }

@@ -96,17 +96,10 @@ pub struct ClusterMonitor {
     fired: HashSet<(&'static str, Option<i32>)>,
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
-}
-
+/// Mean and sample standard deviation (0 below two values) of a window.
 fn mean_sd(v: &VecDeque<f64>) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 { v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (m, var.sqrt())
+    let (mean, sd) = trackiq_stats::mean_stdev(&v.iter().copied().collect::<Vec<_>>());
+    (mean, sd.unwrap_or(0.0))
 }
 
 impl ClusterMonitor {
@@ -230,7 +223,7 @@ impl ClusterMonitor {
         }
         let per_rank: Vec<(i32, i64, f64)> = at.iter().map(|(r, (end, ms))| (*r, *end, *ms)).collect();
         let mut values: Vec<f64> = per_rank.iter().map(|p| p.2).collect();
-        let med = median(&mut values);
+        let med = trackiq_stats::summarize(&mut values).map_or(0.0, |s| s.p50);
         let window = 10 * self.world.max(1);
         for v in &values {
             self.recent_compute.push_back(*v);

@@ -10,6 +10,7 @@
 //! - [`hypothesis`] — Mann-Whitney U, Welch's t, F-test, Brown-Forsythe
 //! - [`models`] — Bencher's seven threshold models (static … delta-IQR)
 //! - [`numpy`] — numpy's pairwise summation and moments, for decisions at thresholds
+//! - [`scaling`] — scaling efficiency from throughput at several worker counts
 //! - [`synthetic`] — seeded noise and stepped series for simulations and benchmarks
 //! - [`threshold`] — the seed's percentage model giving a severity from a baseline window
 //! - [`trend`] — OLS, Theil-Sen, Mann-Kendall and the seed's trend classes
@@ -18,6 +19,7 @@ pub mod changepoint;
 pub mod hypothesis;
 pub mod models;
 pub mod numpy;
+pub mod scaling;
 pub mod summary;
 pub mod synthetic;
 pub mod threshold;

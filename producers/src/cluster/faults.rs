@@ -13,6 +13,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::units::parse_duration_ms;
+
 /// The kinds of fault trackiq injects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -74,22 +76,6 @@ impl fmt::Display for FaultSpec {
             write!(f, "{name}:{}@{}", self.rank, self.step)
         }
     }
-}
-
-/// Parses `50ms`, `1.5s` or `800us` into milliseconds.
-pub fn parse_duration_ms(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix("us") {
-        (n, 1e-3)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1e3)
-    } else {
-        return None;
-    };
-    let v: f64 = num.trim().parse().ok()?;
-    (v.is_finite() && v >= 0.0).then_some(v * scale)
 }
 
 impl FromStr for FaultSpec {

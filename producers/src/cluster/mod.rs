@@ -11,7 +11,6 @@
 //! - [`faults`] — `--fault` specifications
 //! - [`protocol`] — coordinator ⇄ worker control messages (JSON lines)
 //! - [`nccl`] — nccl-tests bandwidth definitions, text and JSON output parsers
-//! - [`scaling`] — scaling efficiency from runs at several world sizes
 
 pub mod coordinator;
 pub mod faults;
@@ -19,5 +18,4 @@ pub mod model;
 pub mod nccl;
 pub mod protocol;
 pub mod ring;
-pub mod scaling;
 pub mod worker;
