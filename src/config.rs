@@ -37,6 +37,25 @@ pub struct Config {
     pub report: ReportConfig,
     /// Webhook notifications.
     pub webhook: WebhookConfig,
+    /// The pipeline's own Prometheus metrics (`trackiq status` reads them).
+    pub metrics: MetricsConfig,
+}
+
+/// Where `trackiq up` serves its metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` (Prometheus/OpenMetrics text) and `GET /healthz`.
+    pub enabled: bool,
+    /// Address to listen on (`host:port`; port 0 picks a free one, printed at start-up).
+    /// Env: TRACKIQ_METRICS_LISTEN.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { enabled: true, listen: "127.0.0.1:9464".into() }
+    }
 }
 
 impl Default for Config {
@@ -50,6 +69,7 @@ impl Default for Config {
             verdict: VerdictConfig::default(),
             report: ReportConfig::default(),
             webhook: WebhookConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -95,6 +115,9 @@ impl Config {
         }
         if let Some(v) = env("TRACKIQ_PARTITIONS") {
             c.bus.partitions = v.parse().with_context(|| format!("TRACKIQ_PARTITIONS={v} is not a number"))?;
+        }
+        if let Some(v) = env("TRACKIQ_METRICS_LISTEN") {
+            c.metrics.listen = v;
         }
         if let Some(v) = env("TRACKIQ_WEBHOOK_URLS") {
             c.webhook.urls = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();

@@ -1,5 +1,6 @@
-//! The running pipeline: the embedded broker (unless an external one is configured) and
-//! every processor and sink as a task, stopped together with one trigger.
+//! The running pipeline: the embedded broker (unless an external one is configured), every
+//! processor and sink as a supervised stage of the runtime, and the metrics endpoint. A
+//! stage that fails is restarted on its own; the pipeline stops only when asked.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,7 +8,15 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
+use trackiq_infra::metrics::PipelineMetrics;
+use trackiq_infra::runtime::{StageContext, StageError, supervise};
 use trackiq_infra::{Bus, DataStore, EmbeddedBroker, Shutdown, ShutdownTrigger};
+use trackiq_processors::aggregator::AggregatorStage;
+use trackiq_processors::archiver::ArchiverStage;
+use trackiq_processors::archiver::naming::short_incarnation;
+use trackiq_processors::verdict::VerdictStage;
+use trackiq_sinks::report::ReportStage;
+use trackiq_sinks::webhook::WebhookStage;
 
 use crate::config::Config;
 
@@ -16,12 +25,20 @@ pub struct Stack {
     broker: Option<EmbeddedBroker>,
     pub bus: Bus,
     pub store: DataStore,
+    pub metrics: PipelineMetrics,
+    /// Address the metrics endpoint listens on, when enabled.
+    pub metrics_addr: Option<SocketAddr>,
     trigger: ShutdownTrigger,
-    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+    stages: Vec<(&'static str, JoinHandle<()>)>,
+    server: Option<JoinHandle<()>>,
+}
+
+fn fatal(e: impl std::fmt::Display) -> StageError {
+    StageError::Fatal(e.to_string())
 }
 
 impl Stack {
-    /// Starts the broker (when embedded), creates topics, and spawns the services.
+    /// Starts the broker (when embedded), creates topics, and spawns the stages.
     pub async fn start(config: &Config) -> anyhow::Result<Stack> {
         let mut config = config.clone();
         let store = DataStore::open(&config.data)?;
@@ -36,37 +53,79 @@ impl Stack {
         let bus = Bus::new(config.bus.clone());
         bus.check_reachable().await?;
         bus.ensure_topics().await?;
+        let incarnation = short_incarnation(&bus.cluster_id().await?);
+        let metrics = PipelineMetrics::new();
         let (trigger, shutdown) = Shutdown::new();
-        let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
-        let (b, s) = (bus.clone(), shutdown.clone());
-        let c = config.aggregator.clone();
-        tasks.push(("aggregator", tokio::spawn(async move { Ok(trackiq_processors::aggregator::run(c, b, s).await?) })));
-        let (b, st, s) = (bus.clone(), store.clone(), shutdown.clone());
-        let c = config.archiver.clone();
-        tasks.push(("archiver", tokio::spawn(async move { Ok(trackiq_processors::archiver::run(c, b, st, s).await?) })));
-        let (b, st, s) = (bus.clone(), store.clone(), shutdown.clone());
-        let c = config.verdict.clone();
-        tasks.push(("verdict", tokio::spawn(async move { Ok(trackiq_processors::verdict::run(c, b, st, s).await?) })));
-        let (b, st, s) = (bus.clone(), store.clone(), shutdown.clone());
-        let c = config.report.clone();
-        tasks.push(("report", tokio::spawn(async move { Ok(trackiq_sinks::report::run(c, b, st, s).await?) })));
-        if !config.webhook.urls.is_empty() {
-            let (b, s) = (bus.clone(), shutdown.clone());
-            let c = config.webhook.clone();
-            let base = store.to_string();
-            tasks.push(("webhook", tokio::spawn(async move { Ok(trackiq_sinks::webhook::run(c, b, base, s).await?) })));
+        let (metrics_addr, server) = if config.metrics.enabled {
+            let listener = tokio::net::TcpListener::bind(&config.metrics.listen)
+                .await
+                .with_context(|| format!("binding the metrics address {} (set [metrics] listen, or enabled = false)", config.metrics.listen))?;
+            let addr = listener.local_addr()?;
+            let (m, s) = (metrics.clone(), shutdown.clone());
+            let server = tokio::spawn(async move {
+                if let Err(e) = trackiq_infra::metrics::serve(m, listener, s).await {
+                    warn!(error = %e, "metrics endpoint stopped");
+                }
+            });
+            (Some(addr), Some(server))
+        } else {
+            (None, None)
+        };
+        let ctx = |stage: &'static str, group: &str| StageContext { bus: bus.clone(), metrics: metrics.clone(), group: group.to_string(), stage };
+        let mut stages: Vec<(&'static str, JoinHandle<()>)> = Vec::new();
+        {
+            let (c, topics) = (config.aggregator.clone(), bus.topics().clone());
+            let make = move || {
+                let (c, topics) = (c.clone(), topics.clone());
+                async move { Ok::<_, StageError>(AggregatorStage::new(c, topics)) }
+            };
+            stages.push(("aggregator", tokio::spawn(supervise(ctx("aggregator", &config.aggregator.group), make, shutdown.clone()))));
         }
-        info!(brokers = bus.config().bootstrap(), data = %store, "trackiq pipeline running");
-        Ok(Stack { broker, bus, store, trigger, tasks })
+        {
+            let (c, st, m, inc) = (config.archiver.clone(), store.clone(), metrics.clone(), incarnation.clone());
+            let make = move || {
+                let (c, st, m, inc) = (c.clone(), st.clone(), m.clone(), inc.clone());
+                async move { ArchiverStage::open(c, st, &inc, m).await.map_err(fatal) }
+            };
+            stages.push(("archiver", tokio::spawn(supervise(ctx("archiver", &config.archiver.group), make, shutdown.clone()))));
+        }
+        {
+            let (c, b, st, inc) = (config.verdict.clone(), bus.clone(), store.clone(), incarnation.clone());
+            let make = move || {
+                let (c, b, st, inc) = (c.clone(), b.clone(), st.clone(), inc.clone());
+                async move { VerdictStage::start(c, &b, &st, &inc).await.map_err(fatal) }
+            };
+            stages.push(("verdict", tokio::spawn(supervise(ctx("verdict", &config.verdict.group), make, shutdown.clone()))));
+        }
+        {
+            let st = store.clone();
+            let make = move || {
+                let st = st.clone();
+                async move { Ok::<_, StageError>(ReportStage::new(st)) }
+            };
+            stages.push(("report", tokio::spawn(supervise(ctx("report", &config.report.group), make, shutdown.clone()))));
+        }
+        if !config.webhook.urls.is_empty() {
+            // Bad URLs are a configuration error: refuse to start rather than restart forever.
+            WebhookStage::new(config.webhook.clone(), store.to_string())?;
+            let (c, base) = (config.webhook.clone(), store.to_string());
+            let make = move || {
+                let (c, base) = (c.clone(), base.clone());
+                async move { WebhookStage::new(c, base).map_err(fatal) }
+            };
+            stages.push(("webhook", tokio::spawn(supervise(ctx("webhook", &config.webhook.group), make, shutdown.clone()))));
+        }
+        info!(brokers = bus.config().bootstrap(), data = %store, incarnation, metrics = ?metrics_addr, "trackiq pipeline running");
+        Ok(Stack { broker, bus, store, metrics, metrics_addr, trigger, stages, server })
     }
 
-    /// Waits until every service's consumer group has its partitions (so nothing produced
+    /// Waits until every stage's consumer group has its partitions (so nothing produced
     /// from now on waits for a group rebalance). Errors after `timeout`.
     pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
-        while self.bus.assigned_groups() < self.tasks.len() {
+        while self.bus.assigned_groups() < self.stages.len() {
             if tokio::time::Instant::now() > deadline {
-                anyhow::bail!("only {} of {} services got their partitions within {timeout:?}", self.bus.assigned_groups(), self.tasks.len());
+                anyhow::bail!("only {} of {} stages got their partitions within {timeout:?}", self.bus.assigned_groups(), self.stages.len());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -78,32 +137,28 @@ impl Stack {
         self.bus.config().bootstrap().to_string()
     }
 
-    /// A service that stopped on its own (an error), if any.
-    pub fn failed_service(&mut self) -> Option<&'static str> {
-        self.tasks.iter().find(|(_, t)| t.is_finished()).map(|(n, _)| *n)
+    /// Stages that are down now (failed and waiting to restart).
+    pub fn down_stages(&self) -> Vec<String> {
+        self.metrics.down_stages()
     }
 
-    /// Stops every service (each flushes and commits), then the broker.
+    /// Stops every stage (each flushes and commits), then the broker.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.trigger.trigger();
-        let mut first_error = None;
-        for (name, task) in self.tasks {
+        for (name, task) in self.stages {
             match tokio::time::timeout(Duration::from_secs(30), task).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => {
-                    warn!(service = name, error = %format!("{e:#}"), "service failed");
-                    first_error.get_or_insert(e.context(format!("{name} failed")));
-                }
-                Ok(Err(join)) => {
-                    first_error.get_or_insert(anyhow::anyhow!("{name} panicked: {join}"));
-                }
-                Err(_) => warn!(service = name, "service did not stop within 30 s"),
+                Ok(Ok(())) => {}
+                Ok(Err(join)) => warn!(stage = name, error = %join, "stage task ended abnormally"),
+                Err(_) => warn!(stage = name, "stage did not stop within 30 s"),
             }
         }
-        // Kafka clients are dropped with the tasks; now the broker's listen loop can end.
+        if let Some(s) = self.server {
+            let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
+        }
+        // Kafka clients are dropped with the stages; now the broker's listen loop can end.
         if let Some(b) = self.broker {
             b.stop();
         }
-        first_error.map_or(Ok(()), Err)
+        Ok(())
     }
 }

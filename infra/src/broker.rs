@@ -40,6 +40,7 @@ impl EmbeddedBroker {
         }
         std::fs::create_dir_all(data_dir).map_err(|e| fail(format!("{}: {e}", data_dir.display())))?;
         let abs = std::path::absolute(data_dir).map_err(|e| fail(e.to_string()))?;
+        let cluster_id = cluster_id(&abs).map_err(|e| fail(format!("cluster id in {}: {e}", abs.display())))?;
         // tansu strips the leading `/` of the path: an absolute path needs four slashes.
         let storage = url::Url::parse(&format!("sqlite:///{}/tansu.db", abs.display())).map_err(|e| fail(e.to_string()))?;
         let listener = url::Url::parse(&format!("tcp://{addr}")).map_err(|e| fail(e.to_string()))?;
@@ -47,7 +48,7 @@ impl EmbeddedBroker {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
         let thread = std::thread::Builder::new()
             .name("trackiq-broker".into())
-            .spawn(move || serve_on_own_runtime(listener, storage, ready_tx, stop_rx))
+            .spawn(move || serve_on_own_runtime(listener, storage, cluster_id, ready_tx, stop_rx))
             .map_err(|e| fail(e.to_string()))?;
         match ready_rx.await {
             Ok(Ok(())) => {}
@@ -99,9 +100,31 @@ impl Drop for EmbeddedBroker {
     }
 }
 
+/// Cluster id of every embedded broker before ids were stored per database.
+pub const LEGACY_CLUSTER_ID: &str = "trackiq";
+const CLUSTER_ID_FILE: &str = "cluster-id";
+
+/// The cluster id of the broker database in `dir`: stored beside it, new (random) for a new
+/// database, [`LEGACY_CLUSTER_ID`] for a database created before ids were stored. A lost
+/// database therefore comes back as a new cluster, whose offsets start again from 0: the
+/// archive tells its records from those of the old one by this id.
+pub fn cluster_id(dir: &Path) -> std::io::Result<String> {
+    let file = dir.join(CLUSTER_ID_FILE);
+    if let Ok(id) = std::fs::read_to_string(&file) {
+        let id = id.trim();
+        if !id.is_empty() {
+            return Ok(id.to_string());
+        }
+    }
+    let id = if dir.join("tansu.db").exists() { LEGACY_CLUSTER_ID.to_string() } else { uuid::Uuid::new_v4().to_string() };
+    std::fs::write(&file, &id)?;
+    Ok(id)
+}
+
 fn serve_on_own_runtime(
     listener: url::Url,
     storage: url::Url,
+    cluster_id: String,
     ready: tokio::sync::oneshot::Sender<Result<(), String>>,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) {
@@ -115,7 +138,7 @@ fn serve_on_own_runtime(
     rt.block_on(async move {
         let built = EmbeddedTansu::builder()
             .node_id(tansu_broker::NODE_ID)
-            .cluster_id("trackiq")
+            .cluster_id(cluster_id)
             .incarnation_id(uuid::Uuid::new_v4())
             .advertised_listener(listener.clone())
             .listener(listener)

@@ -1,7 +1,7 @@
 //! Kafka clients (rdkafka) for producers, processors and sinks.
 //!
-//! Consumers run in consumer groups with `enable.auto.offset.store=false`: a service calls
-//! [`StreamConsumer::store_offset`] only once the effect of a record is durable, and the
+//! Consumers run in consumer groups with `enable.auto.offset.store=false`: the stage runtime
+//! ([`crate::runtime`]) stores an offset only once the effect of a record is durable, and the
 //! periodic auto-commit then commits what was stored. Producers wait for acks from all
 //! in-sync replicas.
 
@@ -74,14 +74,6 @@ pub struct Bus {
     assigned: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
-/// What a service loop got from [`Bus::next`].
-pub enum Next {
-    Record(Record),
-    /// Nothing arrived for a while: time to do periodic work.
-    Idle,
-    Stop,
-}
-
 /// One record read from Kafka, owned.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -114,26 +106,13 @@ impl Bus {
         Bus { config, topics, assigned: Default::default() }
     }
 
-    /// Waits for the next record, an idle tick (`idle`), or shutdown; notes when the
-    /// consumer's group got its partitions, for [`Bus::assigned_groups`].
-    pub async fn next(&self, consumer: &StreamConsumer, group: &str, shutdown: &mut crate::Shutdown, idle: Duration) -> Next {
-        let next = tokio::select! {
-            _ = shutdown.wait() => Next::Stop,
-            _ = tokio::time::sleep(idle) => Next::Idle,
-            msg = consumer.recv() => match msg {
-                Ok(m) => Next::Record(Record::from_message(&m)),
-                Err(e) => {
-                    tracing::warn!(group, error = %e, "consume error");
-                    Next::Idle
-                }
-            },
-        };
+    /// Notes when the consumer's group got its partitions, for [`Bus::assigned_groups`].
+    pub fn note_assignment<C: rdkafka::consumer::ConsumerContext + 'static>(&self, consumer: &StreamConsumer<C>, group: &str) {
         let mut assigned = self.assigned.lock().expect("not poisoned");
         if !assigned.contains(group) && consumer.assignment().is_ok_and(|a| a.count() > 0) {
             debug!(group, "partitions assigned");
             assigned.insert(group.to_string());
         }
-        next
     }
 
     /// Consumer groups of this process that have partitions assigned.
@@ -174,6 +153,22 @@ impl Bus {
         Err(InfraError::BrokerUnreachable { brokers: bootstrap })
     }
 
+    /// The Kafka cluster id: which log incarnation offsets refer to (a lost and recreated
+    /// broker has a new one).
+    pub async fn cluster_id(&self) -> Result<String, InfraError> {
+        let config = self.client_config();
+        let bootstrap = self.config.bootstrap().to_string();
+        tokio::task::spawn_blocking(move || {
+            let client: rdkafka::consumer::BaseConsumer =
+                config.create().map_err(InfraError::kafka("creating a client to read the cluster id"))?;
+            rdkafka::consumer::Consumer::client(&client)
+                .fetch_cluster_id(Duration::from_secs(10))
+                .ok_or(InfraError::BrokerUnreachable { brokers: bootstrap })
+        })
+        .await
+        .map_err(|e| InfraError::Task(e.to_string()))?
+    }
+
     /// A producer that waits for full acknowledgement of every record.
     pub fn producer(&self) -> Result<FutureProducer, InfraError> {
         self.client_config()
@@ -187,8 +182,23 @@ impl Bus {
     /// A consumer in `group`, subscribed to `topics`, reading from the earliest offset when the
     /// group has none. Offsets are stored by the caller after each effect is durable.
     pub fn consumer(&self, group: &str, topics: &[&str]) -> Result<StreamConsumer, InfraError> {
-        let consumer: StreamConsumer = self
-            .client_config()
+        self.consumer_with(group, topics, rdkafka::consumer::DefaultConsumerContext, None)
+    }
+
+    /// [`Bus::consumer`] with a client context, receiving librdkafka statistics every
+    /// `statistics_ms` when given.
+    pub fn consumer_with<C: rdkafka::consumer::ConsumerContext + 'static>(
+        &self,
+        group: &str,
+        topics: &[&str],
+        context: C,
+        statistics_ms: Option<&str>,
+    ) -> Result<StreamConsumer<C>, InfraError> {
+        let mut config = self.client_config();
+        if let Some(ms) = statistics_ms {
+            config.set("statistics.interval.ms", ms);
+        }
+        let consumer: StreamConsumer<C> = config
             .set("group.id", group)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
@@ -196,7 +206,7 @@ impl Bus {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
-            .create()
+            .create_with_context(context)
             .map_err(InfraError::kafka(format!("creating consumer for group {group}")))?;
         consumer
             .subscribe(topics)
@@ -256,40 +266,5 @@ impl Bus {
             .encode(&letter)
             .map_err(|e| InfraError::EncodeDeadLetter { topic: self.topics.dlq.clone(), reason: e.to_string() })?;
         send(producer, &self.topics.dlq, record.key.as_deref().unwrap_or_default(), &bytes).await.map(|_| ())
-    }
-}
-
-/// Stores, per partition, the highest offset whose effect is durable, never moving back.
-#[derive(Debug, Default)]
-pub struct OffsetStore {
-    stored: std::collections::HashMap<(String, i32), i64>,
-}
-
-impl OffsetStore {
-    /// Marks `offset` (and everything before it) of `topic`/`partition` as done.
-    pub fn store(&mut self, consumer: &StreamConsumer, topic: &str, partition: i32, offset: i64) -> Result<(), InfraError> {
-        let key = (topic.to_string(), partition);
-        if self.stored.get(&key).is_some_and(|&s| s >= offset) {
-            return Ok(());
-        }
-        consumer
-            .store_offset(topic, partition, offset)
-            .map_err(InfraError::kafka(format!("storing offset {offset} of {topic}/{partition}")))?;
-        self.stored.insert(key, offset);
-        Ok(())
-    }
-
-    /// Commits what was stored, synchronously (on shutdown).
-    pub fn commit(&self, consumer: &StreamConsumer) {
-        if self.stored.is_empty() {
-            return;
-        }
-        match consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
-            // Nothing stored since the last auto-commit: nothing to do.
-            Ok(()) | Err(rdkafka::error::KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "final offset commit failed; records after the last auto-commit will be read again")
-            }
-        }
     }
 }

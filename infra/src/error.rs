@@ -19,6 +19,8 @@ pub enum InfraError {
     ObjectStore { path: String, source: object_store::Error },
     #[error("DataFusion error: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error("a blocking task failed: {0}")]
+    Task(String),
     #[error("I/O error at {path}: {source}")]
     Io { path: String, source: std::io::Error },
 }

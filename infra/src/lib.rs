@@ -10,10 +10,14 @@
 //! - [`store`] — object store by URL (`file://`, `s3://`)
 //! - [`tables`] — DataFusion table registration
 //! - [`shutdown`] — the shutdown signal services take
+//! - [`metrics`] — the pipeline's own Prometheus metrics, `/metrics` and `/healthz`
+//! - [`runtime`] — the stage runtime every processor and sink runs on
 
 pub mod broker;
 pub mod bus;
 pub mod error;
+pub mod metrics;
+pub mod runtime;
 pub mod shutdown;
 pub mod store;
 pub mod tables;
@@ -21,5 +25,6 @@ pub mod tables;
 pub use broker::EmbeddedBroker;
 pub use bus::{Bus, BusConfig, Record};
 pub use error::InfraError;
+pub use metrics::PipelineMetrics;
 pub use shutdown::{Shutdown, ShutdownTrigger};
 pub use store::DataStore;

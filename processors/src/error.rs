@@ -11,6 +11,8 @@ pub enum ProcessorError {
     Arrow { table: String, source: datafusion::arrow::error::ArrowError },
     #[error("could not write Parquet for {object}: {source}")]
     Parquet { object: String, source: parquet::errors::ParquetError },
+    #[error("a blocking task failed: {0}")]
+    Task(String),
     #[error("baseline query failed: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
 }

@@ -1,4 +1,6 @@
-//! Emits one run: `RunStarted`, samples batched by count or linger time, `RunFinished`.
+//! Emits one run: `RunStarted`, samples batched by count or linger time, `RunFinished`, all
+//! on the runs topic under the run's key, each acknowledged before the next is sent: one
+//! partition holds the run in order, so consumers see every sample before the finish.
 //! Batching keeps the sample rate independent of the broker's record rate.
 
 use std::time::{Duration, Instant};
@@ -78,7 +80,7 @@ impl RunEmitter {
         }
         let batch = SampleBatch { run_id: self.run.run_id.clone(), seq: self.seq, samples: std::mem::take(&mut self.pending) };
         let n = batch.samples.len() as i64;
-        send(&self.producer, &self.bus.topics().samples, self.run.run_id.as_bytes(), &registry().encode(&batch)?).await?;
+        send(&self.producer, &self.bus.topics().runs, self.run.run_id.as_bytes(), &registry().encode(&batch)?).await?;
         self.seq += 1;
         self.sent += n;
         self.oldest = None;

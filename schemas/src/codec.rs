@@ -204,6 +204,14 @@ impl Registry {
         })
     }
 
+    /// Decodes a record of any known type and checks its meaning ([`crate::validate`]): what
+    /// every consumer of the pipeline reads through.
+    pub fn decode_valid(&self, bytes: &[u8]) -> Result<AnyEvent, SchemaError> {
+        let event = self.decode_any(bytes)?;
+        crate::validate::validate(&event)?;
+        Ok(event)
+    }
+
     fn header<'a>(&self, bytes: &'a [u8]) -> Result<(&Known, &'a [u8]), SchemaError> {
         if bytes.len() < HEADER_LEN {
             return Err(SchemaError::TooShort { len: bytes.len() });

@@ -15,6 +15,7 @@
 //! - [`topics`] — topic names and which table each is archived to
 //! - [`identity`] — `series_id` and `env_hash`
 //! - [`metrics`] — metric directions and value validation
+//! - [`validate`] — semantic checks of decoded events (finite values, names, ranks, times)
 
 pub mod arrow;
 pub mod codec;
@@ -23,6 +24,7 @@ pub mod events;
 pub mod identity;
 pub mod metrics;
 pub mod topics;
+pub mod validate;
 
 pub use codec::{AnyEvent, Event, Registry, registry};
 pub use error::SchemaError;

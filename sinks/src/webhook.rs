@@ -1,17 +1,19 @@
 //! Webhook notifications: a verdict at or above `min_severity`, and every cluster-health
-//! detection as soon as the aggregator raises it, is POSTed as JSON to every configured URL,
-//! retried with exponential backoff. The offset is stored only after every
-//! URL answered 2xx, or after a URL that kept failing was reported to the dead-letter topic
-//! with the reason. URLs are shown as scheme://host only: webhook paths often hold secrets.
+//! detection as soon as the aggregator raises it, is POSTed as JSON to every configured URL.
+//! An endpoint that is down is retried by the runtime with exponential backoff and jitter
+//! until it answers (each URL gets a record once, even when another URL needed retries); a
+//! refusal goes to the dead-letter topic with the reason. The offset is stored only after
+//! every URL answered 2xx. URLs are shown as scheme://host only: webhook paths often hold
+//! secrets.
 
 use std::time::Duration;
 
-use rdkafka::consumer::StreamConsumer;
+use std::time::Instant;
+
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
-use trackiq_infra::bus::{Next, OffsetStore};
-use trackiq_infra::{Bus, Shutdown};
-use trackiq_schemas::{AnyEvent, Detection, Severity, Verdict, registry};
+use tracing::info;
+use trackiq_infra::runtime::{Effects, Input, Position, RetryPolicy, Stage, StageError};
+use trackiq_schemas::{AnyEvent, Detection, Severity, Topics, Verdict};
 
 use crate::error::SinkError;
 
@@ -25,9 +27,11 @@ pub struct WebhookConfig {
     pub urls: Vec<String>,
     /// Notify for this severity and worse: `warn` or `block`.
     pub min_severity: Severity,
-    /// Attempts per URL before giving up to the dead-letter topic.
+    /// Attempts per record before giving up to the dead-letter topic; 0 (the default):
+    /// retry until the endpoints answer, so an outage delays notifications but loses none.
+    /// A refusal (HTTP 4xx other than 408 and 429) is dead-lettered at once.
     pub max_attempts: u32,
-    /// Delay before the first retry; doubles after each failure.
+    /// Delay before the first retry; doubles (with jitter) after each failure.
     pub initial_backoff_ms: u64,
     /// Longest delay between retries.
     pub max_backoff_ms: u64,
@@ -44,7 +48,7 @@ impl Default for WebhookConfig {
             group: "trackiq-webhook".into(),
             urls: Vec::new(),
             min_severity: Severity::Warn,
-            max_attempts: 5,
+            max_attempts: 0,
             initial_backoff_ms: 200,
             max_backoff_ms: 10_000,
             timeout_secs: 10,
@@ -104,74 +108,125 @@ pub fn detection_payload(d: &Detection) -> serde_json::Value {
     })
 }
 
-/// POSTs `body` to `url` until a 2xx, at most `max_attempts` times; the error says why the
-/// last attempt failed.
-pub async fn deliver(client: &reqwest::Client, config: &WebhookConfig, url: &str, body: &serde_json::Value) -> Result<u32, String> {
-    let mut backoff = Duration::from_millis(config.initial_backoff_ms);
-    let mut last = String::new();
-    for attempt in 1..=config.max_attempts.max(1) {
-        match client.post(url).json(body).send().await {
-            Ok(r) if r.status().is_success() => return Ok(attempt),
-            Ok(r) => last = format!("HTTP {}", r.status()),
-            Err(e) => last = format!("request failed: {}", e.without_url()),
-        }
-        warn!(url = %redact(url), attempt, error = %last, "webhook delivery failed");
-        if attempt < config.max_attempts {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(config.max_backoff_ms));
-        }
-    }
-    Err(format!("webhook {} failed after {} attempts: {last}", redact(url), config.max_attempts.max(1)))
+/// How one POST went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered,
+    /// Worth retrying: the endpoint is down, overloaded or timed out (5xx, 408, 429).
+    Transient(String),
+    /// The endpoint refuses this request (other 4xx): retrying will not help.
+    Refused(String),
 }
 
-/// Runs the webhook sink until `shutdown`. `report_base` is where reports are, for the link.
-pub async fn run(config: WebhookConfig, bus: Bus, report_base: String, mut shutdown: Shutdown) -> Result<(), SinkError> {
-    for u in &config.urls {
-        url::Url::parse(u).map_err(|e| SinkError::WebhookUrl { url: redact(u), reason: e.to_string() })?;
+/// POSTs `body` to `url` once. The `Idempotency-Key` header lets a receiver drop a repeat
+/// after a crash between its 2xx and our offset commit.
+pub async fn post_once(client: &reqwest::Client, url: &str, key: &str, body: &serde_json::Value) -> Attempt {
+    match client.post(url).header("Idempotency-Key", key).json(body).send().await {
+        Ok(r) if r.status().is_success() => Attempt::Delivered,
+        Ok(r) if r.status().is_server_error() || matches!(r.status().as_u16(), 408 | 429) => Attempt::Transient(format!("HTTP {}", r.status())),
+        Ok(r) => Attempt::Refused(format!("HTTP {}", r.status())),
+        Err(e) => Attempt::Transient(format!("request failed: {}", e.without_url())),
     }
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(config.timeout_secs))
-        .build()
-        .map_err(|e| SinkError::WebhookUrl { url: String::new(), reason: e.to_string() })?;
-    let topics = if config.detections { vec![bus.topics().verdicts.as_str(), bus.topics().detections.as_str()] } else { vec![bus.topics().verdicts.as_str()] };
-    let consumer: StreamConsumer = bus.consumer(&config.group, &topics)?;
-    let producer = bus.producer()?;
-    let mut offsets = OffsetStore::default();
-    info!(urls = config.urls.len(), "webhook sink started");
-    loop {
-        let record = match bus.next(&consumer, &config.group, &mut shutdown, std::time::Duration::from_secs(1)).await {
-            Next::Stop => break,
-            Next::Idle => continue,
-            Next::Record(r) => r,
+}
+
+/// Delivery of the record in progress: which URLs already have it.
+struct InProgress {
+    position: Position,
+    delivered: Vec<bool>,
+    attempts: u32,
+}
+
+/// The webhook sink as a stage of the runtime.
+pub struct WebhookStage {
+    config: WebhookConfig,
+    client: reqwest::Client,
+    report_base: String,
+    in_progress: Option<InProgress>,
+}
+
+impl WebhookStage {
+    /// Checks the URLs and builds the HTTP client. `report_base` is where reports are, for the link.
+    pub fn new(config: WebhookConfig, report_base: String) -> Result<Self, SinkError> {
+        for u in &config.urls {
+            url::Url::parse(u).map_err(|e| SinkError::WebhookUrl { url: redact(u), reason: e.to_string() })?;
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.timeout_secs))
+            .build()
+            .map_err(|e| SinkError::WebhookUrl { url: String::new(), reason: e.to_string() })?;
+        Ok(WebhookStage { config, client, report_base, in_progress: None })
+    }
+
+    fn body(&self, event: &AnyEvent) -> Option<(String, serde_json::Value)> {
+        match event {
+            AnyEvent::Verdict(v) if notifies(v.severity, self.config.min_severity) => {
+                Some((format!("verdict/{}", v.run_id), payload(v, &format!("{}/{}", self.report_base, crate::report::report_path(&v.run_id)))))
+            }
+            AnyEvent::Detection(d) => {
+                Some((format!("detection/{}/{}/{:?}/{}", d.run_id, d.detector, d.rank, d.event_ts), detection_payload(d)))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Stage for WebhookStage {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn topics(&self, topics: &Topics) -> Vec<String> {
+        let mut t = vec![topics.verdicts.clone()];
+        if self.config.detections {
+            t.push(topics.detections.clone());
+        }
+        t
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy { min_delay: Duration::from_millis(self.config.initial_backoff_ms), max_delay: Duration::from_millis(self.config.max_backoff_ms) }
+    }
+
+    async fn handle(&mut self, input: Input, _now: Instant) -> Result<Effects, StageError> {
+        if !matches!(input.event, AnyEvent::Verdict(_) | AnyEvent::Detection(_)) {
+            return Err(StageError::Permanent(format!("unexpected {} on {}: the webhook sink reads verdicts and detections", input.event.name(), input.position.topic)));
+        }
+        let Some((key, body)) = self.body(&input.event) else { return Ok(Effects::done()) };
+        // A retry of the same record resumes where it stopped: no URL gets it twice.
+        let mut p = match self.in_progress.take() {
+            Some(p) if p.position == input.position => p,
+            _ => InProgress { position: input.position.clone(), delivered: vec![false; self.config.urls.len()], attempts: 0 },
         };
-        let body = match registry().decode_any(&record.payload) {
-            Ok(AnyEvent::Verdict(v)) if notifies(v.severity, config.min_severity) => {
-                Some((v.run_id.clone(), payload(&v, &format!("{report_base}/{}", crate::report::report_path(&v.run_id)))))
+        p.attempts += 1;
+        let mut transient = Vec::new();
+        let mut refused = Vec::new();
+        for (i, url) in self.config.urls.iter().enumerate() {
+            if p.delivered[i] {
+                continue;
             }
-            Ok(AnyEvent::Detection(d)) => Some((d.run_id.clone(), detection_payload(&d))),
-            Ok(AnyEvent::Verdict(_)) => None,
-            Ok(other) => {
-                let reason = format!("unexpected {} on {}", other.name(), record.topic);
-                bus.dead_letter(&producer, &record, "webhook", &reason).await?;
-                None
-            }
-            Err(e) => {
-                bus.dead_letter(&producer, &record, "webhook", &e.to_string()).await?;
-                None
-            }
-        };
-        if let Some((run_id, body)) = body {
-            for url in &config.urls {
-                match deliver(&client, &config, url, &body).await {
-                    Ok(attempts) => info!(%run_id, event = %body["event"], url = %redact(url), attempts, "webhook delivered"),
-                    Err(reason) => bus.dead_letter(&producer, &record, "webhook", &reason).await?,
+            match post_once(&self.client, url, &key, &body).await {
+                Attempt::Delivered => {
+                    p.delivered[i] = true;
+                    info!(key, event = %body["event"], url = %redact(url), attempts = p.attempts, "webhook delivered");
                 }
+                Attempt::Transient(e) => transient.push(format!("{}: {e}", redact(url))),
+                Attempt::Refused(e) => refused.push(format!("{}: {e}", redact(url))),
             }
         }
-        offsets.store(&consumer, &record.topic, record.partition, record.offset)?;
+        if !refused.is_empty() {
+            return Err(StageError::Permanent(format!("webhook refused the request: {}", refused.join("; "))));
+        }
+        if transient.is_empty() {
+            return Ok(Effects::done());
+        }
+        let attempts = p.attempts;
+        self.in_progress = Some(p);
+        if self.config.max_attempts > 0 && attempts >= self.config.max_attempts {
+            self.in_progress = None;
+            return Err(StageError::Permanent(format!("webhook failed after {attempts} attempts: {}", transient.join("; "))));
+        }
+        Err(StageError::Transient(transient.join("; ")))
     }
-    offsets.commit(&consumer);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ async fn publish(config: &Config, pins: &[BaselinePin]) -> anyhow::Result<()> {
     bus.check_reachable().await?;
     let producer = bus.producer()?;
     for p in pins {
-        send(&producer, &bus.topics().baselines, p.series_id.as_bytes(), &registry().encode(p)?).await?;
+        send(&producer, &bus.topics().summaries, p.series_id.as_bytes(), &registry().encode(p)?).await?;
     }
     Ok(())
 }

@@ -62,6 +62,7 @@ pub async fn run(mut config: Config, a: DemoArgs) -> anyhow::Result<ExitCode> {
     config.bus.brokers.clear();
     config.bus.listen = "127.0.0.1:0".into();
     config.archiver.flush_secs = 1;
+    config.metrics.listen = "127.0.0.1:0".into();
     config.webhook.urls = vec![hook_url.clone()];
     config.webhook.initial_backoff_ms = 50;
     println!("trackiq demo · data {} · webhook receiver {hook_url}", dir.display());

@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
+use trackiq_infra::metrics::PipelineMetrics;
+use trackiq_infra::runtime::{StageContext, StageError, supervise};
 use trackiq_infra::{Bus, BusConfig, DataStore, EmbeddedBroker, Shutdown};
-use trackiq_processors::archiver::{self, ArchiverConfig};
+use trackiq_processors::archiver::naming::short_incarnation;
+use trackiq_processors::archiver::{ArchiverConfig, ArchiverStage};
 use trackiq_producers::emitter::{Batching, RunEmitter};
 use trackiq_producers::identity::{RunIdentity, run_started};
 use trackiq_schemas::{RunStatus, Sample};
@@ -19,6 +22,18 @@ async fn emit_run(bus: &Bus, name: &str) {
         e.push(Sample { ts_us: 1_000 + step, metric: "latency_ms".into(), value: 1.0, unit: "ms".into(), rank: None, step: Some(step) }).await.unwrap();
     }
     e.finish(RunStatus::Completed, None).await.unwrap();
+}
+
+/// The archiver stage, supervised as `trackiq up` runs it.
+async fn archiver(config: ArchiverConfig, bus: Bus, store: DataStore, shutdown: Shutdown) {
+    let incarnation = short_incarnation(&bus.cluster_id().await.unwrap());
+    let metrics = PipelineMetrics::new();
+    let ctx = StageContext { bus, metrics: metrics.clone(), group: config.group.clone(), stage: "archiver" };
+    let make = move || {
+        let (c, st, inc, m) = (config.clone(), store.clone(), incarnation.clone(), metrics.clone());
+        async move { ArchiverStage::open(c, st, &inc, m).await.map_err(|e| StageError::Fatal(e.to_string())) }
+    };
+    supervise(ctx, make, shutdown).await;
 }
 
 async fn sample_rows(store: &DataStore) -> (i64, i64) {
@@ -44,9 +59,9 @@ fn archiver_aborted_mid_stream_restarts_without_loss_or_duplicates() {
         emit_run(&bus, "before-crash").await;
 
         // Flush every 3 records of 100 samples; no time-based flush, so a tail stays buffered.
-        let config = ArchiverConfig { group: "crash-test".into(), flush_rows: 300, flush_secs: 3600 };
+        let config = ArchiverConfig { group: "crash-test".into(), flush_rows: 300, flush_secs: 3600, ..Default::default() };
         let (_trigger, shutdown) = Shutdown::new();
-        let task = tokio::spawn(archiver::run(config.clone(), bus.clone(), store.clone(), shutdown.clone()));
+        let task = tokio::spawn(archiver(config.clone(), bus.clone(), store.clone(), shutdown.clone()));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while store.list("samples").await.unwrap().is_empty() {
             assert!(tokio::time::Instant::now() < deadline, "archiver wrote nothing");
@@ -62,7 +77,7 @@ fn archiver_aborted_mid_stream_restarts_without_loss_or_duplicates() {
         let expected = 2 * BATCHES * PER_BATCH as i64;
         let config = ArchiverConfig { flush_secs: 1, ..config };
         let (trigger, shutdown) = Shutdown::new();
-        let task = tokio::spawn(archiver::run(config, bus.clone(), store.clone(), shutdown));
+        let task = tokio::spawn(archiver(config, bus.clone(), store.clone(), shutdown));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
         let (rows, distinct) = loop {
             let (rows, distinct) = sample_rows(&store).await;
@@ -72,7 +87,7 @@ fn archiver_aborted_mid_stream_restarts_without_loss_or_duplicates() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
         trigger.trigger();
-        task.await.unwrap().unwrap();
+        task.await.unwrap();
         assert_eq!(rows, expected, "every produced sample is archived (had {rows_at_crash} at the crash)");
         assert_eq!(distinct, expected, "no sample is archived twice");
         // A third start reads the same log again and writes nothing new.

@@ -5,11 +5,14 @@
 mod support;
 
 mod bad_input;
+mod bad_records;
 mod cluster;
+mod crash_loop;
 mod crash_restart;
 mod dead_letters;
 mod http_load;
 mod llm;
+mod outages;
 mod pipeline;
 mod regression;
 mod s3;

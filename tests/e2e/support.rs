@@ -32,12 +32,27 @@ pub struct Up {
     pub data: String,
     pub log: Arc<Mutex<String>>,
     env: Vec<(String, String)>,
+    /// Address of the metrics endpoint, as printed when ready.
+    pub metrics: Option<String>,
+    /// Time from spawning the process to "trackiq is up".
+    pub ready_after: Duration,
+}
+
+/// Body of a plain HTTP GET (blocking), or a panic naming the URL.
+pub fn http_get(url: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async { reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}")).text().await.unwrap() })
 }
 
 impl Up {
     /// Starts `trackiq up` with its embedded broker on a free port and waits until it is ready.
     pub fn start(data: &str, config: &Path, webhooks: &[String], env: &[(String, String)]) -> Up {
-        let brokers = format!("127.0.0.1:{}", free_port());
+        Up::start_at(&format!("127.0.0.1:{}", free_port()), data, config, webhooks, env)
+    }
+
+    /// Starts `trackiq up` with its embedded broker at `brokers` (host:port).
+    pub fn start_at(brokers: &str, data: &str, config: &Path, webhooks: &[String], env: &[(String, String)]) -> Up {
+        let brokers = brokers.to_string();
         let mut cmd = Command::new(BIN);
         cmd.args(["up", "--listen", &brokers, "--data", data, "--config"]).arg(config);
         for w in webhooks {
@@ -52,7 +67,8 @@ impl Up {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if line.contains("trackiq is up") {
-                    let _ = tx.send(());
+                    let metrics = line.split("metrics http://").nth(1).and_then(|r| r.split('/').next()).map(str::to_string);
+                    let _ = tx.send(metrics);
                 }
                 l.lock().unwrap().push_str(&format!("{line}\n"));
             }
@@ -64,11 +80,24 @@ impl Up {
                 l.lock().unwrap().push_str(&format!("{line}\n"));
             }
         });
-        if rx.recv_timeout(Duration::from_secs(90)).is_err() {
+        let started = Instant::now();
+        let Ok(metrics) = rx.recv_timeout(Duration::from_secs(90)) else {
             let _ = child.kill();
             panic!("trackiq up did not become ready:\n{}", log.lock().unwrap());
-        }
-        Up { child, brokers, data: data.to_string(), log, env: env.to_vec() }
+        };
+        Up { child, brokers, data: data.to_string(), log, env: env.to_vec(), metrics, ready_after: started.elapsed() }
+    }
+
+    /// SIGKILL: no flush, no commit, no goodbye to the consumer groups.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// The Prometheus text of this pipeline's metrics endpoint.
+    pub fn metrics_text(&self) -> String {
+        let addr = self.metrics.as_deref().expect("the metrics endpoint is enabled");
+        http_get(&format!("http://{addr}/metrics"))
     }
 
     /// Runs a trackiq command against this pipeline.
@@ -118,11 +147,27 @@ pub fn sql(up: &Up, query: &str) -> Vec<serde_json::Value> {
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("sql output is not JSON ({e}): {out}"))
 }
 
-/// A config file that flushes Parquet every second (tests should not wait 5 s).
+/// A config file that flushes Parquet every second (tests should not wait 5 s) and serves
+/// metrics on a free port.
 pub fn fast_config(dir: &Path) -> PathBuf {
     let p = dir.join("trackiq.toml");
-    std::fs::write(&p, "[archiver]\nflush_secs = 1\n[webhook]\ninitial_backoff_ms = 20\n").unwrap();
+    std::fs::write(&p, "[archiver]\nflush_secs = 1\n[webhook]\ninitial_backoff_ms = 20\n[metrics]\nlisten = \"127.0.0.1:0\"\n").unwrap();
     p
+}
+
+/// One number of a `trackiq sql --format json` query (`SELECT ... AS n`).
+pub fn sql_n(up: &Up, query: &str) -> i64 {
+    sql(up, query)[0]["n"].as_i64().unwrap_or_else(|| panic!("no number from {query}"))
+}
+
+/// Sends raw bytes to a topic and waits for the broker's acknowledgement.
+pub fn produce_raw(brokers: &str, topic: &str, key: &str, payload: &[u8]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let p: FutureProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+        p.send(FutureRecord::to(topic).key(key).payload(payload), Duration::from_secs(30)).await.map_err(|(e, _)| e).unwrap();
+    });
 }
 
 /// A local HTTP endpoint recording every JSON body POSTed to `/hook`; the first
@@ -131,6 +176,8 @@ pub struct Receiver {
     pub url: String,
     pub bodies: Arc<Mutex<Vec<serde_json::Value>>>,
     pub attempts: Arc<Mutex<u32>>,
+    /// While set, every request gets HTTP 503 (the endpoint is down).
+    down: Arc<std::sync::atomic::AtomicBool>,
     _rt: tokio::runtime::Runtime,
 }
 
@@ -139,19 +186,23 @@ impl Receiver {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let bodies: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
         let attempts: Arc<Mutex<u32>> = Arc::default();
-        let (b, a) = (bodies.clone(), attempts.clone());
+        let down: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let (b, a, d) = (bodies.clone(), attempts.clone(), down.clone());
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let app = axum::Router::new().route(
             "/hook",
             axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
-                let (b, a) = (b.clone(), a.clone());
+                let (b, a, d) = (b.clone(), a.clone(), d.clone());
                 async move {
                     let n = {
                         let mut a = a.lock().unwrap();
                         *a += 1;
                         *a
                     };
+                    if d.load(std::sync::atomic::Ordering::SeqCst) {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
                     if n <= fail_first {
                         return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
                     }
@@ -161,7 +212,12 @@ impl Receiver {
             }),
         );
         rt.spawn(async move { axum::serve(listener, app).await });
-        Receiver { url, bodies, attempts, _rt: rt }
+        Receiver { url, bodies, attempts, down, _rt: rt }
+    }
+
+    /// Takes the endpoint down (HTTP 503 to everything) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The first body whose `run_id` is `run_id`.

@@ -26,6 +26,7 @@ fn verdict_state_is_rebuilt_from_parquet_after_a_restart() {
         config.bus.listen = format!("127.0.0.1:{}", crate::support::free_port());
         config.bus.partitions = 2;
         config.archiver.flush_secs = 1;
+        config.metrics.listen = "127.0.0.1:0".into();
         let stack = Stack::start(&config).await.unwrap();
         stack.wait_ready(Duration::from_secs(60)).await.unwrap();
         let id = RunIdentity { workload: "restart".into(), workload_type: "test".into(), hardware: Some("box".into()), ..Default::default() };
@@ -43,9 +44,10 @@ fn verdict_state_is_rebuilt_from_parquet_after_a_restart() {
         // Restart the broker alone and rebuild the verdict state the way the processor does.
         let broker = EmbeddedBroker::start(config.bus.listen.parse().unwrap(), &config.broker_dir()).await.unwrap();
         let bus = Bus::new(config.bus.clone());
-        let (mut baselines, stats) = bootstrap(&bus, &store, &config.verdict).await.unwrap();
+        let incarnation = trackiq_processors::archiver::naming::short_incarnation(&bus.cluster_id().await.unwrap());
+        let (mut baselines, stats) = bootstrap(&bus, &store, &config.verdict, &incarnation).await.unwrap();
         assert_eq!(stats.summaries_from_parquet, 4, "{stats:?}");
-        assert_eq!(stats.from_log, 0, "everything judged was archived: {stats:?}");
+        assert_eq!(stats.from_log, 0, "every verdict was archived: {stats:?}");
 
         // The next run is judged against the four rebuilt ones.
         let ctx = trackiq_infra::tables::session(&store).await.unwrap();

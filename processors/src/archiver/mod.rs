@@ -1,12 +1,20 @@
-//! Archiver: every topic to Parquet (zstd) in the object store, hive-partitioned as
-//! `<table>/date=YYYY-MM-DD/<topic>-<partition>-<first offset>-<last offset>.parquet`.
+//! Archiver: every event to Parquet (zstd) in the object store, hive-partitioned as
+//! `<table>/date=YYYY-MM-DD/<topic>-<partition>-<first>-<last>-i<incarnation>.parquet`.
+//! The table follows the event type (a run's samples and its start/finish share one topic).
 //!
-//! Idempotence: an object is named by the offsets it holds, and at start-up the archiver
-//! lists the objects already written and skips every record at or below the highest offset
-//! they cover for its partition. A crash between the upload and the offset commit, or a
-//! replay of the whole log, therefore never writes a row twice. Offsets are stored only
-//! after the object holding their rows is written.
+//! Idempotence: an object is named by the offsets it holds and by the incarnation of the log
+//! they are offsets in (the Kafka cluster id; the embedded broker gets a new one when its
+//! database is new). At start-up the archiver lists the objects of the current incarnation
+//! and skips every record of a table at or below the highest offset they cover for its
+//! partition, so a crash between the upload and the offset commit, or a replay of the whole
+//! log, never writes a row twice; and a new broker, whose offsets start again from 0, never
+//! has its records mistaken for archived ones. Objects written before incarnations were
+//! named (no `-i…` part) belong to the embedded broker's original cluster id `trackiq`.
+//!
+//! Offsets: a record is held until the object holding its rows is written. Parquet encoding
+//! runs on the blocking pool; a failed upload keeps the rows and is retried with backoff.
 
+pub mod naming;
 pub mod rows;
 
 use std::collections::HashMap;
@@ -15,14 +23,15 @@ use std::time::{Duration, Instant};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use rdkafka::consumer::StreamConsumer;
 use serde::{Deserialize, Serialize};
-use tracing::{debug, info, warn};
-use trackiq_infra::bus::{Next, OffsetStore};
-use trackiq_infra::{Bus, DataStore, Record, Shutdown};
-use trackiq_schemas::{AnyEvent, registry};
+use tracing::{debug, info};
+use trackiq_infra::metrics::PipelineMetrics;
+use trackiq_infra::runtime::{Effects, Input, Position, Stage, StageError};
+use trackiq_infra::DataStore;
+use trackiq_schemas::{AnyEvent, Topics};
 
 use crate::error::ProcessorError;
+pub use naming::{ObjectName, object_name, parse_object_name};
 use rows::Located;
 
 /// Archiver settings.
@@ -31,142 +40,163 @@ use rows::Located;
 pub struct ArchiverConfig {
     /// Consumer group of the archiver.
     pub group: String,
-    /// Write an object once a partition has buffered this many rows.
+    /// Write an object once a table of a partition has buffered this many rows.
     pub flush_rows: usize,
     /// Write an object once the oldest buffered record of a partition is this old.
     pub flush_secs: u64,
+    /// Stop reading while this many rows wait for an object store that fails (an outage):
+    /// memory stays bounded and the backlog stays in Kafka.
+    pub max_buffered_rows: usize,
 }
 
 impl Default for ArchiverConfig {
     fn default() -> Self {
-        ArchiverConfig { group: "trackiq-archiver".into(), flush_rows: 100_000, flush_secs: 5 }
+        ArchiverConfig { group: "trackiq-archiver".into(), flush_rows: 100_000, flush_secs: 5, max_buffered_rows: 1_000_000 }
     }
 }
 
-type TopicPartition = (String, i32);
+/// Table, topic and partition: the unit of buffering and of object names.
+type Slot = (&'static str, String, i32);
 
 struct Pending {
-    table: &'static str,
-    /// Records in offset order; `None` for one that was dead-lettered (it has no rows).
-    records: Vec<(i64, Option<AnyEvent>)>,
+    /// Records in offset order.
+    records: Vec<(i64, AnyEvent)>,
     first_timestamp_ms: Option<i64>,
     rows: usize,
     since: Instant,
 }
 
+/// The Parquet table an event's rows go to.
+pub fn table_for(event: &AnyEvent) -> &'static str {
+    match event {
+        AnyEvent::RunStarted(_) | AnyEvent::RunFinished(_) => "runs",
+        AnyEvent::SampleBatch(_) => "samples",
+        AnyEvent::RunSummary(_) => "summaries",
+        AnyEvent::Verdict(_) => "verdicts",
+        AnyEvent::TrendResult(_) => "trends",
+        AnyEvent::BaselinePin(_) => "baselines",
+        AnyEvent::DeadLetter(_) => "dlq",
+        AnyEvent::Detection(_) => "detections",
+    }
+}
+
+fn rows_of(event: &AnyEvent) -> usize {
+    match event {
+        AnyEvent::SampleBatch(b) => b.samples.len(),
+        AnyEvent::RunSummary(s) => s.metrics.len() + s.derived.len(),
+        AnyEvent::Verdict(v) => v.metrics.len() + v.findings.len(),
+        AnyEvent::BaselinePin(p) => p.runs.iter().map(|r| r.values.len()).sum::<usize>().max(1),
+        _ => 1,
+    }
+}
+
 /// Buffers and writes Parquet objects; Kafka-free so it can be driven directly in tests.
 pub struct Archive {
     store: DataStore,
-    /// Highest offset already in an object, per partition.
-    covered: HashMap<TopicPartition, i64>,
-    pending: HashMap<TopicPartition, Pending>,
+    incarnation: String,
+    /// Highest offset already in an object of this incarnation, per table and partition.
+    covered: HashMap<Slot, i64>,
+    pending: HashMap<Slot, Pending>,
 }
 
-/// What to do with a record after [`Archive::add`].
-#[derive(Debug, PartialEq, Eq)]
-pub enum Added {
-    /// Already in an object: its offset may be stored at once.
-    AlreadyArchived,
-    /// Buffered until the next flush of its partition.
-    Buffered,
+/// What a flush wrote.
+#[derive(Debug)]
+pub struct Flushed {
+    /// Offsets now durable.
+    pub offsets: Vec<i64>,
+    /// Object name and size, when rows were written.
+    pub object: Option<(String, usize)>,
 }
 
 impl Archive {
-    /// Opens the archive, reading which offsets existing objects already hold.
-    pub async fn open(store: DataStore) -> Result<Self, ProcessorError> {
-        let mut covered: HashMap<TopicPartition, i64> = HashMap::new();
+    /// Opens the archive of log incarnation `incarnation`, reading which offsets its existing
+    /// objects already hold.
+    pub async fn open(store: DataStore, incarnation: &str) -> Result<Self, ProcessorError> {
+        let mut covered: HashMap<Slot, i64> = HashMap::new();
+        let mut other = 0usize;
         for table in trackiq_schemas::arrow::TABLES {
             for meta in store.list(table).await? {
-                if let Some((topic, partition, _first, last)) = meta.location.filename().and_then(parse_object_name) {
-                    let e = covered.entry((topic, partition)).or_insert(last);
-                    *e = (*e).max(last);
+                let Some(name) = meta.location.filename().and_then(parse_object_name) else { continue };
+                if name.incarnation() != incarnation {
+                    other += 1;
+                    continue;
                 }
+                let e = covered.entry((table, name.topic, name.partition)).or_insert(name.last);
+                *e = (*e).max(name.last);
             }
         }
-        debug!(partitions = covered.len(), "archive opened");
-        Ok(Archive { store, covered, pending: HashMap::new() })
+        info!(incarnation, partitions = covered.len(), objects_of_other_incarnations = other, "archive opened");
+        Ok(Archive { store, incarnation: incarnation.to_string(), covered, pending: HashMap::new() })
     }
 
-    /// Adds a record; `event` is `None` when it could not be decoded (it was dead-lettered).
-    pub fn add(&mut self, table: &'static str, record: &Record, event: Option<AnyEvent>) -> Added {
-        let tp = (record.topic.clone(), record.partition);
-        if self.covered.get(&tp).is_some_and(|&c| record.offset <= c) {
-            return Added::AlreadyArchived;
+    /// Adds a record; false when it is already in an object (its offset is done).
+    pub fn add(&mut self, position: &Position, timestamp_ms: Option<i64>, event: AnyEvent) -> bool {
+        let slot: Slot = (table_for(&event), position.topic.clone(), position.partition);
+        if self.covered.get(&slot).is_some_and(|&c| position.offset <= c) {
+            return false;
         }
-        let rows = match &event {
-            Some(AnyEvent::SampleBatch(b)) => b.samples.len(),
-            Some(AnyEvent::RunSummary(s)) => s.metrics.len() + s.derived.len(),
-            Some(AnyEvent::Verdict(v)) => v.metrics.len() + v.findings.len(),
-            Some(AnyEvent::BaselinePin(p)) => p.runs.iter().map(|r| r.values.len()).sum::<usize>().max(1),
-            Some(_) => 1,
-            None => 0,
-        };
-        let p = self.pending.entry(tp).or_insert_with(|| Pending {
-            table,
-            records: Vec::new(),
-            first_timestamp_ms: record.timestamp_ms,
-            rows: 0,
-            since: Instant::now(),
-        });
+        let rows = rows_of(&event);
+        let p = self.pending.entry(slot).or_insert_with(|| Pending { records: Vec::new(), first_timestamp_ms: timestamp_ms, rows: 0, since: Instant::now() });
         // A replay after a rebalance can deliver an offset again: keep offsets increasing.
-        if p.records.last().is_some_and(|(o, _)| *o >= record.offset) {
-            return Added::Buffered;
+        if p.records.last().is_some_and(|(o, _)| *o >= position.offset) {
+            return true;
         }
-        p.records.push((record.offset, event));
+        p.records.push((position.offset, event));
         p.rows += rows;
-        Added::Buffered
+        true
     }
 
-    /// Partitions due for a flush: by size, by age, or all of them when `all`.
-    pub fn due(&self, flush_rows: usize, max_age: Duration, all: bool) -> Vec<TopicPartition> {
-        self.pending
-            .iter()
-            .filter(|(_, p)| all || p.rows >= flush_rows || p.since.elapsed() >= max_age)
-            .map(|(tp, _)| tp.clone())
-            .collect()
+    /// Rows buffered over all partitions.
+    pub fn buffered_rows(&self) -> usize {
+        self.pending.values().map(|p| p.rows).sum()
     }
 
-    /// Writes the buffered records of a partition as one object; returns the last offset now
-    /// durable (to be stored), and the object name when rows were written.
-    pub async fn flush(&mut self, tp: &TopicPartition) -> Result<Option<(i64, Option<String>)>, ProcessorError> {
-        let Some(p) = self.pending.remove(tp) else { return Ok(None) };
-        let (first, last) = match (p.records.first(), p.records.last()) {
-            (Some((f, _)), Some((l, _))) => (*f, *l),
-            _ => return Ok(None),
-        };
-        let located: Vec<Located<'_>> = p
-            .records
-            .iter()
-            .filter_map(|(offset, e)| e.as_ref().map(|event| Located { partition: tp.1, offset: *offset, event }))
-            .collect();
-        let mut object = None;
-        if !located.is_empty() {
-            let batch = rows::table_batch(p.table, &located).map_err(|source| ProcessorError::Arrow { table: p.table.into(), source })?;
-            let date = date_of(p.first_timestamp_ms);
-            let name = format!("{}/date={date}/{}", p.table, object_name(&tp.0, tp.1, first, last));
-            let bytes = write_parquet(&batch).map_err(|source| ProcessorError::Parquet { object: name.clone(), source })?;
-            self.store.put(&name, bytes).await?;
-            info!(object = %name, rows = batch.num_rows(), "archived");
-            object = Some(name);
+    /// Slots due for a flush: by size, by age, or all of them when `all`.
+    pub fn due(&self, flush_rows: usize, max_age: Duration, all: bool) -> Vec<Slot> {
+        let mut due: Vec<Slot> =
+            self.pending.iter().filter(|(_, p)| all || p.rows >= flush_rows || p.since.elapsed() >= max_age).map(|(s, _)| s.clone()).collect();
+        due.sort();
+        due
+    }
+
+    /// Writes the buffered records of a slot as one object. On failure the records stay
+    /// buffered for the next attempt.
+    pub async fn flush(&mut self, slot: &Slot) -> Result<Option<Flushed>, ProcessorError> {
+        let Some(p) = self.pending.remove(slot) else { return Ok(None) };
+        match self.write(slot, &p).await {
+            Ok(object) => {
+                let last = p.records.last().map(|(o, _)| *o);
+                if let Some(last) = last {
+                    self.covered.insert(slot.clone(), last);
+                }
+                Ok(Some(Flushed { offsets: p.records.iter().map(|(o, _)| *o).collect(), object }))
+            }
+            Err(e) => {
+                self.pending.insert(slot.clone(), p);
+                Err(e)
+            }
         }
-        self.covered.insert(tp.clone(), last);
-        Ok(Some((last, object)))
     }
-}
 
-/// `<topic>-<partition>-<first>-<last>.parquet`, zero-padded so names sort by offset.
-pub fn object_name(topic: &str, partition: i32, first: i64, last: i64) -> String {
-    format!("{topic}-{partition:04}-{first:020}-{last:020}.parquet")
-}
-
-fn parse_object_name(name: &str) -> Option<(String, i32, i64, i64)> {
-    let stem = name.strip_suffix(".parquet")?;
-    let mut parts = stem.rsplitn(4, '-');
-    let last = parts.next()?.parse().ok()?;
-    let first = parts.next()?.parse().ok()?;
-    let partition = parts.next()?.parse().ok()?;
-    let topic = parts.next()?.to_string();
-    Some((topic, partition, first, last))
+    async fn write(&self, slot: &Slot, p: &Pending) -> Result<Option<(String, usize)>, ProcessorError> {
+        let (Some((first, _)), Some((last, _))) = (p.records.first(), p.records.last()) else { return Ok(None) };
+        let (table, topic, partition) = slot;
+        let date = date_of(p.first_timestamp_ms);
+        let name = format!("{table}/date={date}/{}", object_name(topic, *partition, *first, *last, &self.incarnation));
+        let located: Vec<Located<'_>> = p.records.iter().map(|(offset, event)| Located { partition: *partition, offset: *offset, event }).collect();
+        let batch = rows::table_batch(table, &located).map_err(|source| ProcessorError::Arrow { table: table.to_string(), source })?;
+        let rows = batch.num_rows();
+        // Parquet encoding is CPU-heavy: off the async workers.
+        let object = name.clone();
+        let bytes = tokio::task::spawn_blocking(move || write_parquet(&batch))
+            .await
+            .map_err(|e| ProcessorError::Task(e.to_string()))?
+            .map_err(|source| ProcessorError::Parquet { object, source })?;
+        let size = bytes.len();
+        self.store.put(&name, bytes).await?;
+        debug!(object = %name, rows, bytes = size, "archived");
+        Ok(Some((name, size)))
+    }
 }
 
 fn date_of(timestamp_ms: Option<i64>) -> String {
@@ -183,64 +213,73 @@ fn write_parquet(batch: &datafusion::arrow::record_batch::RecordBatch) -> Result
     Ok(buf)
 }
 
-/// Runs the archiver until `shutdown`, then flushes what it holds.
-pub async fn run(config: ArchiverConfig, bus: Bus, store: DataStore, mut shutdown: Shutdown) -> Result<(), ProcessorError> {
-    let topics = bus.topics().clone();
-    let mut archive = Archive::open(store).await?;
-    let consumer: StreamConsumer = bus.consumer(&config.group, &topics.all())?;
-    let producer = bus.producer()?;
-    let mut offsets = OffsetStore::default();
-    let max_age = Duration::from_secs(config.flush_secs);
-    info!("archiver started");
-    loop {
-        let mut flush_all = false;
-        match bus.next(&consumer, &config.group, &mut shutdown, Duration::from_millis(500)).await {
-            Next::Stop => flush_all = true,
-            Next::Idle => {}
-            Next::Record(record) => {
-                let Some(table) = topics.table_of(&record.topic) else { continue };
-                let record: Record = record;
-                let event = match registry().decode_any(&record.payload) {
-                    Ok(e) => Some(e),
-                    // A broken dead letter is only logged: dead-lettering it again would loop.
-                    Err(e) if record.topic == topics.dlq => { warn!(offset = record.offset, error = %e, "undecodable record on the dead-letter topic"); None }
-                    Err(e) => { bus.dead_letter(&producer, &record, "archiver", &e.to_string()).await?; None }
-                };
-                if archive.add(table, &record, event) == Added::AlreadyArchived {
-                    offsets.store(&consumer, &record.topic, record.partition, record.offset)?;
+/// The archiver as a stage of the runtime.
+pub struct ArchiverStage {
+    config: ArchiverConfig,
+    archive: Archive,
+    metrics: PipelineMetrics,
+}
+
+impl ArchiverStage {
+    /// Opens the archive of the log incarnation `incarnation` (see [`Archive::open`]).
+    pub async fn open(config: ArchiverConfig, store: DataStore, incarnation: &str, metrics: PipelineMetrics) -> Result<Self, ProcessorError> {
+        Ok(ArchiverStage { archive: Archive::open(store, incarnation).await?, config, metrics })
+    }
+
+    async fn flush_due(&mut self, all: bool) -> Result<Effects, StageError> {
+        let mut effects = Effects::done();
+        for slot in self.archive.due(self.config.flush_rows, Duration::from_secs(self.config.flush_secs), all) {
+            match self.archive.flush(&slot).await {
+                Ok(Some(f)) => {
+                    if let Some((_, bytes)) = &f.object {
+                        self.metrics.parquet_written(slot.0, *bytes as u64);
+                    }
+                    effects.release.extend(f.offsets.into_iter().map(|offset| Position { topic: slot.1.clone(), partition: slot.2, offset }));
+                }
+                Ok(None) => {}
+                // What was written so far is released; the rest is retried with backoff.
+                Err(e) if effects.release.is_empty() => return Err(StageError::Transient(e.to_string())),
+                Err(e) => {
+                    tracing::warn!(error = %e, "archive flush failed; retrying at the next tick");
+                    break;
                 }
             }
         }
-        for tp in archive.due(config.flush_rows, max_age, flush_all) {
-            if let Some((last, _)) = archive.flush(&tp).await? {
-                offsets.store(&consumer, &tp.0, tp.1, last)?;
-            }
-        }
-        if flush_all {
-            break;
-        }
+        Ok(effects)
     }
-    offsets.commit(&consumer);
-    info!("archiver stopped");
-    Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn object_names_round_trip_and_sort_by_offset() {
-        let n = object_name("trackiq.samples", 3, 100, 199);
-        assert_eq!(n, "trackiq.samples-0003-00000000000000000100-00000000000000000199.parquet");
-        assert_eq!(parse_object_name(&n), Some(("trackiq.samples".into(), 3, 100, 199)));
-        assert!(object_name("t", 0, 9, 9) < object_name("t", 0, 10, 10));
-        assert_eq!(parse_object_name("notes.txt"), None);
+impl Stage for ArchiverStage {
+    fn name(&self) -> &'static str {
+        "archiver"
     }
 
-    #[test]
-    fn dates_are_utc_days() {
-        assert_eq!(date_of(Some(0)), "1970-01-01");
-        assert_eq!(date_of(Some(1_763_900_000_000)), "2025-11-23");
+    fn topics(&self, topics: &Topics) -> Vec<String> {
+        topics.all().iter().map(|t| t.to_string()).collect()
+    }
+
+    async fn handle(&mut self, input: Input, _now: Instant) -> Result<Effects, StageError> {
+        if !self.archive.add(&input.position, input.timestamp_ms, input.event) {
+            return Ok(Effects::done());
+        }
+        if self.archive.buffered_rows() >= self.config.flush_rows {
+            // Size-triggered flushes happen at once; a failure leaves them to the ticks.
+            let mut e = self.flush_due(true).await.unwrap_or_default();
+            e.hold_input = true;
+            return Ok(e);
+        }
+        Ok(Effects::held())
+    }
+
+    async fn tick(&mut self, _now: Instant) -> Result<Effects, StageError> {
+        self.flush_due(false).await
+    }
+
+    async fn flush(&mut self) -> Result<Effects, StageError> {
+        self.flush_due(true).await
+    }
+
+    fn backpressure(&self) -> bool {
+        self.archive.buffered_rows() >= self.config.max_buffered_rows
     }
 }

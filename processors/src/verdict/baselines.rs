@@ -27,10 +27,16 @@ struct Entry {
     flagged: bool,
 }
 
+/// Run ids remembered per series to drop at-least-once duplicates. Duplicates come from a
+/// replay after a crash, so they are recent; older ids are forgotten to keep memory bounded.
+const JUDGED_PER_SERIES: usize = 4096;
+
 #[derive(Default)]
 struct Series {
     metrics: HashMap<String, VecDeque<Entry>>,
     judged: HashSet<String>,
+    /// `judged` in the order judged, to forget the oldest.
+    judged_order: VecDeque<String>,
     /// metric -> pinned values, when the baseline is pinned.
     pinned: Option<HashMap<String, Vec<f64>>>,
 }
@@ -95,6 +101,12 @@ impl Baselines {
         let series = self.series.entry(series_id.clone()).or_default();
         if !series.judged.insert(s.run.run_id.clone()) {
             return None;
+        }
+        series.judged_order.push_back(s.run.run_id.clone());
+        while series.judged_order.len() > JUDGED_PER_SERIES {
+            if let Some(old) = series.judged_order.pop_front() {
+                series.judged.remove(&old);
+            }
         }
         let started = s.run.timestamp;
         let oldest = (cfg.window_days > 0).then(|| started - cfg.window_days as i64 * DAY_US);

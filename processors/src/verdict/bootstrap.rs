@@ -1,17 +1,20 @@
-//! Start-up state of the verdict processor: the archived history through DataFusion, then
-//! the log between what is archived and what the group has committed.
+//! Start-up state of the verdict processor, rebuilt whether or not its consumer group has
+//! committed offsets, and whether or not the broker is the one the history was written
+//! through:
 //!
-//! 1. Per partition, the group's committed offset C (what was judged before the restart).
-//! 2. From the `summaries` Parquet table, the last M runs of every series with offsets
-//!    below C (M = baseline window + trend window + sustained-shift streak: the state is
-//!    bounded), re-judged in log order without emitting; pins likewise from `baselines`.
-//! 3. The log itself from the first offset not archived up to C, for what the archiver has
-//!    not written yet.
+//! 1. Pins from the `baselines` table, in the order they were set.
+//! 2. From the `summaries` table, the last M judged runs of every series (runs that have a
+//!    row in `verdicts`; M = baseline window + trend window + sustained-shift streak: the
+//!    state is bounded), re-judged in start order without emitting.
+//! 3. The tail of the verdicts topic that the archiver has not written yet in this log
+//!    incarnation: each verdict carries the summary it judged.
 //!
-//! Runs are re-judged in the order the log holds them, so the state is the one continuous
-//! processing would have; only runs older than the M kept per series are forgotten.
+//! Then the processor consumes summaries from its committed offsets (the earliest when it has
+//! none: a new broker). A summary judged before is recognised by its run id and not judged
+//! twice; a summary whose verdict was never published is judged then, because its offset
+//! was never stored.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::Message;
@@ -25,6 +28,7 @@ use trackiq_schemas::{
 };
 
 use super::{Baselines, VerdictConfig};
+use crate::archiver::naming::parse_object_name;
 use crate::error::ProcessorError;
 
 /// Where the start-up state came from.
@@ -34,11 +38,12 @@ pub struct BootstrapStats {
     pub summaries_from_parquet: usize,
     /// Pins applied from Parquet.
     pub pins_from_parquet: usize,
-    /// Events re-read from the log (not yet archived).
+    /// Verdicts re-read from the log (not yet archived).
     pub from_log: usize,
 }
 
-type Committed = HashMap<(String, i32), i64>;
+/// How long reading the verdict tail may take at most.
+const TAIL_LIMIT: Duration = Duration::from_secs(120);
 
 fn consumer(bus: &Bus, group: &str) -> Result<BaseConsumer, ProcessorError> {
     let mut cc = ClientConfig::new();
@@ -49,70 +54,56 @@ fn consumer(bus: &Bus, group: &str) -> Result<BaseConsumer, ProcessorError> {
     Ok(cc.create().map_err(InfraError::kafka("creating the verdict bootstrap consumer"))?)
 }
 
-/// The group's committed offsets of `topics` (partitions with none are left out).
-fn committed(c: &BaseConsumer, topics: &[&str]) -> Result<Committed, ProcessorError> {
+/// Reads each partition of `topic` from `from[p]` (0 when absent) to its end as it is now.
+fn read_tail(c: &BaseConsumer, topic: &str, from: &BTreeMap<i32, i64>, mut apply: impl FnMut(AnyEvent)) -> Result<usize, ProcessorError> {
     let timeout = Duration::from_secs(10);
-    let mut tpl = TopicPartitionList::new();
-    for topic in topics {
-        let md = c.fetch_metadata(Some(topic), timeout).map_err(InfraError::kafka(format!("reading {topic} metadata")))?;
-        for p in md.topics().iter().flat_map(|t| t.partitions()) {
-            tpl.add_partition(topic, p.id());
-        }
-    }
-    let got = c.committed_offsets(tpl, timeout).map_err(InfraError::kafka("reading committed offsets"))?;
-    Ok(got
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) if o > 0 => Some(((e.topic().to_string(), e.partition()), o)),
-            _ => None,
-        })
-        .collect())
-}
-
-/// Re-reads `[from, to)` of each partition, feeding events to `apply` in partition order.
-fn replay(c: &BaseConsumer, ranges: &BTreeMap<(String, i32), (i64, i64)>, mut apply: impl FnMut(AnyEvent)) -> Result<usize, ProcessorError> {
+    let md = c.fetch_metadata(Some(topic), timeout).map_err(InfraError::kafka(format!("reading {topic} metadata")))?;
     let mut assign = TopicPartitionList::new();
-    let mut open: HashMap<(String, i32), i64> = HashMap::new();
-    for ((topic, p), (from, to)) in ranges {
-        if from < to {
-            assign.add_partition_offset(topic, *p, Offset::Offset(*from)).map_err(InfraError::kafka("assigning"))?;
-            open.insert((topic.clone(), *p), *to);
+    let mut open: BTreeMap<i32, i64> = BTreeMap::new();
+    for p in md.topics().iter().flat_map(|t| t.partitions()) {
+        let (low, high) = c.fetch_watermarks(topic, p.id(), timeout).map_err(InfraError::kafka(format!("reading {topic} watermarks")))?;
+        let start = from.get(&p.id()).copied().unwrap_or(0).max(low);
+        if start < high {
+            assign.add_partition_offset(topic, p.id(), Offset::Offset(start)).map_err(InfraError::kafka("assigning"))?;
+            open.insert(p.id(), high);
         }
     }
     if open.is_empty() {
         return Ok(0);
     }
     c.assign(&assign).map_err(InfraError::kafka("assigning partitions to re-read"))?;
-    let (mut read, deadline) = (0, std::time::Instant::now() + Duration::from_secs(300));
+    let (mut read, deadline) = (0, std::time::Instant::now() + TAIL_LIMIT);
     while !open.is_empty() && std::time::Instant::now() < deadline {
         let Some(msg) = c.poll(Duration::from_millis(500)) else { continue };
         let msg = msg.map_err(InfraError::kafka("re-reading the log"))?;
-        let key = (msg.topic().to_string(), msg.partition());
-        let Some(&to) = open.get(&key) else { continue };
+        let Some(&to) = open.get(&msg.partition()) else { continue };
         if msg.offset() < to
-            && let Ok(e) = registry().decode_any(msg.payload().unwrap_or_default())
+            && let Ok(e) = registry().decode_valid(msg.payload().unwrap_or_default())
         {
             apply(e);
             read += 1;
         }
         if msg.offset() + 1 >= to {
-            open.remove(&key);
+            open.remove(&msg.partition());
         }
     }
     if !open.is_empty() {
-        warn!(?open, "verdict bootstrap did not reach the committed offsets of every partition");
+        warn!(?open, "verdict bootstrap did not reach the end of every verdicts partition in time");
     }
     Ok(read)
 }
 
-fn offset_filter(committed: &Committed, topic: &str) -> String {
-    let parts: Vec<String> = committed
-        .iter()
-        .filter(|((t, _), _)| t == topic)
-        .map(|((_, p), c)| format!("(kafka_partition = {p} AND kafka_offset < {c})"))
-        .collect();
-    if parts.is_empty() { "FALSE".into() } else { parts.join(" OR ") }
+/// First offset per partition of `topic` not yet archived to `table` in incarnation `incarnation`.
+async fn unarchived_from(store: &DataStore, table: &str, topic: &str, incarnation: &str) -> Result<BTreeMap<i32, i64>, ProcessorError> {
+    let mut from: BTreeMap<i32, i64> = BTreeMap::new();
+    for meta in store.list(table).await? {
+        let Some(n) = meta.location.filename().and_then(parse_object_name) else { continue };
+        if n.topic == topic && n.incarnation() == incarnation {
+            let e = from.entry(n.partition).or_insert(n.last + 1);
+            *e = (*e).max(n.last + 1);
+        }
+    }
+    Ok(from)
 }
 
 async fn query(store: &DataStore, sql: &str) -> Result<Vec<Row>, ProcessorError> {
@@ -176,35 +167,18 @@ fn summary_of(rows: &[Row]) -> Option<RunSummary> {
     })
 }
 
-/// Builds the start-up state: Parquet history through DataFusion, then the unarchived log.
-pub async fn bootstrap(bus: &Bus, store: &DataStore, config: &VerdictConfig) -> Result<(Baselines, BootstrapStats), ProcessorError> {
+/// Builds the start-up state (see the module doc). `incarnation` is the short id of the
+/// current log incarnation (see `archiver::naming`).
+pub async fn bootstrap(bus: &Bus, store: &DataStore, config: &VerdictConfig, incarnation: &str) -> Result<(Baselines, BootstrapStats), ProcessorError> {
     let topics = bus.topics().clone();
-    let c = {
-        let (bus, group) = (bus.clone(), config.group.clone());
-        let t = [topics.summaries.clone(), topics.baselines.clone()];
-        tokio::task::spawn_blocking(move || {
-            let c = consumer(&bus, &group)?;
-            let committed = committed(&c, &[&t[0], &t[1]])?;
-            Ok::<_, ProcessorError>((c, committed))
-        })
-        .await
-        .expect("bootstrap task")?
-    };
-    let (consumer, committed) = c;
     let mut baselines = Baselines::new(config.clone());
     let mut stats = BootstrapStats::default();
-    if committed.is_empty() {
-        return Ok((baselines, stats));
-    }
-    // Pins first: the latest of each series, at or before the committed offsets.
-    let pin_sql = format!(
-        "SELECT series_id, run_id, metric, value, CAST(set_at AS BIGINT) AS set_us, kafka_partition, kafka_offset FROM baselines WHERE {} ORDER BY kafka_partition, kafka_offset",
-        offset_filter(&committed, &topics.baselines)
-    );
-    let mut pins: BTreeMap<(i64, i64), BaselinePin> = BTreeMap::new();
-    for r in query(store, &pin_sql).await? {
-        let (Some(p), Some(o), Some(series)) = (i(&r, "kafka_partition"), i(&r, "kafka_offset"), s(&r, "series_id")) else { continue };
-        let pin = pins.entry((p, o)).or_insert_with(|| BaselinePin { series_id: series, runs: Vec::new(), set_at: i(&r, "set_us").unwrap_or(0), reason: None });
+    // Pins, in the order they were set.
+    let pin_sql = "SELECT series_id, run_id, metric, value, CAST(set_at AS BIGINT) AS set_us FROM baselines ORDER BY set_at, kafka_partition, kafka_offset";
+    let mut pins: BTreeMap<(i64, String), BaselinePin> = BTreeMap::new();
+    for r in query(store, pin_sql).await? {
+        let (Some(series), Some(set_us)) = (s(&r, "series_id"), i(&r, "set_us")) else { continue };
+        let pin = pins.entry((set_us, series.clone())).or_insert_with(|| BaselinePin { series_id: series, runs: Vec::new(), set_at: set_us, reason: None });
         if let (Some(run), Some(m), Some(v)) = (s(&r, "run_id"), s(&r, "metric"), f(&r, "value")) {
             match pin.runs.iter_mut().find(|x| x.run_id == run) {
                 Some(x) => {
@@ -218,21 +192,22 @@ pub async fn bootstrap(bus: &Bus, store: &DataStore, config: &VerdictConfig) -> 
         baselines.pin(pin);
         stats.pins_from_parquet += 1;
     }
-    // The last M runs of every series, in log order.
+    // The last M judged runs of every series, one record per run, in start order.
     let keep = config.window + config.trends.window + config.findings.sustained_runs;
     let sql = format!(
-        "WITH recs AS (SELECT DISTINCT series_id, kafka_partition, kafka_offset FROM summaries WHERE {filter}), \
-         ranked AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY series_id ORDER BY kafka_partition DESC, kafka_offset DESC) AS rn FROM recs) \
+        "WITH judged AS (SELECT DISTINCT run_id FROM verdicts), \
+         recs AS (SELECT series_id, run_id, started_at, min(kafka_partition * 1000000000000 + kafka_offset) AS rec FROM summaries \
+                  WHERE run_id IN (SELECT run_id FROM judged) GROUP BY series_id, run_id, started_at), \
+         ranked AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY series_id ORDER BY started_at DESC) AS rn FROM recs) \
          SELECT s.run_id, s.series_id, s.tool, CAST(s.started_at AS BIGINT) AS started_us, s.status, s.kind, s.metric, s.unit, s.count, s.mean, s.stdev, \
-                s.min, s.p50, s.p90, s.p95, s.p99, s.max, s.kafka_partition, s.kafka_offset \
-         FROM summaries s JOIN ranked r ON s.kafka_partition = r.kafka_partition AND s.kafka_offset = r.kafka_offset \
-         WHERE r.rn <= {keep} ORDER BY s.kafka_partition, s.kafka_offset",
-        filter = offset_filter(&committed, &topics.summaries)
+                s.min, s.p50, s.p90, s.p95, s.p99, s.max, r.rec \
+         FROM summaries s JOIN ranked r ON s.run_id = r.run_id AND s.kafka_partition * 1000000000000 + s.kafka_offset = r.rec \
+         WHERE r.rn <= {keep} ORDER BY s.started_at, r.rec"
     );
     let mut records: BTreeMap<(i64, i64), Vec<Row>> = BTreeMap::new();
     for r in query(store, &sql).await? {
-        if let (Some(p), Some(o)) = (i(&r, "kafka_partition"), i(&r, "kafka_offset")) {
-            records.entry((p, o)).or_default().push(r);
+        if let (Some(started), Some(rec)) = (i(&r, "started_us"), i(&r, "rec")) {
+            records.entry((started, rec)).or_default().push(r);
         }
     }
     for rows in records.values() {
@@ -241,33 +216,21 @@ pub async fn bootstrap(bus: &Bus, store: &DataStore, config: &VerdictConfig) -> 
             stats.summaries_from_parquet += 1;
         }
     }
-    // What the archiver has not written yet: from the first unarchived offset to C.
-    let mut archived: HashMap<(String, i32), i64> = HashMap::new();
-    for (table, topic) in [("summaries", &topics.summaries), ("baselines", &topics.baselines)] {
-        for r in query(store, &format!("SELECT kafka_partition, max(kafka_offset) AS hi FROM {table} GROUP BY kafka_partition")).await? {
-            if let (Some(p), Some(hi)) = (i(&r, "kafka_partition"), i(&r, "hi")) {
-                archived.insert((topic.clone(), p as i32), hi);
-            }
-        }
-    }
-    let ranges: BTreeMap<(String, i32), (i64, i64)> = committed
-        .iter()
-        .map(|(tp, &c)| (tp.clone(), (archived.get(tp).map_or(0, |hi| hi + 1), c)))
-        .filter(|(_, (from, to))| from < to)
-        .collect();
+    // Verdicts not archived yet in this log incarnation: each holds the summary it judged.
+    let from = unarchived_from(store, "verdicts", &topics.verdicts, incarnation).await?;
+    let (bus, group, topic) = (bus.clone(), config.group.clone(), topics.verdicts.clone());
     let (from_log, b) = tokio::task::spawn_blocking(move || {
+        let c = consumer(&bus, &format!("{group}-bootstrap"))?;
         let mut b = baselines;
-        let n = replay(&consumer, &ranges, |e| match e {
-            AnyEvent::RunSummary(s) => {
-                b.judge(&s, 0);
+        let n = read_tail(&c, &topic, &from, |e| {
+            if let AnyEvent::Verdict(v) = e {
+                b.judge(&v.summary, 0);
             }
-            AnyEvent::BaselinePin(p) => b.pin(&p),
-            _ => {}
         })?;
         Ok::<_, ProcessorError>((n, b))
     })
     .await
-    .expect("bootstrap task")?;
+    .map_err(|e| ProcessorError::Task(e.to_string()))??;
     stats.from_log = from_log;
     info!(?stats, "verdict state rebuilt");
     Ok((b, stats))

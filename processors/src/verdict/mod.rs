@@ -1,10 +1,10 @@
 //! Verdict: each [`RunSummary`] judged against the baseline of its series, with findings,
 //! and the series' trends and change points recomputed.
 //!
-//! The state is a function of the summaries and baselines topics, read in partition order
-//! (all events of a series share a partition, keyed by series_id). At start-up
-//! [`bootstrap`] rebuilds it from the Parquet history with DataFusion and from the log where
-//! the archiver has not caught up, up to the group's committed offsets; then each verdict
+//! The state is a function of the summaries topic, read in partition order: a series'
+//! summaries and baseline pins share its key and so one partition, so a pin always applies
+//! from the next summary on. At start-up [`bootstrap`] rebuilds it from the Parquet history
+//! with DataFusion and from the verdicts the archiver has not written yet; then each verdict
 //! costs O(window). Verdicts never depend on how far the archiver has got, and replaying
 //! the log gives the same verdicts.
 
@@ -15,56 +15,72 @@ pub mod findings;
 #[cfg(test)]
 mod simulation;
 
-use std::time::Duration;
+use std::time::Instant;
 
-use rdkafka::consumer::StreamConsumer;
 use tracing::info;
-use trackiq_infra::bus::{Next, OffsetStore, send};
-use trackiq_infra::{Bus, DataStore, Shutdown};
-use trackiq_schemas::{AnyEvent, registry};
+use trackiq_infra::runtime::{Effects, Input, Stage, StageError};
+use trackiq_infra::{Bus, DataStore};
+use trackiq_schemas::{AnyEvent, Topics};
 
 pub use baselines::Baselines;
 pub use config::VerdictConfig;
 
 use crate::error::ProcessorError;
 
-/// Runs the verdict processor until `shutdown`.
-pub async fn run(config: VerdictConfig, bus: Bus, store: DataStore, mut shutdown: Shutdown) -> Result<(), ProcessorError> {
-    let topics = bus.topics().clone();
-    let (mut baselines, rebuilt) = bootstrap::bootstrap(&bus, &store, &config).await?;
-    let consumer: StreamConsumer = bus.consumer(&config.group, &[&topics.summaries, &topics.baselines])?;
-    let producer = bus.producer()?;
-    let mut offsets = OffsetStore::default();
-    info!(from_parquet = rebuilt.summaries_from_parquet, from_log = rebuilt.from_log, "verdict processor started");
-    loop {
-        let record = match bus.next(&consumer, &config.group, &mut shutdown, Duration::from_secs(1)).await {
-            Next::Stop => break,
-            Next::Idle => continue,
-            Next::Record(r) => r,
-        };
-        match registry().decode_any(&record.payload) {
-            Ok(AnyEvent::RunSummary(summary)) => {
-                if let Some((verdict, trends)) = baselines.judge(&summary, trackiq_schemas::now_us()) {
+/// The verdict processor as a stage of the runtime.
+pub struct VerdictStage {
+    baselines: Baselines,
+    topics: Topics,
+}
+
+impl VerdictStage {
+    /// Rebuilds the state (see [`bootstrap`]) and returns the stage.
+    pub async fn start(config: VerdictConfig, bus: &Bus, store: &DataStore, incarnation: &str) -> Result<Self, ProcessorError> {
+        let (baselines, rebuilt) = bootstrap::bootstrap(bus, store, &config, incarnation).await?;
+        info!(from_parquet = rebuilt.summaries_from_parquet, pins = rebuilt.pins_from_parquet, from_log = rebuilt.from_log, "verdict state ready");
+        Ok(VerdictStage { baselines, topics: bus.topics().clone() })
+    }
+
+    /// A stage over given state, for tests.
+    pub fn with_state(baselines: Baselines, topics: Topics) -> Self {
+        VerdictStage { baselines, topics }
+    }
+}
+
+impl Stage for VerdictStage {
+    fn name(&self) -> &'static str {
+        "verdict"
+    }
+
+    /// Summaries and pins share the summaries topic, keyed by series (in order per series);
+    /// the baselines topic holds pins set before they did.
+    fn topics(&self, topics: &Topics) -> Vec<String> {
+        vec![topics.summaries.clone(), topics.baselines.clone()]
+    }
+
+    async fn handle(&mut self, input: Input, _now: Instant) -> Result<Effects, StageError> {
+        let mut effects = Effects::done();
+        match input.event {
+            AnyEvent::RunSummary(summary) => {
+                if let Some((verdict, trends)) = self.baselines.judge(&summary, trackiq_schemas::now_us()) {
                     let key = verdict.series_id.clone();
-                    send(&producer, &topics.verdicts, key.as_bytes(), &registry().encode(&verdict)?).await?;
+                    effects.publish(&self.topics.verdicts, key.as_bytes(), &verdict)?;
                     for t in &trends {
-                        send(&producer, &topics.trends, key.as_bytes(), &registry().encode(t)?).await?;
+                        effects.publish(&self.topics.trends, key.as_bytes(), t)?;
                     }
-                    info!(run_id = %verdict.run_id, severity = verdict.severity.as_str(), findings = verdict.findings.len(), "published verdict");
+                    info!(run_id = %verdict.run_id, severity = verdict.severity.as_str(), findings = verdict.findings.len(), "verdict");
                 }
             }
-            Ok(AnyEvent::BaselinePin(pin)) => {
+            AnyEvent::BaselinePin(pin) => {
                 info!(series = %pin.series_id, runs = pin.runs.len(), "baseline pinned");
-                baselines.pin(&pin);
+                self.baselines.pin(&pin);
             }
-            Ok(_) => bus.dead_letter(&producer, &record, "verdict", "not a RunSummary or BaselinePin").await?,
-            Err(e) => bus.dead_letter(&producer, &record, "verdict", &e.to_string()).await?,
+            other => {
+                return Err(StageError::Permanent(format!("unexpected {} on {}: the verdict processor reads summaries and pins", other.name(), input.position.topic)));
+            }
         }
-        offsets.store(&consumer, &record.topic, record.partition, record.offset)?;
+        Ok(effects)
     }
-    offsets.commit(&consumer);
-    info!("verdict processor stopped");
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 //! numpy's default "linear" method, standard deviation is the sample one (n-1, `ddof=1`).
 //!
 //! # Layout
+//! - [`accumulator`] — [`ValueAccumulator`]: exact values up to a limit, then a DDSketch
+//!   (bounded memory, relative error α on percentiles), mergeable
 //! - [`summary`] — mean/stdev (Welford), percentiles, histogram, [`summarize`]
 //! - [`changepoint`] — E-divisive means change points, as Apache Otava computes them
 //! - [`hypothesis`] — Mann-Whitney U, Welch's t, F-test, Brown-Forsythe
@@ -15,6 +17,7 @@
 //! - [`threshold`] — the seed's percentage model giving a severity from a baseline window
 //! - [`trend`] — OLS, Theil-Sen, Mann-Kendall and the seed's trend classes
 
+pub mod accumulator;
 pub mod changepoint;
 pub mod hypothesis;
 pub mod models;
@@ -25,5 +28,6 @@ pub mod synthetic;
 pub mod threshold;
 pub mod trend;
 
+pub use accumulator::{AccumulatedSummary, Precision, ValueAccumulator};
 pub use summary::{Summary, cv, histogram, mean_stdev, percentile_sorted, summarize};
 pub use threshold::{Judgement, ModelKind, ModelSpec, PercentageModel, judge, judge_percentage};

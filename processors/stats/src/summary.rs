@@ -22,11 +22,13 @@ pub fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
     let h = (sorted.len() - 1) as f64 * (q / 100.0);
     let lo = h.floor() as usize;
     let hi = (lo + 1).min(sorted.len() - 1);
-    let frac = h - lo as f64;
-    // numpy's _lerp: a + (b-a)*t, switching to b - (b-a)*(1-t) for t >= 0.5 for accuracy.
-    let (a, b) = (sorted[lo], sorted[hi]);
+    lerp(sorted[lo], sorted[hi], h - lo as f64)
+}
+
+/// numpy's `_lerp`: a + (b-a)·t, switching to b - (b-a)·(1-t) for t >= 0.5 for accuracy.
+pub(crate) fn lerp(a: f64, b: f64, t: f64) -> f64 {
     let diff = b - a;
-    if frac >= 0.5 { b - diff * (1.0 - frac) } else { a + diff * frac }
+    if t >= 0.5 { b - diff * (1.0 - t) } else { a + diff * t }
 }
 
 /// Mean and sample standard deviation by Welford's method (stable for large offsets).
@@ -75,14 +77,9 @@ pub fn histogram(sorted: &[f64], bins: usize) -> (Vec<f64>, Vec<i64>) {
     if sorted.is_empty() || bins == 0 {
         return (Vec::new(), Vec::new());
     }
-    let (mut lo, mut hi) = (sorted[0], sorted[sorted.len() - 1]);
-    if lo == hi {
-        // numpy widens a degenerate range by 0.5 on each side.
-        lo -= 0.5;
-        hi += 0.5;
-    }
-    let width = (hi - lo) / bins as f64;
-    let edges: Vec<f64> = (0..=bins).map(|i| lo + width * i as f64).collect();
+    let (min, max) = (sorted[0], sorted[sorted.len() - 1]);
+    let (lo, width) = bin_grid(min, max, bins);
+    let edges = histogram_edges(min, max, bins);
     let mut counts = vec![0i64; bins];
     for &x in sorted {
         let i = (((x - lo) / width) as usize).min(bins - 1);
@@ -91,6 +88,24 @@ pub fn histogram(sorted: &[f64], bins: usize) -> (Vec<f64>, Vec<i64>) {
         counts[i] += 1;
     }
     (edges, counts)
+}
+
+/// The `bins + 1` equal-width edges `histogram` uses for values from `min` to `max`
+/// (`bins` > 0).
+pub(crate) fn histogram_edges(min: f64, max: f64, bins: usize) -> Vec<f64> {
+    let (lo, width) = bin_grid(min, max, bins);
+    (0..=bins).map(|i| lo + width * i as f64).collect()
+}
+
+/// First edge and bin width of `histogram`'s grid.
+fn bin_grid(min: f64, max: f64, bins: usize) -> (f64, f64) {
+    let (mut lo, mut hi) = (min, max);
+    if lo == hi {
+        // numpy widens a degenerate range by 0.5 on each side.
+        lo -= 0.5;
+        hi += 0.5;
+    }
+    (lo, (hi - lo) / bins as f64)
 }
 
 #[cfg(test)]

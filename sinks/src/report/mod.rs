@@ -6,13 +6,14 @@ pub mod chart;
 
 use std::sync::LazyLock;
 
-use rdkafka::consumer::StreamConsumer;
+use std::time::Instant;
+
 use serde::{Deserialize, Serialize};
 use tera::{Context, Tera};
 use tracing::{info, warn};
-use trackiq_infra::bus::{Next, OffsetStore};
-use trackiq_infra::{Bus, DataStore, Shutdown};
-use trackiq_schemas::{Verdict, registry};
+use trackiq_infra::DataStore;
+use trackiq_infra::runtime::{Effects, Input, Stage, StageError};
+use trackiq_schemas::{AnyEvent, Topics, Verdict};
 
 use crate::error::SinkError;
 
@@ -148,34 +149,41 @@ pub fn render(v: &Verdict) -> Result<String, SinkError> {
     TEMPLATES.render("report.html", &ctx).map_err(|e| SinkError::Template(format!("{e:?}")))
 }
 
-/// Runs the report sink until `shutdown`.
-pub async fn run(config: ReportConfig, bus: Bus, store: DataStore, mut shutdown: Shutdown) -> Result<(), SinkError> {
-    let consumer: StreamConsumer = bus.consumer(&config.group, &[&bus.topics().verdicts])?;
-    let producer = bus.producer()?;
-    let mut offsets = OffsetStore::default();
-    info!("report sink started");
-    loop {
-        let record = match bus.next(&consumer, &config.group, &mut shutdown, std::time::Duration::from_secs(1)).await {
-            Next::Stop => break,
-            Next::Idle => continue,
-            Next::Record(r) => r,
-        };
-        let outcome = match registry().decode::<Verdict>(&record.payload) {
-            Ok(v) => render(&v).map(|html| (v.run_id, html)),
-            Err(e) => Err(SinkError::Schema(e)),
-        };
-        match outcome {
-            Ok((run_id, html)) => {
-                let path = report_path(&run_id);
-                store.put(&path, html.into_bytes()).await?;
-                info!(report = %format!("{store}/{path}"), "wrote report");
-            }
-            Err(e) => bus.dead_letter(&producer, &record, "report", &e.to_string()).await?,
-        }
-        offsets.store(&consumer, &record.topic, record.partition, record.offset)?;
+/// The report sink as a stage of the runtime.
+pub struct ReportStage {
+    store: DataStore,
+}
+
+impl ReportStage {
+    pub fn new(store: DataStore) -> Self {
+        ReportStage { store }
     }
-    offsets.commit(&consumer);
-    Ok(())
+}
+
+impl Stage for ReportStage {
+    fn name(&self) -> &'static str {
+        "report"
+    }
+
+    fn topics(&self, topics: &Topics) -> Vec<String> {
+        vec![topics.verdicts.clone()]
+    }
+
+    async fn handle(&mut self, input: Input, _now: Instant) -> Result<Effects, StageError> {
+        let AnyEvent::Verdict(v) = input.event else {
+            return Err(StageError::Permanent(format!("unexpected {} on {}: the report sink reads verdicts", input.event.name(), input.position.topic)));
+        };
+        // Rendering (templates, SVG charts) is CPU work: off the async workers.
+        let run_id = v.run_id.clone();
+        let html = tokio::task::spawn_blocking(move || render(&v))
+            .await
+            .map_err(|e| StageError::Permanent(format!("rendering the report panicked: {e}")))?
+            .map_err(|e| StageError::Permanent(e.to_string()))?;
+        let path = report_path(&run_id);
+        self.store.put(&path, html.into_bytes()).await.map_err(|e| StageError::Transient(e.to_string()))?;
+        info!(report = %format!("{}/{path}", self.store), "wrote report");
+        Ok(Effects::done())
+    }
 }
 
 #[cfg(test)]

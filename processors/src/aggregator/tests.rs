@@ -1,0 +1,146 @@
+//! Aggregation tested directly, without Kafka.
+
+use std::collections::BTreeMap;
+
+use trackiq_schemas::{Platform, RunStatus, Sample, SampleBatch, VersionInfo, Workload};
+
+use super::*;
+use trackiq_infra::runtime::Position;
+
+fn pos(topic: &str, partition: i32, offset: i64) -> Position {
+    Position { topic: topic.into(), partition, offset }
+}
+
+fn started(id: &str, ts: i64) -> RunStarted {
+    RunStarted {
+        run_id: id.into(),
+        tool: "t".into(),
+        tool_version: "0".into(),
+        timestamp: ts,
+        platform: Platform::default(),
+        workload: Workload::default(),
+        version: VersionInfo::default(),
+        labels: BTreeMap::new(),
+        series_id: "s".into(),
+    }
+}
+
+fn batch(id: &str, seq: i64, values: &[f64]) -> AnyEvent {
+    let samples = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| Sample { ts_us: 1_000_000 + (seq * 2 + i as i64) * 10_000, metric: LATENCY_METRIC.into(), value: v, unit: "ms".into(), rank: None, step: None })
+        .collect();
+    AnyEvent::SampleBatch(SampleBatch { run_id: id.into(), seq, samples })
+}
+
+fn finished(id: &str, n: i64) -> AnyEvent {
+    AnyEvent::RunFinished(RunFinished { run_id: id.into(), status: RunStatus::Completed, ended_at: 9, sample_count: n, error: None })
+}
+
+#[test]
+fn summary_waits_for_announced_samples_and_ignores_repeated_batches() {
+    let mut a = Aggregation::new(AggregatorConfig::default());
+    let now = Instant::now();
+    a.apply(pos("runs", 0, 0), AnyEvent::RunStarted(started("r", 5)), now);
+    a.apply(pos("samples", 0, 0), batch("r", 0, &[1.0, 2.0]), now);
+    a.apply(pos("runs", 0, 1), finished("r", 4), now);
+    assert!(a.take_ready(now).is_empty(), "2 of 4 samples: not ready");
+    a.apply(pos("samples", 0, 1), batch("r", 0, &[1.0, 2.0]), now); // a redelivered batch
+    assert!(a.take_ready(now).is_empty());
+    a.apply(pos("samples", 0, 2), batch("r", 1, &[3.0, 4.0]), now);
+    let s = a.take_ready(now).pop().expect("ready").summary.unwrap();
+    assert_eq!(s.status, RunStatus::Completed);
+    let m = &s.metrics[0];
+    // numpy: np.percentile([1,2,3,4], [50, 99]) -> [2.5, 3.97]
+    assert_eq!((m.count, m.mean, m.p50), (4, 2.5, 2.5));
+    assert!((m.p99 - 3.97).abs() < 1e-12);
+    // 4 iterations from t=1.00 s to t=1.03 s + 4 ms.
+    let thr = s.derived.iter().find(|d| d.name == "throughput_per_sec").unwrap().value;
+    assert!((thr - 4.0 / 0.034).abs() < 1e-9, "{thr}");
+    let get = |n: &str| s.derived.iter().find(|d| d.name == n).unwrap().value;
+    assert_eq!(get("throughput_samples_per_sec"), thr, "one item per iteration");
+    assert!((get("latency_p99_ms") - 3.97).abs() < 1e-12);
+    assert_eq!(a.open_runs(), 0);
+}
+
+#[test]
+fn power_energy_and_efficiency_come_from_telemetry() {
+    let mut a = Aggregation::new(AggregatorConfig::default());
+    let now = Instant::now();
+    a.apply(pos("runs", 0, 0), AnyEvent::RunStarted(started("p", 5)), now);
+    a.apply(pos("samples", 0, 0), batch("p", 0, &[10.0, 10.0]), now);
+    let t = |metric: &str, value: f64, rank: Option<i32>| Sample { ts_us: 1_000_000, metric: metric.into(), value, unit: "".into(), rank, step: None };
+    let telemetry = vec![
+        t("gpu_power_watts", 100.0, Some(0)), t("gpu_power_watts", 300.0, Some(0)), // GPU 0: mean 200 W
+        t("gpu_power_watts", 50.0, Some(1)),                                          // GPU 1: mean 50 W
+        t("gpu_energy_joules", 30.0, Some(0)), t("gpu_energy_joules", 10.0, Some(1)),
+        t("gpu_temperature_celsius", 60.0, Some(0)), t("gpu_temperature_celsius", 70.0, Some(1)),
+    ];
+    a.apply(pos("samples", 0, 1), AnyEvent::SampleBatch(SampleBatch { run_id: "p".into(), seq: 1, samples: telemetry }), now);
+    a.apply(pos("runs", 0, 1), finished("p", 9), now);
+    let s = a.take_ready(now).pop().unwrap().summary.unwrap();
+    let get = |n: &str| s.derived.iter().find(|d| d.name == n).unwrap_or_else(|| panic!("{n} missing: {:?}", s.derived)).value;
+    assert_eq!(get("power_consumption_watts"), 250.0);
+    assert_eq!(get("energy_joules"), 40.0);
+    assert_eq!(get("energy_per_step_joules"), 20.0, "two iterations");
+    assert_eq!((get("temperature_celsius"), get("temperature_max_celsius")), (65.0, 70.0));
+    assert!((get("performance_per_watt") - get("throughput_samples_per_sec") / 250.0).abs() < 1e-12);
+}
+
+#[test]
+fn no_telemetry_means_no_power_figures() {
+    let derived = energy_figures(&[], &[], &HashMap::new());
+    assert!(derived.is_empty(), "nothing is estimated: {derived:?}");
+}
+
+#[test]
+fn a_run_holds_its_records_until_it_is_summarised() {
+    let mut a = Aggregation::new(AggregatorConfig::default());
+    let now = Instant::now();
+    a.apply(pos("runs", 0, 10), AnyEvent::RunStarted(started("a", 1)), now);
+    a.apply(pos("runs", 0, 11), AnyEvent::RunStarted(started("b", 2)), now);
+    a.apply(pos("runs", 0, 12), finished("b", 0), now);
+    let closed = a.take_ready(now);
+    assert_eq!(closed.len(), 1);
+    let offsets: Vec<i64> = closed[0].positions.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets, [11, 12], "run b's records only; run a (offset 10) stays held");
+    assert_eq!(a.open_runs(), 1);
+}
+
+#[test]
+fn an_unexpected_event_is_refused() {
+    let mut a = Aggregation::new(AggregatorConfig::default());
+    let pin = trackiq_schemas::BaselinePin { series_id: "s".into(), runs: vec![], set_at: 1, reason: None };
+    assert!(!a.apply(pos("runs", 0, 0), AnyEvent::BaselinePin(pin), Instant::now()));
+}
+
+#[test]
+fn missing_samples_or_finish_close_the_run_as_incomplete() {
+    let cfg = AggregatorConfig { run_timeout_secs: 10, finish_grace_secs: 5, ..Default::default() };
+    let mut a = Aggregation::new(cfg);
+    let t0 = Instant::now();
+    a.apply(pos("runs", 0, 0), AnyEvent::RunStarted(started("x", 1)), t0);
+    a.apply(pos("runs", 0, 1), finished("x", 3), t0);
+    a.apply(pos("runs", 1, 0), AnyEvent::RunStarted(started("y", 2)), t0);
+    let s = a.take_ready(t0 + Duration::from_secs(6));
+    assert_eq!(s.len(), 1);
+    let s0 = s[0].summary.as_ref().unwrap();
+    assert_eq!(s0.status, RunStatus::Incomplete);
+    assert_eq!(s0.error.as_deref(), Some("received 0 of 3 announced samples"));
+    let s = a.take_ready(t0 + Duration::from_secs(11));
+    let s0 = s[0].summary.as_ref().unwrap();
+    assert_eq!((s0.run.run_id.as_str(), s0.status), ("y", RunStatus::Incomplete));
+}
+
+#[test]
+fn runs_ready_together_are_published_in_start_order() {
+    let mut a = Aggregation::new(AggregatorConfig::default());
+    let now = Instant::now();
+    for (i, (id, ts)) in [("late", 30), ("early", 10), ("mid", 20)].into_iter().enumerate() {
+        a.apply(pos("runs", i as i32, 0), AnyEvent::RunStarted(started(id, ts)), now);
+        a.apply(pos("runs", i as i32, 1), finished(id, 0), now);
+    }
+    let order: Vec<_> = a.take_ready(now).into_iter().map(|c| c.summary.unwrap().run.run_id).collect();
+    assert_eq!(order, ["early", "mid", "late"]);
+}
