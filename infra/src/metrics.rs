@@ -170,11 +170,12 @@ impl PipelineMetrics {
         let labels = stage(stage_name);
         self.0.up.get_or_create(&labels).set(i64::from(up));
         if self.health().insert(stage_name.to_string(), up).is_none() {
+            // Creating the series is the point; the returned read guard is not needed.
             for family in [&self.0.records_in, &self.0.records_out, &self.0.dead_letters, &self.0.retries, &self.0.restarts] {
-                family.get_or_create(&labels);
+                let _ = family.get_or_create(&labels);
             }
             for kind in ERROR_KINDS {
-                self.0.errors.get_or_create(&ErrorLabels { stage: stage_name.to_string(), kind: kind.to_string() });
+                let _ = self.0.errors.get_or_create(&ErrorLabels { stage: stage_name.to_string(), kind: kind.to_string() });
             }
         }
     }

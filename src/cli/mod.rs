@@ -12,6 +12,7 @@ mod history;
 mod identity;
 mod record;
 mod sql;
+mod status;
 mod transfer;
 mod up;
 
@@ -55,6 +56,8 @@ pub struct Cli {
 enum Command {
     /// Run the pipeline: embedded broker (unless --brokers), processors and sinks, until Ctrl-C.
     Up(up::UpArgs),
+    /// What a running `trackiq up` reports: stages, consumer lag, Parquet written (from its metrics).
+    Status(status::StatusArgs),
     /// A self-contained tour: baseline runs, a slower run, its block verdict, report and webhook.
     Demo(demo::DemoArgs),
     /// Record a run from figures measured elsewhere.
@@ -130,6 +133,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(&overrides, |k| std::env::var(k).ok())?;
     match cli.command {
         Command::Up(a) => up::run(config, a).await,
+        Command::Status(a) => status::run(config, a).await,
         Command::Demo(a) => demo::run(config, a).await,
         Command::Record(a) => record::run(config, a).await,
         Command::Bench(b) => bench::run(config, b).await,

@@ -17,6 +17,9 @@ use crate::support::*;
 const RUNS: i64 = 20;
 const PER_RUN: i64 = 5_000;
 const KILLS: i64 = 5;
+/// Samples per record, and the pause between records: the stream lasts about a minute.
+const BATCH: i64 = 500;
+const PACE: Duration = Duration::from_millis(250);
 /// A restart must be ready (every stage has its partitions) within this.
 const READY_WITHIN: Duration = Duration::from_secs(10);
 
@@ -30,7 +33,7 @@ fn stream(brokers: String, pushed: Arc<AtomicI64>) -> std::thread::JoinHandle<()
                 let id = RunIdentity { workload: "kill-9".into(), workload_type: "test".into(), ..Default::default() };
                 // The broker may be down (killed) right now: wait for it to come back.
                 let mut emitter = loop {
-                    match RunEmitter::start(&bus, run_started("crash-loop", &id), Batching { max_samples: 500, linger: Duration::from_secs(5) }).await {
+                    match RunEmitter::start(&bus, run_started("crash-loop", &id), Batching { max_samples: BATCH as usize, linger: Duration::from_secs(5) }).await {
                         Ok(e) => break e,
                         Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                     }
@@ -40,6 +43,10 @@ fn stream(brokers: String, pushed: Arc<AtomicI64>) -> std::thread::JoinHandle<()
                     let s = Sample { ts_us: trackiq_schemas::now_us(), metric: "latency_ms".into(), value, unit: "ms".into(), rank: None, step: Some(step) };
                     emitter.push(s).await.unwrap_or_else(|e| panic!("run {r} step {step}: {e}"));
                     pushed.fetch_add(1, Ordering::Relaxed);
+                    if step % BATCH == 0 {
+                        // Paced, so that the kills fall in the middle of the stream.
+                        tokio::time::sleep(PACE).await;
+                    }
                 }
                 emitter.finish(RunStatus::Completed, None).await.unwrap();
             }
