@@ -13,7 +13,10 @@ use crate::store::DataStore;
 
 /// A DataFusion session with the object store and the trackiq tables registered.
 pub async fn session(store: &DataStore) -> Result<SessionContext, InfraError> {
-    let ctx = SessionContext::new();
+    // No answers from file statistics: Parquet's min/max leave NaN out, so a `max(value)`
+    // answered from them would skip a NaN that history written before validation may hold.
+    let config = datafusion::prelude::SessionConfig::new().with_collect_statistics(false);
+    let ctx = SessionContext::new_with_config(config);
     ctx.register_object_store(store.root_url(), store.object_store());
     for table in trackiq_schemas::arrow::TABLES {
         let schema = trackiq_schemas::arrow::table_schema(table).expect("known table");

@@ -3,6 +3,10 @@
 //! Parsing Canonical Form, then the Avro binary datum. Any Avro reader that knows the schema
 //! decodes a record without a registry; trackiq keeps every schema version it ever wrote, so
 //! an old record is resolved against the current schema (new optional fields get defaults).
+//!
+//! Fingerprints are computed per the spec ([`canonical`]). Records written before
+//! that carry apache-avro's fingerprint instead (its canonical form keeps logical types), so
+//! every version is also found under that legacy fingerprint; only the spec's is written.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -12,6 +16,8 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::error::SchemaError;
 use crate::events::{BaselinePin, DeadLetter, Detection, RunFinished, RunStarted, RunSummary, SampleBatch, TrendResult, Verdict};
+
+pub mod canonical;
 
 /// Marker bytes that open every single-object encoded record.
 pub const MAGIC: [u8; 2] = [0xC3, 0x01];
@@ -94,15 +100,24 @@ impl AnyEvent {
     }
 }
 
+/// One schema version of a record type.
 struct Known {
     name: &'static str,
     writer: Schema,
+    /// The spec's Parsing Canonical Form, whose CRC-64-AVRO is `fingerprint`.
+    canonical: String,
+    fingerprint: [u8; 8],
+    /// apache-avro's `Schema::fingerprint::<Rabin>()`, which trackiq wrote before it
+    /// followed the spec: still accepted so that those records decode.
+    legacy_fingerprint: [u8; 8],
 }
 
 /// Schemas by name and by fingerprint.
 pub struct Registry {
     current: HashMap<&'static str, (Schema, [u8; 8])>,
-    by_fingerprint: HashMap<[u8; 8], Known>,
+    versions: Vec<Known>,
+    /// Index into `versions` of both the spec and the legacy fingerprint of every version.
+    by_fingerprint: HashMap<[u8; 8], usize>,
     /// Full JSON of every current schema, references inlined: what a foreign reader needs.
     json: HashMap<&'static str, serde_json::Value>,
 }
@@ -119,16 +134,16 @@ impl Registry {
     fn load() -> Result<Self, SchemaError> {
         let mut named: HashMap<String, serde_json::Value> = HashMap::new();
         let mut current = HashMap::new();
-        let mut by_fingerprint = HashMap::new();
+        let mut versions = Vec::new();
         let mut json = HashMap::new();
         for (name, text) in CURRENT {
             let raw: serde_json::Value = serde_json::from_str(text)
                 .map_err(|e| SchemaError::SchemaFile { name, reason: e.to_string() })?;
             collect_named(&raw, "trackiq", &mut named);
             let full = inline_references(&raw, &named, &mut Default::default(), "trackiq");
-            let (schema, fp) = parse(name, &full)?;
-            by_fingerprint.insert(fp, Known { name, writer: schema.clone() });
-            current.insert(*name, (schema, fp));
+            let known = parse(name, &full)?;
+            current.insert(*name, (known.writer.clone(), known.fingerprint));
+            versions.push(known);
             json.insert(*name, full);
         }
         let mut named_then = named.clone();
@@ -137,10 +152,22 @@ impl Registry {
                 .map_err(|e| SchemaError::SchemaFile { name, reason: e.to_string() })?;
             let full = inline_references(&raw, &named_then, &mut Default::default(), "trackiq");
             named_then.insert(name.to_string(), full.clone());
-            let (schema, fp) = parse(name, &full)?;
-            by_fingerprint.insert(fp, Known { name, writer: schema });
+            versions.push(parse(name, &full)?);
         }
-        Ok(Registry { current, by_fingerprint, json })
+        let mut by_fingerprint = HashMap::new();
+        for (i, known) in versions.iter().enumerate() {
+            for fp in [known.fingerprint, known.legacy_fingerprint] {
+                // Two versions under one fingerprint would make a record's writer schema a
+                // guess; the spec and legacy fingerprints of one version may coincide.
+                if by_fingerprint.insert(fp, i).is_some_and(|other| other != i) {
+                    return Err(SchemaError::SchemaFile {
+                        name: known.name,
+                        reason: format!("a version shares fingerprint {} with another version", hex(&fp)),
+                    });
+                }
+            }
+        }
+        Ok(Registry { current, versions, by_fingerprint, json })
     }
 
     /// Current schema of a record type.
@@ -153,16 +180,31 @@ impl Registry {
         self.json.get(name)
     }
 
-    /// Every schema version of a record type this build decodes, with its fingerprint.
+    /// Every schema version of a record type this build decodes, with its (spec) fingerprint.
     pub fn writer_schemas(&self, name: &str) -> Vec<([u8; 8], &Schema)> {
-        let mut v: Vec<_> = self.by_fingerprint.iter().filter(|(_, k)| k.name == name).map(|(fp, k)| (*fp, &k.writer)).collect();
+        let mut v: Vec<_> = self.versions.iter().filter(|k| k.name == name).map(|k| (k.fingerprint, &k.writer)).collect();
         v.sort_by_key(|(fp, _)| *fp);
         v
     }
 
-    /// Rabin fingerprint of the current schema of a record type.
+    /// The fingerprints records of a type were written with before trackiq followed the
+    /// spec (apache-avro's), one per version; still decoded.
+    pub fn legacy_fingerprints(&self, name: &str) -> Vec<[u8; 8]> {
+        let mut v: Vec<_> = self.versions.iter().filter(|k| k.name == name).map(|k| k.legacy_fingerprint).collect();
+        v.sort();
+        v
+    }
+
+    /// CRC-64-AVRO fingerprint of the current schema's Parsing Canonical Form: what
+    /// [`Registry::encode`] writes and any standard Avro writer computes.
     pub fn fingerprint(&self, name: &str) -> Option<[u8; 8]> {
         self.current.get(name).map(|(_, fp)| *fp)
+    }
+
+    /// Parsing Canonical Form of the current schema of a record type.
+    pub fn canonical_form(&self, name: &str) -> Option<&str> {
+        let fp = self.fingerprint(name)?;
+        self.by_fingerprint.get(&fp).map(|&i| self.versions[i].canonical.as_str())
     }
 
     /// Encodes an event with its current schema.
@@ -220,11 +262,11 @@ impl Registry {
             return Err(SchemaError::BadMagic { found: [bytes[0], bytes[1]] });
         }
         let fp: [u8; 8] = bytes[2..HEADER_LEN].try_into().expect("8 bytes");
-        let known = self
+        let &i = self
             .by_fingerprint
             .get(&fp)
             .ok_or_else(|| SchemaError::UnknownFingerprint { fingerprint: hex(&fp) })?;
-        Ok((known, &bytes[HEADER_LEN..]))
+        Ok((&self.versions[i], &bytes[HEADER_LEN..]))
     }
 
     fn datum<E: DeserializeOwned>(&self, known: &Known, mut datum: &[u8]) -> Result<E, SchemaError> {
@@ -240,11 +282,15 @@ impl Registry {
     }
 }
 
-fn parse(name: &'static str, json: &serde_json::Value) -> Result<(Schema, [u8; 8]), SchemaError> {
-    let schema = Schema::parse(json).map_err(|e| SchemaError::SchemaFile { name, reason: e.to_string() })?;
-    let fp = schema.fingerprint::<Rabin>().bytes;
-    let fp: [u8; 8] = fp.as_slice().try_into().expect("Rabin fingerprints are 8 bytes");
-    Ok((schema, fp))
+/// Parses one self-contained schema version and computes both of its fingerprints.
+fn parse(name: &'static str, json: &serde_json::Value) -> Result<Known, SchemaError> {
+    let file_error = |e: &dyn std::fmt::Display| SchemaError::SchemaFile { name, reason: e.to_string() };
+    let writer = Schema::parse(json).map_err(|e| file_error(&e))?;
+    let form = canonical::parsing_canonical_form(json).map_err(|e| file_error(&e))?;
+    let fingerprint = canonical::crc64_avro(form.as_bytes()).to_le_bytes();
+    let legacy = writer.fingerprint::<Rabin>().bytes;
+    let legacy_fingerprint: [u8; 8] = legacy.as_slice().try_into().expect("Rabin fingerprints are 8 bytes");
+    Ok(Known { name, writer, canonical: form, fingerprint, legacy_fingerprint })
 }
 
 fn full_name(obj: &serde_json::Map<String, serde_json::Value>, ns: &str) -> Option<(String, String)> {

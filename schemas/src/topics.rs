@@ -3,9 +3,11 @@
 /// Default prefix of every topic name.
 pub const DEFAULT_PREFIX: &str = "trackiq";
 
-/// The topics of the pipeline. Keys: run_id for `runs` and `samples`, series_id for
-/// `summaries`, `verdicts`, `trends` and `baselines`, the original key for `dlq`, run_id for
-/// `detections`.
+/// The topics of the pipeline. Ordering comes from keys: a run's `RunStarted`, sample batches
+/// and `RunFinished` all go to `runs` under its run_id (one partition, in order); a series'
+/// summaries and baseline pins share `summaries` under its series_id. `verdicts` and `trends`
+/// are keyed by series_id, `detections` by run_id, `dlq` by the original key. `samples` and
+/// `baselines` are still read: producers written before sent samples and pins there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {
     pub runs: String,

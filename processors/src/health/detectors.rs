@@ -156,7 +156,7 @@ impl ClusterMonitor {
             "cluster.heartbeat" => self.check_stall(rank, s.ts_us, now, &mut out),
             "cluster.compute_ms" => {
                 if let Some(step) = step {
-                    let end = s.ts_us + (s.value * 1e3) as i64;
+                    let end = s.ts_us.saturating_add((s.value * 1e3) as i64);
                     self.last_computed.entry(rank).and_modify(|c| *c = (*c).max(step)).or_insert(step);
                     self.compute.entry(step).or_default().insert(rank, (end, s.value));
                     self.check_straggler(step, now, &mut out);

@@ -8,6 +8,8 @@ use trackiq_schemas::{ClusterHealth, DerivedMetric, Detection, FaultOutcome, Sam
 
 /// Columns of the rank × step matrix at most; longer runs average steps per column.
 pub const MAX_COLUMNS: usize = 200;
+/// Cells of the rank × step matrix at most (16 MB): very wide jobs get fewer columns.
+pub const MAX_CELLS: usize = 1_000_000;
 /// Prefix of the samples that record injected faults.
 pub const FAULT_PREFIX: &str = "cluster.fault.";
 
@@ -73,21 +75,25 @@ pub fn cluster_health(records: &[Sample], detections: &[Detection], batch: Optio
         }
         completions += 1;
         step_sum += s.value;
-        let end = s.ts_us + (s.value * 1e3) as i64;
+        let end = s.ts_us.saturating_add((s.value * 1e3) as i64);
         span = Some(span.map_or((s.ts_us, end), |(a, b)| (a.min(s.ts_us), b.max(end))));
     }
     let steps = done_by_step.values().filter(|n| **n >= world).count() as i64;
     let last_step = allreduce.iter().filter_map(|m| m.keys().next_back().copied()).max().map_or(0, |s| s + 1) as usize;
-    let per_col = last_step.div_ceil(MAX_COLUMNS).max(1);
+    // Bounded in cells (rows are ranks, up to the contract's world-size limit) and built in
+    // one pass over the samples, never over the step range, which a bad step number could make huge.
+    let max_columns = (MAX_CELLS / world).clamp(1, MAX_COLUMNS);
+    let per_col = last_step.div_ceil(max_columns).max(1);
+    let columns = last_step.div_ceil(per_col);
     let matrix: Vec<Vec<Option<f64>>> = allreduce
         .iter()
         .map(|row| {
-            (0..last_step.div_ceil(per_col))
-                .map(|c| {
-                    let v: Vec<f64> = (c * per_col..((c + 1) * per_col).min(last_step)).filter_map(|s| row.get(&(s as i64)).copied()).collect();
-                    mean(&v)
-                })
-                .collect()
+            let mut cells = vec![(0.0f64, 0usize); columns];
+            for (step, v) in row {
+                let cell = &mut cells[(*step as usize / per_col).min(columns.saturating_sub(1))];
+                *cell = (cell.0 + v, cell.1 + 1);
+            }
+            cells.into_iter().map(|(sum, n)| (n > 0).then(|| sum / n as f64)).collect()
         })
         .collect();
     let mut loss: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
