@@ -1,7 +1,8 @@
-//! Writes every current schema, self-contained (`registry().schema_json(name)`), to
-//! `<dir>/<name>.avsc`, with trackiq's Parsing Canonical Form and fingerprint beside it in
-//! `<dir>/<name>.trackiq`: the input of `schemas/tests/fixtures/spec_fingerprints.py`, which
-//! checks both with Python's Avro libraries.
+//! Writes every schema version trackiq decodes, self-contained, to `<dir>/<name>.<n>.avsc`
+//! (n = 0 is the current version, `registry().schema_json(name)`; then the history), with
+//! trackiq's fingerprint, legacy fingerprint and Parsing Canonical Form, one a line, beside
+//! it in `<dir>/<name>.<n>.trackiq`: the input of `schemas/tests/fixtures/spec_fingerprints.py`,
+//! which checks them with Python's Avro libraries.
 //!
 //! cargo run -q -p trackiq-schemas --example schema_json -- /tmp/trackiq-schemas
 
@@ -23,12 +24,18 @@ const NAMES: [&str; 9] = [
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).ok_or("usage: schema_json <dir>")?);
     std::fs::create_dir_all(&dir)?;
+    let hex = |fp: [u8; 8]| fp.iter().map(|b| format!("{b:02x}")).collect::<String>();
     for name in NAMES {
-        let json = registry().schema_json(name).ok_or(format!("no schema {name}"))?;
-        std::fs::write(dir.join(format!("{name}.avsc")), serde_json::to_string_pretty(json)?)?;
-        let form = registry().canonical_form(name).ok_or(format!("no schema {name}"))?;
-        let fp: String = registry().fingerprint(name).ok_or("no fingerprint")?.iter().map(|b| format!("{b:02x}")).collect();
-        std::fs::write(dir.join(format!("{name}.trackiq")), format!("{fp}\n{form}\n"))?;
+        let current = registry().schema_json(name).ok_or(format!("no schema {name}"))?;
+        for (n, v) in registry().versions(name).into_iter().enumerate() {
+            // The listing's order is the contract this file relies on: current first.
+            if n == 0 && v.json != current {
+                return Err(format!("{name}: the first version listed is not the current one").into());
+            }
+            std::fs::write(dir.join(format!("{name}.{n}.avsc")), serde_json::to_string_pretty(v.json)?)?;
+            let about = format!("{}\n{}\n{}\n", hex(v.fingerprint), hex(v.legacy_fingerprint), v.canonical_form);
+            std::fs::write(dir.join(format!("{name}.{n}.trackiq")), about)?;
+        }
     }
     Ok(())
 }

@@ -104,12 +104,29 @@ impl AnyEvent {
 struct Known {
     name: &'static str,
     writer: Schema,
+    /// Self-contained JSON (references to other files inlined).
+    json: serde_json::Value,
     /// The spec's Parsing Canonical Form, whose CRC-64-AVRO is `fingerprint`.
     canonical: String,
     fingerprint: [u8; 8],
     /// apache-avro's `Schema::fingerprint::<Rabin>()`, which trackiq wrote before it
     /// followed the spec: still accepted so that those records decode.
     legacy_fingerprint: [u8; 8],
+}
+
+/// One schema version of a record type, as [`Registry::versions`] lists them.
+#[derive(Debug, Clone, Copy)]
+pub struct Version<'a> {
+    /// CRC-64-AVRO of `canonical_form`: what single-object encoding carries.
+    pub fingerprint: [u8; 8],
+    /// apache-avro 0.21's fingerprint of the same schema (its canonical form keeps logical
+    /// types): what trackiq wrote before following the spec, still decoded.
+    pub legacy_fingerprint: [u8; 8],
+    /// The spec's Parsing Canonical Form.
+    pub canonical_form: &'a str,
+    /// The schema as self-contained JSON.
+    pub json: &'a serde_json::Value,
+    pub schema: &'a Schema,
 }
 
 /// Schemas by name and by fingerprint.
@@ -141,7 +158,7 @@ impl Registry {
                 .map_err(|e| SchemaError::SchemaFile { name, reason: e.to_string() })?;
             collect_named(&raw, "trackiq", &mut named);
             let full = inline_references(&raw, &named, &mut Default::default(), "trackiq");
-            let known = parse(name, &full)?;
+            let known = parse(name, full.clone())?;
             current.insert(*name, (known.writer.clone(), known.fingerprint));
             versions.push(known);
             json.insert(*name, full);
@@ -152,7 +169,7 @@ impl Registry {
                 .map_err(|e| SchemaError::SchemaFile { name, reason: e.to_string() })?;
             let full = inline_references(&raw, &named_then, &mut Default::default(), "trackiq");
             named_then.insert(name.to_string(), full.clone());
-            versions.push(parse(name, &full)?);
+            versions.push(parse(name, full)?);
         }
         let mut by_fingerprint = HashMap::new();
         for (i, known) in versions.iter().enumerate() {
@@ -187,24 +204,26 @@ impl Registry {
         v
     }
 
-    /// The fingerprints records of a type were written with before trackiq followed the
-    /// spec (apache-avro's), one per version; still decoded.
-    pub fn legacy_fingerprints(&self, name: &str) -> Vec<[u8; 8]> {
-        let mut v: Vec<_> = self.versions.iter().filter(|k| k.name == name).map(|k| k.legacy_fingerprint).collect();
-        v.sort();
-        v
+    /// Every schema version of a record type this build decodes, current first, then the
+    /// history from oldest to newest.
+    pub fn versions(&self, name: &str) -> Vec<Version<'_>> {
+        self.versions
+            .iter()
+            .filter(|k| k.name == name)
+            .map(|k| Version {
+                fingerprint: k.fingerprint,
+                legacy_fingerprint: k.legacy_fingerprint,
+                canonical_form: &k.canonical,
+                json: &k.json,
+                schema: &k.writer,
+            })
+            .collect()
     }
 
     /// CRC-64-AVRO fingerprint of the current schema's Parsing Canonical Form: what
     /// [`Registry::encode`] writes and any standard Avro writer computes.
     pub fn fingerprint(&self, name: &str) -> Option<[u8; 8]> {
         self.current.get(name).map(|(_, fp)| *fp)
-    }
-
-    /// Parsing Canonical Form of the current schema of a record type.
-    pub fn canonical_form(&self, name: &str) -> Option<&str> {
-        let fp = self.fingerprint(name)?;
-        self.by_fingerprint.get(&fp).map(|&i| self.versions[i].canonical.as_str())
     }
 
     /// Encodes an event with its current schema.
@@ -283,14 +302,14 @@ impl Registry {
 }
 
 /// Parses one self-contained schema version and computes both of its fingerprints.
-fn parse(name: &'static str, json: &serde_json::Value) -> Result<Known, SchemaError> {
+fn parse(name: &'static str, json: serde_json::Value) -> Result<Known, SchemaError> {
     let file_error = |e: &dyn std::fmt::Display| SchemaError::SchemaFile { name, reason: e.to_string() };
-    let writer = Schema::parse(json).map_err(|e| file_error(&e))?;
-    let form = canonical::parsing_canonical_form(json).map_err(|e| file_error(&e))?;
+    let writer = Schema::parse(&json).map_err(|e| file_error(&e))?;
+    let form = canonical::parsing_canonical_form(&json).map_err(|e| file_error(&e))?;
     let fingerprint = canonical::crc64_avro(form.as_bytes()).to_le_bytes();
     let legacy = writer.fingerprint::<Rabin>().bytes;
     let legacy_fingerprint: [u8; 8] = legacy.as_slice().try_into().expect("Rabin fingerprints are 8 bytes");
-    Ok(Known { name, writer, canonical: form, fingerprint, legacy_fingerprint })
+    Ok(Known { name, writer, json, canonical: form, fingerprint, legacy_fingerprint })
 }
 
 fn full_name(obj: &serde_json::Map<String, serde_json::Value>, ns: &str) -> Option<(String, String)> {

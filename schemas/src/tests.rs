@@ -225,16 +225,34 @@ fn version_1_verdicts_decode_without_findings_or_pvalues() {
 
 #[test]
 fn records_are_standard_single_object_encoding() {
-    // apache-avro's own single-object reader must accept our framing and fingerprint.
+    // `C3 01`, the CRC-64-AVRO of the writer schema's Parsing Canonical Form (little-endian),
+    // then a datum any Avro library decodes with the schema alone.
     let reg = registry();
     let started = run_started();
     let bytes = reg.encode(&started).unwrap();
     assert_eq!(&bytes[..2], &[0xC3, 0x01]);
-    let schema = reg.schema("trackiq.RunStarted").unwrap().clone();
-    let reader = apache_avro::GenericSingleObjectReader::new(schema).unwrap();
-    let value = reader.read_value(&mut bytes.as_slice()).unwrap();
+    let current = &reg.versions("trackiq.RunStarted")[0];
+    let spec = codec::canonical::crc64_avro(current.canonical_form.as_bytes()).to_le_bytes();
+    assert_eq!(bytes[2..10], spec);
+    assert_ne!(bytes[2..10], current.legacy_fingerprint, "the spec's fingerprint is written, not apache-avro's");
+    let value = apache_avro::from_avro_datum(current.schema, &mut &bytes[10..], None).unwrap();
     let back: RunStarted = apache_avro::from_value(&value).unwrap();
     assert_eq!(back, started);
+}
+
+#[test]
+fn records_of_apache_avro_single_object_writer_still_decode() {
+    // apache-avro's writer frames with its own fingerprint, as trackiq did before it followed
+    // the spec: the legacy alias must keep such records (and the history in Kafka and
+    // Parquet) readable.
+    let reg = registry();
+    let started = run_started();
+    let schema = reg.schema("trackiq.RunStarted").unwrap();
+    let value = apache_avro::to_value(&started).unwrap().resolve(schema).unwrap();
+    let mut bytes = Vec::new();
+    apache_avro::GenericSingleObjectWriter::new_with_capacity(schema, 128).unwrap().write_value(value, &mut bytes).unwrap();
+    assert_eq!(bytes[2..10], reg.versions("trackiq.RunStarted")[0].legacy_fingerprint);
+    assert_eq!(reg.decode::<RunStarted>(&bytes).unwrap(), started);
 }
 
 #[test]
@@ -309,10 +327,12 @@ fn arrow_schemas_exist_for_every_table() {
 /// Fingerprints of every schema version ever written. Records in Kafka and in Parquet carry
 /// them, so a change to an `.avsc` file (or to how references are inlined) that alters an old
 /// version's fingerprint would make old records undecodable: such a change must add a new
-/// version instead. The values were printed by this build before RunSummary version 3.
+/// version instead.
 #[test]
 fn fingerprints_of_written_versions_never_change() {
-    const WRITTEN: &[(&str, &str)] = &[
+    // apache-avro's fingerprints, which trackiq wrote until it followed the spec; printed by
+    // this build before RunSummary version 3. They stay accepted as aliases.
+    const LEGACY: &[(&str, &str)] = &[
         ("trackiq.RunSummary", "770705a812cdc19a"),
         ("trackiq.Verdict", "1297458dfa7f2a24"),
         ("trackiq.Verdict", "5966545db82c2aec"),
@@ -321,8 +341,28 @@ fn fingerprints_of_written_versions_never_change() {
         ("trackiq.RunStarted", "0c459f5d9a80eedf"),
         ("trackiq.SampleBatch", "f6086629e4e1d474"),
     ];
-    for (name, fp) in WRITTEN {
-        let known: Vec<String> = registry().writer_schemas(name).iter().map(|(f, _)| f.iter().map(|b| format!("{b:02x}")).collect()).collect();
-        assert!(known.iter().any(|k| k == fp), "{name} version {fp} is no longer decodable (known: {known:?})");
+    // The spec's fingerprints of the same versions, which trackiq writes since; computed by
+    // fastavro too (schemas/tests/python_avro.rs has the command).
+    const SPEC: &[(&str, &str)] = &[
+        ("trackiq.RunSummary", "30730dc92aa45460"),
+        ("trackiq.Verdict", "cff68c80dddeaf8d"),
+        ("trackiq.Verdict", "52b182a837ee9580"),
+        ("trackiq.RunFinished", "3f55122af2fe3eac"),
+        ("trackiq.RunFinished", "fa382e59580af6f3"),
+        ("trackiq.RunStarted", "405e62a555e35d4d"),
+        ("trackiq.SampleBatch", "2dc1b7967b95c0b9"),
+    ];
+    let hex = |f: [u8; 8]| f.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    for (list, which) in [(LEGACY, "legacy"), (SPEC, "spec")] {
+        for (name, fp) in list {
+            let versions = registry().versions(name);
+            let known: Vec<String> = versions.iter().map(|v| hex(if which == "spec" { v.fingerprint } else { v.legacy_fingerprint })).collect();
+            assert!(known.iter().any(|k| k == fp), "{name} {which} fingerprint {fp} is no longer known (known: {known:?})");
+            // Known is not enough: a record carrying it must reach the decoder.
+            let mut bytes = vec![0xC3, 0x01];
+            bytes.extend((0..8).map(|i| u8::from_str_radix(&fp[2 * i..2 * i + 2], 16).unwrap()));
+            let err = registry().decode_any(&bytes).unwrap_err();
+            assert!(matches!(err, SchemaError::Decode { .. }), "{name} {fp}: an empty datum fails to decode, not {err}");
+        }
     }
 }

@@ -105,7 +105,7 @@ fn an_s3_outage_of_30_s_loses_nothing_and_the_backlog_drains() {
         (n >= expected).then_some(n)
     });
     assert_eq!(n, expected, "every latency sample once");
-    let distinct = sql_n(&up, "SELECT count(DISTINCT run_id || '/' || CAST(ts_us AS VARCHAR)) AS n FROM samples WHERE metric = 'latency_ms'");
+    let distinct = sql_n(&up, "SELECT count(DISTINCT run_id || '/' || CAST(ts AS VARCHAR)) AS n FROM samples WHERE metric = 'latency_ms'");
     assert_eq!(distinct, expected, "no sample twice");
     wait_for("a verdict for every run", Duration::from_secs(60), || (sql_n(&up, "SELECT count(DISTINCT run_id) AS n FROM verdicts") >= runs.len() as i64).then_some(()));
     let metrics = up.metrics_text();

@@ -249,3 +249,6 @@ fn fixed_size(v: &Value, path: &str) -> Result<u64, SchemaError> {
 fn write_string(s: &str, out: &mut String) {
     out.push_str(&Value::String(s.to_string()).to_string());
 }
+
+#[cfg(test)]
+mod tests;
