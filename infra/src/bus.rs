@@ -234,7 +234,13 @@ impl Bus {
     pub async fn ensure_topics(&self) -> Result<(), InfraError> {
         let admin: AdminClient<DefaultClientContext> =
             self.client_config().create().map_err(InfraError::kafka("creating an admin client"))?;
-        let names = self.topics.all();
+        // Only the missing ones: the embedded broker logs every "already exists" as an error.
+        let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(10)).map_err(InfraError::kafka("reading topic metadata"))?;
+        let existing: std::collections::HashSet<&str> = metadata.topics().iter().filter(|t| !t.partitions().is_empty()).map(|t| t.name()).collect();
+        let names: Vec<&str> = self.topics.all().into_iter().filter(|t| !existing.contains(t)).collect();
+        if names.is_empty() {
+            return Ok(());
+        }
         let new: Vec<NewTopic<'_>> = names
             .iter()
             .map(|t| NewTopic::new(t, self.config.partitions, TopicReplication::Fixed(self.config.replication)))

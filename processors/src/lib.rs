@@ -1,10 +1,11 @@
 //! trackiq's streaming processors ; statistics come from the pure `trackiq-stats` crate.
 //!
-//! Each processor is a service `run(config, bus, [store,] shutdown)` reading Kafka in its own
-//! consumer group and storing offsets only after its effect is durable.
+//! Each processor is a [`trackiq_infra::runtime::Stage`]: its logic and state only. The stage
+//! runtime consumes Kafka for it (one consumer group per stage), validates records, applies
+//! its effects and stores offsets only after they are durable.
 //!
 //! # Layout
-//! - [`aggregator`] — runs + samples → `RunSummary` (percentiles, throughput, histogram)
+//! - [`aggregator`] — a run's events → `RunSummary` (percentiles, throughput, histogram; sketches for long runs)
 //! - [`health`] — cluster-health detectors (straggler, failed/stalled worker, ...) and summary
 //! - [`archiver`] — every topic → hive-partitioned Parquet in the object store
 //! - [`verdict`] — `RunSummary` → `Verdict` against the series baseline

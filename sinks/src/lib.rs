@@ -1,11 +1,12 @@
 //! trackiq's sinks: where verdicts leave the pipeline.
 //!
-//! Each sink is a service `run(config, bus, ..., shutdown)` reading the verdicts topic in its
-//! own consumer group; offsets are stored after the report is written or the webhook answered.
+//! Each sink is a [`trackiq_infra::runtime::Stage`] reading the verdicts topic in its own
+//! consumer group; the runtime stores offsets after the report is written or the webhook
+//! answered, and retries an unreachable store or endpoint with backoff.
 //!
 //! # Layout
 //! - [`report`] — HTML report per run (tera + plotters SVG charts)
-//! - [`webhook`] — JSON POST with retries and backoff; give-ups go to the dead-letter topic
+//! - [`webhook`] — JSON POST, retried while the endpoint is down; refusals go to the dead-letter topic
 
 pub mod error;
 pub mod report;
