@@ -69,6 +69,9 @@ fn bad_records_are_dead_lettered_with_the_field_and_the_pipeline_stays_up() {
         let rows = sql(&up, "SELECT stage, reason, source_topic FROM dlq WHERE stage = 'aggregator' ORDER BY kafka_partition, kafka_offset");
         (rows.len() >= probes.len() + 1).then_some(rows)
     });
+    for l in &letters {
+        eprintln!("dead letter: {}", l["reason"].as_str().unwrap());
+    }
     for (name, _, field) in &probes {
         assert!(letters.iter().any(|l| l["reason"].as_str().unwrap().contains(field)), "no dead letter naming {field} for probe {name}: {letters:?}");
     }
