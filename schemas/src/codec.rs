@@ -18,6 +18,7 @@ use crate::error::SchemaError;
 use crate::events::{BaselinePin, DeadLetter, Detection, RunFinished, RunStarted, RunSummary, SampleBatch, TrendResult, Verdict};
 
 pub mod canonical;
+mod guard;
 
 /// Marker bytes that open every single-object encoded record.
 pub const MAGIC: [u8; 2] = [0xC3, 0x01];
@@ -104,6 +105,8 @@ impl AnyEvent {
 struct Known {
     name: &'static str,
     writer: Schema,
+    /// Named types of `writer`, for the guard's walk over a datum.
+    names: guard::Names,
     /// Self-contained JSON (references to other files inlined).
     json: serde_json::Value,
     /// The spec's Parsing Canonical Form, whose CRC-64-AVRO is `fingerprint`.
@@ -289,6 +292,9 @@ impl Registry {
     }
 
     fn datum<E: DeserializeOwned>(&self, known: &Known, mut datum: &[u8]) -> Result<E, SchemaError> {
+        // Before apache-avro sizes anything by what the datum claims ([`guard`]).
+        guard::check(&known.writer, &known.names, datum)
+            .map_err(|source| SchemaError::Decode { name: known.name, source: Box::new(source) })?;
         let reader = self.current.get(known.name).map(|(s, _)| s);
         let same = reader.is_some_and(|r| std::ptr::eq(r, &known.writer) || r == &known.writer);
         let value = apache_avro::from_avro_datum(&known.writer, &mut datum, if same { None } else { reader })
@@ -305,11 +311,12 @@ impl Registry {
 fn parse(name: &'static str, json: serde_json::Value) -> Result<Known, SchemaError> {
     let file_error = |e: &dyn std::fmt::Display| SchemaError::SchemaFile { name, reason: e.to_string() };
     let writer = Schema::parse(&json).map_err(|e| file_error(&e))?;
+    let names = guard::names(&writer).map_err(|e| file_error(&e))?;
     let form = canonical::parsing_canonical_form(&json).map_err(|e| file_error(&e))?;
     let fingerprint = canonical::crc64_avro(form.as_bytes()).to_le_bytes();
     let legacy = writer.fingerprint::<Rabin>().bytes;
     let legacy_fingerprint: [u8; 8] = legacy.as_slice().try_into().expect("Rabin fingerprints are 8 bytes");
-    Ok(Known { name, writer, json, canonical: form, fingerprint, legacy_fingerprint })
+    Ok(Known { name, writer, names, json, canonical: form, fingerprint, legacy_fingerprint })
 }
 
 fn full_name(obj: &serde_json::Map<String, serde_json::Value>, ns: &str) -> Option<(String, String)> {

@@ -27,7 +27,7 @@ pub(crate) fn run_started() -> RunStarted {
     r
 }
 
-fn summary() -> RunSummary {
+pub(crate) fn summary() -> RunSummary {
     RunSummary {
         run: run_started(),
         status: RunStatus::Completed,
@@ -54,25 +54,17 @@ fn summary() -> RunSummary {
     }
 }
 
-#[test]
-fn every_event_round_trips_through_its_schema() {
-    let reg = registry();
+/// One event of every type, with the nested and optional parts filled in (a summary with and
+/// without cluster health): the round trip below and `validate`'s tests (every one of them
+/// must validate) share them.
+pub(crate) fn fixture_events() -> Vec<AnyEvent> {
     let started = run_started();
-    assert_eq!(reg.decode::<RunStarted>(&reg.encode(&started).unwrap()).unwrap(), started);
-
     let batch = SampleBatch {
         run_id: started.run_id.clone(),
         seq: 0,
         samples: vec![Sample { ts_us: 1, metric: "latency_ms".into(), value: 1.5, unit: "ms".into(), rank: Some(2), step: None }],
     };
-    assert_eq!(reg.decode::<SampleBatch>(&reg.encode(&batch).unwrap()).unwrap(), batch);
-
     let finished = RunFinished { run_id: started.run_id.clone(), status: RunStatus::Failed, ended_at: 5, sample_count: 1, error: Some("exit 1".into()) };
-    assert_eq!(reg.decode::<RunFinished>(&reg.encode(&finished).unwrap()).unwrap(), finished);
-
-    let s = summary();
-    assert_eq!(reg.decode::<RunSummary>(&reg.encode(&s).unwrap()).unwrap(), s);
-
     let detection = Detection {
         run_id: started.run_id.clone(),
         detector: "straggler".into(),
@@ -84,7 +76,6 @@ fn every_event_round_trips_through_its_schema() {
         threshold: 24.0,
         message: "rank 1 computes 61 ms".into(),
     };
-    assert_eq!(reg.decode::<Detection>(&reg.encode(&detection).unwrap()).unwrap(), detection);
     let mut clustered = summary();
     clustered.cluster = Some(ClusterHealth {
         world_size: 2,
@@ -95,17 +86,15 @@ fn every_event_round_trips_through_its_schema() {
         allreduce_ms: vec![vec![Some(1.0), None], vec![Some(1.5), Some(2.0)]],
         loss: vec![1.0, 0.5],
         faults: vec![FaultOutcome { kind: "slow_rank".into(), rank: 1, step: 1, injected_at: 9, detector: Some("straggler".into()), detected_at: Some(12), latency_ms: Some(0.003) }],
-        detections: vec![detection],
+        detections: vec![detection.clone()],
         false_alarms: 0,
     });
-    assert_eq!(reg.decode::<RunSummary>(&reg.encode(&clustered).unwrap()).unwrap(), clustered);
-
     let verdict = Verdict {
         run_id: started.run_id.clone(),
         series_id: started.series_id.clone(),
         evaluated_at: 9,
         severity: Severity::Block,
-        summary: s,
+        summary: summary(),
         metrics: vec![MetricVerdict {
             metric: "latency_ms".into(),
             direction: Direction::LowerIsBetter,
@@ -127,10 +116,6 @@ fn every_event_round_trips_through_its_schema() {
             message: "stdev rose".into(),
         }],
     };
-    let bytes = reg.encode(&verdict).unwrap();
-    assert_eq!(reg.decode::<Verdict>(&bytes).unwrap(), verdict);
-    assert!(matches!(reg.decode_any(&bytes).unwrap(), AnyEvent::Verdict(_)));
-
     let dead = DeadLetter {
         topic: "trackiq.samples".into(),
         partition: 1,
@@ -141,8 +126,6 @@ fn every_event_round_trips_through_its_schema() {
         key: Some(vec![1, 2]),
         payload: vec![0, 255, 7],
     };
-    assert_eq!(reg.decode::<DeadLetter>(&reg.encode(&dead).unwrap()).unwrap(), dead);
-
     let trend = TrendResult {
         series_id: "s".into(),
         metric: "latency_ms".into(),
@@ -159,11 +142,54 @@ fn every_event_round_trips_through_its_schema() {
         confidence: 0.9,
         change_points: vec![ChangePointEvent { run_id: "r".into(), index: 4, mean_before: 1.0, mean_after: 2.0, change_pct: 100.0, pvalue: 1e-5 }],
     };
-    assert_eq!(reg.decode::<TrendResult>(&reg.encode(&trend).unwrap()).unwrap(), trend);
     let mut values = BTreeMap::new();
     values.insert("latency_ms".to_string(), 2.5);
     let pin = BaselinePin { series_id: "s".into(), runs: vec![PinnedRun { run_id: "r".into(), values }], set_at: 3, reason: Some("v2 accepted".into()) };
-    assert_eq!(reg.decode::<BaselinePin>(&reg.encode(&pin).unwrap()).unwrap(), pin);
+    vec![
+        AnyEvent::RunStarted(started),
+        AnyEvent::SampleBatch(batch),
+        AnyEvent::RunFinished(finished),
+        AnyEvent::RunSummary(Box::new(summary())),
+        AnyEvent::RunSummary(Box::new(clustered)),
+        AnyEvent::Detection(detection),
+        AnyEvent::Verdict(Box::new(verdict)),
+        AnyEvent::DeadLetter(dead),
+        AnyEvent::TrendResult(Box::new(trend)),
+        AnyEvent::BaselinePin(pin),
+    ]
+}
+
+/// Encodes an event of any type with its current schema.
+pub(crate) fn encode_any(event: &AnyEvent) -> Vec<u8> {
+    let reg = registry();
+    match event {
+        AnyEvent::RunStarted(e) => reg.encode(e),
+        AnyEvent::SampleBatch(e) => reg.encode(e),
+        AnyEvent::RunFinished(e) => reg.encode(e),
+        AnyEvent::RunSummary(e) => reg.encode(e.as_ref()),
+        AnyEvent::Verdict(e) => reg.encode(e.as_ref()),
+        AnyEvent::DeadLetter(e) => reg.encode(e),
+        AnyEvent::TrendResult(e) => reg.encode(e.as_ref()),
+        AnyEvent::BaselinePin(e) => reg.encode(e),
+        AnyEvent::Detection(e) => reg.encode(e),
+    }
+    .unwrap_or_else(|e| panic!("{}: {e}", event.name()))
+}
+
+#[test]
+fn every_event_round_trips_through_its_schema() {
+    let reg = registry();
+    let events = fixture_events();
+    let mut types: Vec<&str> = events.iter().map(AnyEvent::name).collect();
+    types.dedup();
+    assert_eq!(types.len(), 9, "one event of every type: {types:?}");
+    for event in &events {
+        let bytes = encode_any(event);
+        assert_eq!(&reg.decode_any(&bytes).unwrap(), event, "{}", event.name());
+    }
+    // The typed decoder reads the same bytes as decode_any.
+    let AnyEvent::Verdict(verdict) = &events[6] else { panic!("events[6] is the verdict") };
+    assert_eq!(&reg.decode::<Verdict>(&encode_any(&events[6])).unwrap(), verdict.as_ref());
 }
 
 #[test]
@@ -365,4 +391,19 @@ fn fingerprints_of_written_versions_never_change() {
             assert!(matches!(err, SchemaError::Decode { .. }), "{name} {fp}: an empty datum fails to decode, not {err}");
         }
     }
+}
+
+/// The seed corpus of fuzz target `decode_validate` (`fuzz/seeds/decode_validate/`, written by
+/// `fuzz/examples/seeds.rs`): one record of every type, current and legacy framing. Seeds that
+/// stopped decoding would leave the fuzzer starting from nothing but the header check.
+#[test]
+fn fuzz_seed_records_are_valid_events() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/decode_validate");
+    let mut types = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        let event = registry().decode_valid(&std::fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        types.insert(event.name());
+    }
+    assert_eq!(types.len(), 9, "{types:?}");
 }

@@ -240,10 +240,12 @@ pub fn parse_size_range(spec: &str) -> Result<Vec<u64>, String> {
         return Err(bad("the minimum must be at least 4 B (one float) and not above the maximum"));
     }
     let mut out = Vec::new();
-    let mut s = lo;
-    while s <= hi {
-        out.push(s);
-        s *= 2;
+    // Doubling stops at the maximum or where it would leave u64 (a maximum of 2^63 B or more
+    // overflowed here: a panic, or without overflow checks an endless run of zeros).
+    let mut s = Some(lo);
+    while let Some(size) = s.filter(|&size| size <= hi) {
+        out.push(size);
+        s = size.checked_mul(2);
     }
     Ok(out)
 }
@@ -260,5 +262,28 @@ mod size_tests {
         assert_eq!((s.len(), s[0], s[1], *s.last().unwrap()), (24, 8, 16, 64 << 20));
         assert!(parse_size_range("64MiB..8B").unwrap_err().contains("64MiB..8B"));
         assert!(parse_size_range("8B-64MiB").unwrap_err().contains("no `..`"));
+        // Up to the largest u64: doubling ends at 2^63 instead of overflowing.
+        let s = parse_size_range("4..18446744073709551615").unwrap();
+        assert_eq!((s.len(), *s.last().unwrap()), (62, 1 << 63));
+    }
+
+    /// Inputs on which fuzz target `import_nccl` failed (`tests/fuzz_regressions/import_nccl/`
+    /// of this crate; `fuzz/README.md` tells how to reproduce one): each goes through what
+    /// the target calls, which must return rather than panic.
+    #[test]
+    fn fuzz_findings_parse_or_fail_without_panicking() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions/import_nccl");
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        assert!(!files.is_empty(), "{} holds the findings", dir.display());
+        for path in files {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            let run = std::panic::catch_unwind(|| {
+                for r in [parse_any(&text), parse_text(&text), parse_json(&text)].into_iter().flatten() {
+                    to_samples(&r, 0);
+                }
+                (parse_size(&text), parse_size_range(&text).map(|s| s.len()))
+            });
+            assert!(run.is_ok(), "{} panicked", path.display());
+        }
     }
 }
