@@ -45,6 +45,9 @@ const HISTORY: &[(&str, &str)] = &[
     ("trackiq.RunSummary", include_str!("../avro/history/RunSummary.v1.avsc")),
     ("trackiq.Verdict", include_str!("../avro/history/Verdict.v1.avsc")),
     ("trackiq.Verdict", include_str!("../avro/history/Verdict.v2.avsc")),
+    // RunSummary v2 (before `percentile_error`), and the Verdict that embedded it.
+    ("trackiq.RunSummary", include_str!("../avro/history/RunSummary.v2.avsc")),
+    ("trackiq.Verdict", include_str!("../avro/history/Verdict.v3.avsc")),
 ];
 
 /// A type that travels as one Avro record.

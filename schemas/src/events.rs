@@ -149,6 +149,10 @@ pub struct MetricSummary {
     pub max: f64,
     #[serde(default)]
     pub histogram: Option<Histogram>,
+    /// Added in schema version 3: `None` when the percentiles are exact; else they come
+    /// from a quantile sketch and are within this relative error (e.g. 0.01).
+    #[serde(default)]
+    pub percentile_error: Option<f64>,
 }
 
 /// A run-level figure derived from the samples, such as throughput.

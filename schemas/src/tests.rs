@@ -48,6 +48,7 @@ pub(crate) fn summary() -> RunSummary {
             p99: 2.98,
             max: 3.0,
             histogram: Some(Histogram { edges: vec![1.0, 2.0, 3.0], counts: vec![1, 2] }),
+            percentile_error: None,
         }],
         derived: vec![DerivedMetric { name: "throughput_per_sec".into(), value: 3.0, unit: "1/s".into() }],
         cluster: None,
@@ -196,7 +197,7 @@ fn every_event_round_trips_through_its_schema() {
 fn version_1_verdicts_decode_without_findings_or_pvalues() {
     // A v1 Verdict, written with the v1 schema as an old verdict processor did.
     let versions = registry().writer_schemas("trackiq.Verdict");
-    assert_eq!(versions.len(), 3, "v1, v2 and v3 are known");
+    assert_eq!(versions.len(), 4, "v1, v2, v3 and v4 are known");
     let (fp, v1) = versions.into_iter().find(|(_, s)| !s.canonical_form().contains("findings")).unwrap();
     #[derive(serde::Serialize)]
     struct MetricV1 {
@@ -366,6 +367,12 @@ fn fingerprints_of_written_versions_never_change() {
         ("trackiq.RunFinished", "b2b679cafa15c5c2"),
         ("trackiq.RunStarted", "0c459f5d9a80eedf"),
         ("trackiq.SampleBatch", "f6086629e4e1d474"),
+        ("trackiq.RunSummary", "db829b40b9aa3220"),
+        ("trackiq.Verdict", "823e608d582b6fee"),
+        ("trackiq.Detection", "ddea33254b851c00"),
+        ("trackiq.DeadLetter", "3c10bd2b4d904f11"),
+        ("trackiq.TrendResult", "5bc6d1e05c80f330"),
+        ("trackiq.BaselinePin", "9a890f60dc9be4e1"),
     ];
     // The spec's fingerprints of the same versions, which trackiq writes since; computed by
     // fastavro too (schemas/tests/python_avro.rs has the command).
@@ -377,6 +384,12 @@ fn fingerprints_of_written_versions_never_change() {
         ("trackiq.RunFinished", "fa382e59580af6f3"),
         ("trackiq.RunStarted", "405e62a555e35d4d"),
         ("trackiq.SampleBatch", "2dc1b7967b95c0b9"),
+        ("trackiq.RunSummary", "45bd03f646f22d53"),
+        ("trackiq.Verdict", "2a99ec7684a6b1c1"),
+        ("trackiq.Detection", "4c96297aaeb24c9c"),
+        ("trackiq.DeadLetter", "1dcdb4ebc1fd3455"),
+        ("trackiq.TrendResult", "f04f227343053c29"),
+        ("trackiq.BaselinePin", "022aa30f3266566a"),
     ];
     let hex = |f: [u8; 8]| f.iter().map(|b| format!("{b:02x}")).collect::<String>();
     for (list, which) in [(LEGACY, "legacy"), (SPEC, "spec")] {

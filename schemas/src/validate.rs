@@ -190,6 +190,7 @@ fn metric_summary(p: &str, m: &MetricSummary) -> Result<(), SchemaError> {
         finite(&at(p, k), v)?;
     }
     finite_opt(&at(p, "stdev"), m.stdev)?;
+    finite_opt(&at(p, "percentile_error"), m.percentile_error)?;
     m.histogram.as_ref().map_or(Ok(()), |h| histogram(&at(p, "histogram"), h))
 }
 

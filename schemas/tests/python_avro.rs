@@ -23,13 +23,15 @@ const PYTHON: &[(&str, usize, &str, &str)] = &[
     ("trackiq.RunFinished", 0, "fa382e59580af6f3", "b2b679cafa15c5c2"),
     ("trackiq.RunFinished", 1, "3f55122af2fe3eac", "8985625ff193c41d"),
     ("trackiq.RunStarted", 0, "405e62a555e35d4d", "0c459f5d9a80eedf"),
-    ("trackiq.RunSummary", 0, "45bd03f646f22d53", "db829b40b9aa3220"),
+    ("trackiq.RunSummary", 0, "a251be9829d8e21b", "b67184e89784d2e3"),
     ("trackiq.RunSummary", 1, "30730dc92aa45460", "770705a812cdc19a"),
+    ("trackiq.RunSummary", 2, "45bd03f646f22d53", "db829b40b9aa3220"),
     ("trackiq.SampleBatch", 0, "2dc1b7967b95c0b9", "f6086629e4e1d474"),
     ("trackiq.TrendResult", 0, "f04f227343053c29", "5bc6d1e05c80f330"),
-    ("trackiq.Verdict", 0, "2a99ec7684a6b1c1", "823e608d582b6fee"),
+    ("trackiq.Verdict", 0, "c60b360677ad2254", "15eaa96859a5d055"),
     ("trackiq.Verdict", 1, "cff68c80dddeaf8d", "1297458dfa7f2a24"),
     ("trackiq.Verdict", 2, "52b182a837ee9580", "5966545db82c2aec"),
+    ("trackiq.Verdict", 3, "2a99ec7684a6b1c1", "823e608d582b6fee"),
 ];
 
 /// fastavro's `to_parsing_canonical_form` of SampleBatch, printed by the script above.

@@ -64,7 +64,7 @@ fn verdict_state_is_rebuilt_from_parquet_after_a_restart() {
             error: None,
             metrics: vec![trackiq_schemas::MetricSummary {
                 metric: "latency_ms".into(), unit: "ms".into(), count: 1, mean: 13.0, stdev: None,
-                min: 13.0, p50: 13.0, p90: 13.0, p95: 13.0, p99: 13.0, max: 13.0, histogram: None,
+                min: 13.0, p50: 13.0, p90: 13.0, p95: 13.0, p99: 13.0, max: 13.0, histogram: None, percentile_error: None,
             }],
             derived: Vec::new(),
             cluster: None,

@@ -62,9 +62,13 @@ pub(super) fn summarize_run(run_id: &str, run: OpenRun, bins: usize) -> Option<R
     for (metric, (unit, values)) in run.values {
         let Some(acc) = values.summary(bins) else { continue };
         let s = acc.summary;
-        if let Precision::Sketched { relative_error } = acc.precision {
-            sketched.push(format!("{metric} (±{:.0} %)", relative_error * 100.0));
-        }
+        let percentile_error = match acc.precision {
+            Precision::Sketched { relative_error } => {
+                sketched.push(metric.clone());
+                Some(relative_error)
+            }
+            Precision::Exact => None,
+        };
         let histogram = (s.count >= 2 && bins > 0).then_some(Histogram { edges: acc.edges, counts: acc.counts });
         metrics.push(MetricSummary {
             metric,
@@ -79,6 +83,7 @@ pub(super) fn summarize_run(run_id: &str, run: OpenRun, bins: usize) -> Option<R
             p99: s.p99,
             max: s.max,
             histogram,
+            percentile_error,
         });
     }
     if !sketched.is_empty() {

@@ -144,3 +144,20 @@ fn runs_ready_together_are_published_in_start_order() {
     let order: Vec<_> = a.take_ready(now).into_iter().map(|c| c.summary.unwrap().run.run_id).collect();
     assert_eq!(order, ["early", "mid", "late"]);
 }
+
+#[test]
+fn beyond_the_exact_limit_percentiles_come_from_a_sketch_and_the_summary_says_so() {
+    let mut a = Aggregation::new(AggregatorConfig { exact_samples_per_metric: 10, ..Default::default() });
+    let now = Instant::now();
+    a.apply(pos("runs", 0, 0), AnyEvent::RunStarted(started("long", 5)), now);
+    let values: Vec<f64> = (1..=1000).map(f64::from).collect();
+    a.apply(pos("runs", 0, 1), batch("long", 0, &values), now);
+    a.apply(pos("runs", 0, 2), finished("long", 1000), now);
+    let s = a.take_ready(now).pop().unwrap().summary.unwrap();
+    let m = &s.metrics[0];
+    assert_eq!(m.percentile_error, Some(trackiq_stats::accumulator::SKETCH_RELATIVE_ACCURACY));
+    // numpy: np.percentile(np.arange(1, 1001), [50, 99]) -> [500.5, 990.01]
+    assert!((m.p50 - 500.5).abs() <= 0.01 * 500.5, "{}", m.p50);
+    assert!((m.p99 - 990.01).abs() <= 0.01 * 990.01, "{}", m.p99);
+    assert_eq!((m.count, m.min, m.max, m.mean), (1000, 1.0, 1000.0, 500.5), "count, extremes and mean stay exact");
+}

@@ -135,7 +135,7 @@ fn summary_of(rows: &[Row]) -> Option<RunSummary> {
             let g = |k: &str| f(r, k).unwrap_or(mean);
             metrics.push(MetricSummary {
                 metric: name, unit, count: i(r, "count").unwrap_or(1), mean, stdev: f(r, "stdev"),
-                min: g("min"), p50: g("p50"), p90: g("p90"), p95: g("p95"), p99: g("p99"), max: g("max"), histogram: None,
+                min: g("min"), p50: g("p50"), p90: g("p90"), p95: g("p95"), p99: g("p99"), max: g("max"), histogram: None, percentile_error: None,
             });
         }
     }

@@ -95,7 +95,7 @@ mod tests {
     fn summary(id: &str, started: i64, latency: f64, status: RunStatus) -> RunSummary {
         let m = MetricSummary {
             metric: "latency_ms".into(), unit: "ms".into(), count: 1, mean: latency, stdev: None,
-            min: latency, p50: latency, p90: latency, p95: latency, p99: latency, max: latency, histogram: None,
+            min: latency, p50: latency, p90: latency, p95: latency, p99: latency, max: latency, histogram: None, percentile_error: None,
         };
         RunSummary {
             run: RunStarted {

@@ -43,6 +43,7 @@ fn run(series: &str, i: usize, latency_ms: f64) -> RunSummary {
             p99: latency_ms,
             max: latency_ms,
             histogram: None,
+            percentile_error: None,
         }],
         derived: Vec::new(),
         cluster: None,

@@ -92,10 +92,15 @@ pub fn render(v: &Verdict) -> Result<String, SinkError> {
         .metrics
         .iter()
         .map(|m| {
+            // Percentiles from a quantile sketch say so: "≈12.3 (±1 %)".
+            let pct = |v: f64| match m.percentile_error {
+                Some(e) => format!("≈{} (±{} %)", fmt_num(v), fmt_num(e * 100.0)),
+                None => fmt_num(v),
+            };
             serde_json::json!({
                 "metric": m.metric, "unit": m.unit, "count": m.count, "mean": fmt_num(m.mean), "stdev": opt(m.stdev),
-                "min": fmt_num(m.min), "p50": fmt_num(m.p50), "p90": fmt_num(m.p90), "p95": fmt_num(m.p95),
-                "p99": fmt_num(m.p99), "max": fmt_num(m.max),
+                "min": fmt_num(m.min), "p50": pct(m.p50), "p90": pct(m.p90), "p95": pct(m.p95),
+                "p99": pct(m.p99), "max": fmt_num(m.max),
             })
         })
         .collect();
@@ -211,7 +216,7 @@ mod tests {
         };
         let m = MetricSummary {
             metric: "latency_ms".into(), unit: "ms".into(), count: 4, mean: 2.5, stdev: Some(1.29), min: 1.0, p50: 2.5, p90: 3.7,
-            p95: 3.85, p99: 3.97, max: 4.0, histogram: Some(Histogram { edges: vec![1.0, 2.5, 4.0], counts: vec![2, 2] }),
+            p95: 3.85, p99: 3.97, max: 4.0, histogram: Some(Histogram { edges: vec![1.0, 2.5, 4.0], counts: vec![2, 2] }), percentile_error: None,
         };
         let summary = RunSummary { run, status: RunStatus::Completed, ended_at: 1, sample_count: 4, expected_sample_count: Some(4), error: None, metrics: vec![m], derived: vec![], cluster: None };
         let v = Verdict {
