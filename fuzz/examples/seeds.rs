@@ -54,7 +54,7 @@ fn summary() -> RunSummary {
         metrics: vec![MetricSummary {
             metric: "latency_ms".into(), unit: "ms".into(), count: 3, mean: 2.0, stdev: Some(1.0), min: 1.0, p50: 2.0, p90: 2.8, p95: 2.9, p99: 2.98, max: 3.0,
             histogram: Some(Histogram { edges: vec![1.0, 2.0, 3.0], counts: vec![1, 2] }),
-            percentile_error: None,
+            percentile_error: Some(0.01),
         }],
         derived: vec![DerivedMetric { name: "throughput_per_sec".into(), value: 3.0, unit: "1/s".into() }],
         cluster: Some(ClusterHealth {

@@ -104,19 +104,21 @@ impl Drop for EmbeddedBroker {
 pub const LEGACY_CLUSTER_ID: &str = "trackiq";
 const CLUSTER_ID_FILE: &str = "cluster-id";
 
-/// The cluster id of the broker database in `dir`: stored beside it, new (random) for a new
-/// database, [`LEGACY_CLUSTER_ID`] for a database created before ids were stored. A lost
+/// The cluster id of the broker database in `dir`: stored beside it, new (random) whenever the
+/// database does not exist (even if an id file from a lost database is still there), [`LEGACY_CLUSTER_ID`] for a database created before ids were stored. A lost
 /// database therefore comes back as a new cluster, whose offsets start again from 0: the
 /// archive tells its records from those of the old one by this id.
 pub fn cluster_id(dir: &Path) -> std::io::Result<String> {
     let file = dir.join(CLUSTER_ID_FILE);
-    if let Ok(id) = std::fs::read_to_string(&file) {
+    let database = dir.join("tansu.db").exists();
+    // The id belongs to the database: a lost database is a new cluster even if the id file stayed.
+    if database && let Ok(id) = std::fs::read_to_string(&file) {
         let id = id.trim();
         if !id.is_empty() {
             return Ok(id.to_string());
         }
     }
-    let id = if dir.join("tansu.db").exists() { LEGACY_CLUSTER_ID.to_string() } else { uuid::Uuid::new_v4().to_string() };
+    let id = if database { LEGACY_CLUSTER_ID.to_string() } else { uuid::Uuid::new_v4().to_string() };
     std::fs::write(&file, &id)?;
     Ok(id)
 }

@@ -42,17 +42,23 @@ impl Acks {
     }
 
     /// Offsets newly safe to store, per partition (the last offset whose effect, and every
-    /// earlier one's, is durable).
-    pub fn storable(&mut self) -> Vec<(String, i32, i64)> {
+    /// earlier one's, is durable). Report each one stored with [`Acks::stored`].
+    pub fn storable(&self) -> Vec<(String, i32, i64)> {
         let mut out = Vec::new();
-        for ((topic, partition), p) in &mut self.partitions {
+        for ((topic, partition), p) in &self.partitions {
             let safe = p.outstanding.first().map_or(p.read, |first| first - 1);
             if safe >= p.first && p.stored.is_none_or(|s| safe > s) {
-                p.stored = Some(safe);
                 out.push((topic.clone(), *partition, safe));
             }
         }
         out
+    }
+
+    /// The consumer took `offset` of a partition as stored (a failed store is offered again).
+    pub fn stored(&mut self, topic: &str, partition: i32, offset: i64) {
+        if let Some(p) = self.partitions.get_mut(&(topic.to_string(), partition)) {
+            p.stored = Some(p.stored.map_or(offset, |s| s.max(offset)));
+        }
     }
 
     /// Records read and not yet acknowledged, over all partitions.
@@ -81,9 +87,12 @@ mod tests {
         a.ack("t", 0, 0);
         a.ack("t", 0, 2);
         assert_eq!(a.storable(), vec![("t".to_string(), 0, 0)]);
-        assert!(a.storable().is_empty(), "each offset handed out once");
+        assert_eq!(a.storable(), vec![("t".to_string(), 0, 0)], "offered again until stored");
+        a.stored("t", 0, 0);
+        assert!(a.storable().is_empty(), "each offset stored once");
         a.ack("t", 0, 1);
         assert_eq!(a.storable(), vec![("t".to_string(), 0, 2)]);
+        a.stored("t", 0, 2);
         a.ack("t", 0, 3);
         a.ack("t", 0, 4);
         assert_eq!(a.storable(), vec![("t".to_string(), 0, 4)]);

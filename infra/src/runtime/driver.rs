@@ -28,6 +28,17 @@ pub fn retry_delays() -> impl Iterator<Item = Duration> {
     RetryPolicy::default().delays()
 }
 
+/// Whether the broker refused a record for a reason that retrying cannot change.
+fn refused_for_good(e: &crate::InfraError) -> bool {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode as C};
+    matches!(
+        e,
+        crate::InfraError::Kafka { source: KafkaError::MessageProduction(
+            C::MessageSizeTooLarge | C::InvalidMessageSize | C::InvalidMessage | C::InvalidRecord | C::TopicAuthorizationFailed
+        ), .. }
+    )
+}
+
 /// The text of a caught panic.
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -152,7 +163,10 @@ impl Driver<'_> {
         self.ctx.metrics.records_in(name, 1);
         self.acks.read(&record.topic, record.partition, record.offset);
         let position = Position { topic: record.topic.clone(), partition: record.partition, offset: record.offset };
-        let event = match registry().decode_valid(&record.payload) {
+        // A decoder bug must cost one record, not the stage: decoding is inside the panic catch.
+        let decoded = std::panic::catch_unwind(|| registry().decode_valid(&record.payload))
+            .unwrap_or_else(|p| Err(trackiq_schemas::SchemaError::Invalid { field: "record".into(), reason: format!("the decoder panicked: {}", panic_message(p.as_ref())) }));
+        let event = match decoded {
             Ok(e) => e,
             Err(e) if record.topic == self.dlq => {
                 // Dead-lettering a broken dead letter again would loop: log it and move on.
@@ -188,7 +202,11 @@ impl Driver<'_> {
         }
     }
 
-    async fn dead_letter(&mut self, record: &Record, reason: &str, kind: &str, shutdown: &mut Shutdown) -> Result<(), StageError> {
+    fn dead_letter<'a>(&'a mut self, record: &'a Record, reason: &'a str, kind: &'a str, shutdown: &'a mut Shutdown) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StageError>> + Send + 'a>> {
+        Box::pin(self.dead_letter_inner(record, reason, kind, shutdown))
+    }
+
+    async fn dead_letter_inner(&mut self, record: &Record, reason: &str, kind: &str, shutdown: &mut Shutdown) -> Result<(), StageError> {
         self.ctx.metrics.error(self.stage, kind);
         let mut delays = retry_delays();
         loop {
@@ -242,9 +260,19 @@ impl Driver<'_> {
             let mut failed = Vec::new();
             let mut last_error = None;
             for (o, r) in pending.into_iter().zip(results) {
-                if let Err(e) = r {
-                    last_error = Some(e.to_string());
-                    failed.push(o);
+                match r {
+                    Ok(_) => {}
+                    // The broker will never take this record (too large, refused): record why in
+                    // the dead-letter topic, without the payload that caused it, and go on.
+                    Err(e) if refused_for_good(&e) => {
+                        let reason = format!("{} could not publish a {}-byte record to {}: {e}", self.stage, o.payload.len(), o.topic);
+                        let letter = Record { topic: o.topic.clone(), partition: -1, offset: -1, timestamp_ms: None, key: Some(o.key.clone()), payload: Vec::new() };
+                        self.dead_letter(&letter, &reason, "permanent", shutdown).await.ok();
+                    }
+                    Err(e) => {
+                        last_error = Some(e.to_string());
+                        failed.push(o);
+                    }
                 }
             }
             if failed.is_empty() {
@@ -263,9 +291,10 @@ impl Driver<'_> {
 
     fn store_offsets(&mut self) {
         for (topic, partition, offset) in self.acks.storable() {
-            // A partition taken away by a rebalance cannot be stored: its new owner replays it.
-            if let Err(e) = self.consumer.store_offset(&topic, partition, offset) {
-                debug!(stage = self.stage, %topic, partition, offset, error = %e, "offset not stored");
+            match self.consumer.store_offset(&topic, partition, offset) {
+                Ok(()) => self.acks.stored(&topic, partition, offset),
+                // A partition taken away by a rebalance cannot be stored: its new owner replays it.
+                Err(e) => debug!(stage = self.stage, %topic, partition, offset, error = %e, "offset not stored"),
             }
         }
     }

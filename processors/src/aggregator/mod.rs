@@ -7,13 +7,13 @@
 //! announced samples are missing waits `finish_grace_secs` for them.) A run that stays open
 //! longer than the timeout is summarised with status `incomplete`.
 //!
-//! Offsets: every record of a run is held until the run's summary is acknowledged by the
-//! broker, so a crash replays each open run from its first record (the runtime stores a
-//! partition's offset only up to its oldest held record).
+//! Offsets: a run's first record on its partition is held until the run's summary is
+//! acknowledged by the broker; the runtime stores a partition's offset only up to its oldest
+//! held record, so a crash replays each open run from its first record.
 //!
 //! Memory: per open run and metric, at most `exact_samples_per_metric` values (80 KB at the
 //! default), then a DDSketch of at most 64 KiB (percentiles within 1 % relative error); plus
-//! one position per record of the run. A run's memory is flat in its length.
+//! its first record's position. A run's memory is flat in its length.
 
 mod energy;
 mod summarize;
@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use trackiq_infra::runtime::{Effects, Input, Position, Stage, StageError};
 use trackiq_schemas::{AnyEvent, Detection, RunFinished, RunStarted, RunSummary, Topics};
 use trackiq_stats::ValueAccumulator;
@@ -82,7 +82,8 @@ pub(crate) struct OpenRun {
     by_rank: HashMap<(String, i32), (f64, i64, f64)>,
     samples: i64,
     last_event: Option<Instant>,
-    /// Records of this run, held until its summary is published.
+    /// The run's first record on each partition it was read from, held until its summary is
+    /// published (at most two: the runs topic and the legacy samples topic).
     positions: Vec<Position>,
     /// Detector state and samples of a distributed-training run.
     cluster: Option<ClusterRun>,
@@ -109,17 +110,23 @@ impl Aggregation {
         Aggregation { config, ..Default::default() }
     }
 
-    /// Applies one run event read at `position`; false for events that are not a run's.
-    pub fn apply(&mut self, position: Position, event: AnyEvent, now: Instant) -> bool {
+    /// Applies one run event read at `position`: `Some(true)` when the record is held until
+    /// the run is summarised (the run's first record on its partition: the watermark cannot
+    /// pass it, so later records of the run need no holding), `Some(false)` when it is done,
+    /// `None` for events that are not a run's.
+    pub fn apply(&mut self, position: Position, event: AnyEvent, now: Instant) -> Option<bool> {
         let run_id = match &event {
             AnyEvent::RunStarted(e) => e.run_id.clone(),
             AnyEvent::SampleBatch(e) => e.run_id.clone(),
             AnyEvent::RunFinished(e) => e.run_id.clone(),
-            _ => return false,
+            _ => return None,
         };
         let exact_limit = self.config.exact_samples_per_metric;
         let run = self.open.entry(run_id).or_insert_with(|| OpenRun { exact_limit, ..Default::default() });
-        run.positions.push(position);
+        let first_here = !run.positions.iter().any(|p| p.topic == position.topic && p.partition == position.partition);
+        if first_here {
+            run.positions.push(position);
+        }
         run.last_event = Some(now);
         match event {
             AnyEvent::RunStarted(e) => {
@@ -152,7 +159,7 @@ impl Aggregation {
             }
             _ => {}
         }
-        true
+        Some(first_here)
     }
 
     /// Runs ready to be summarised now, removed from the open set, in start order.
@@ -178,9 +185,15 @@ impl Aggregation {
                 self.detections.extend(c.finish(ended, trackiq_schemas::now_us()));
             }
             let positions = std::mem::take(&mut run.positions);
-            let summary = summarize::summarize_run(&id, run, self.config.histogram_bins);
+            // One run's bad data must not lose the others taken with it: a panic costs that run's summary.
+            let bins = self.config.histogram_bins;
+            let summary = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| summarize::summarize_run(&id, run, bins)))
+                .unwrap_or_else(|_| {
+                    error!(run_id = %id, "summarising the run panicked: released without a summary");
+                    None
+                });
             if summary.is_none() {
-                warn!(run_id = %id, "events of a run whose RunStarted was never read (summarised before this consumer's start position, or never sent): released without a summary");
+                warn!(run_id = %id, "no summary for this run (its RunStarted was never read, or summarising failed); its records are released");
             }
             out.push(Closed { summary, positions });
         }
@@ -220,7 +233,9 @@ impl AggregatorStage {
         for closed in self.state.take_ready(now) {
             if let Some(s) = &closed.summary {
                 info!(run_id = %s.run.run_id, status = s.status.as_str(), samples = s.sample_count, "run summarised");
-                effects.publish(&self.topics.summaries, s.run.series_id.as_bytes(), s)?;
+                if let Err(e) = effects.publish(&self.topics.summaries, s.run.series_id.as_bytes(), s) {
+                    error!(run_id = %s.run.run_id, error = %e, "the summary could not be encoded; its records are released");
+                }
             }
             effects.release.extend(closed.positions);
         }
@@ -239,11 +254,11 @@ impl Stage for AggregatorStage {
 
     async fn handle(&mut self, input: Input, now: Instant) -> Result<Effects, StageError> {
         let name = input.event.name();
-        if !self.state.apply(input.position.clone(), input.event, now) {
+        let Some(held) = self.state.apply(input.position.clone(), input.event, now) else {
             return Err(StageError::Permanent(format!("unexpected {name} on {}: the aggregator reads run events only", input.position.topic)));
-        }
+        };
         let mut effects = self.outputs(now)?;
-        effects.hold_input = true;
+        effects.hold_input = held;
         Ok(effects)
     }
 

@@ -98,13 +98,13 @@ fn no_telemetry_means_no_power_figures() {
 fn a_run_holds_its_records_until_it_is_summarised() {
     let mut a = Aggregation::new(AggregatorConfig::default());
     let now = Instant::now();
-    a.apply(pos("runs", 0, 10), AnyEvent::RunStarted(started("a", 1)), now);
-    a.apply(pos("runs", 0, 11), AnyEvent::RunStarted(started("b", 2)), now);
-    a.apply(pos("runs", 0, 12), finished("b", 0), now);
+    assert_eq!(a.apply(pos("runs", 0, 10), AnyEvent::RunStarted(started("a", 1)), now), Some(true));
+    assert_eq!(a.apply(pos("runs", 0, 11), AnyEvent::RunStarted(started("b", 2)), now), Some(true));
+    assert_eq!(a.apply(pos("runs", 0, 12), finished("b", 0), now), Some(false), "later records of a run need no holding");
     let closed = a.take_ready(now);
     assert_eq!(closed.len(), 1);
     let offsets: Vec<i64> = closed[0].positions.iter().map(|p| p.offset).collect();
-    assert_eq!(offsets, [11, 12], "run b's records only; run a (offset 10) stays held");
+    assert_eq!(offsets, [11], "run b's first record is released; run a (offset 10) stays held");
     assert_eq!(a.open_runs(), 1);
 }
 
@@ -112,7 +112,7 @@ fn a_run_holds_its_records_until_it_is_summarised() {
 fn an_unexpected_event_is_refused() {
     let mut a = Aggregation::new(AggregatorConfig::default());
     let pin = trackiq_schemas::BaselinePin { series_id: "s".into(), runs: vec![], set_at: 1, reason: None };
-    assert!(!a.apply(pos("runs", 0, 0), AnyEvent::BaselinePin(pin), Instant::now()));
+    assert_eq!(a.apply(pos("runs", 0, 0), AnyEvent::BaselinePin(pin), Instant::now()), None);
 }
 
 #[test]

@@ -218,12 +218,17 @@ pub struct ArchiverStage {
     config: ArchiverConfig,
     archive: Archive,
     metrics: PipelineMetrics,
+    /// When a flush last failed.
+    last_failure: Option<Instant>,
 }
+
+/// After a failed flush, size-triggered flushes wait this long (the ticks keep retrying).
+const FAILURE_QUIET: Duration = Duration::from_secs(5);
 
 impl ArchiverStage {
     /// Opens the archive of the log incarnation `incarnation` (see [`Archive::open`]).
     pub async fn open(config: ArchiverConfig, store: DataStore, incarnation: &str, metrics: PipelineMetrics) -> Result<Self, ProcessorError> {
-        Ok(ArchiverStage { archive: Archive::open(store, incarnation).await?, config, metrics })
+        Ok(ArchiverStage { archive: Archive::open(store, incarnation).await?, config, metrics, last_failure: None })
     }
 
     async fn flush_due(&mut self, all: bool) -> Result<Effects, StageError> {
@@ -238,8 +243,12 @@ impl ArchiverStage {
                 }
                 Ok(None) => {}
                 // What was written so far is released; the rest is retried with backoff.
-                Err(e) if effects.release.is_empty() => return Err(StageError::Transient(e.to_string())),
+                Err(e) if effects.release.is_empty() => {
+                    self.last_failure = Some(Instant::now());
+                    return Err(StageError::Transient(e.to_string()));
+                }
                 Err(e) => {
+                    self.last_failure = Some(Instant::now());
                     tracing::warn!(error = %e, "archive flush failed; retrying at the next tick");
                     break;
                 }
@@ -262,8 +271,10 @@ impl Stage for ArchiverStage {
         if !self.archive.add(&input.position, input.timestamp_ms, input.event) {
             return Ok(Effects::done());
         }
-        if self.archive.buffered_rows() >= self.config.flush_rows {
-            // Size-triggered flushes happen at once; a failure leaves them to the ticks.
+        // Size-triggered flushes happen at once, unless a flush failed moments ago (the store
+        // is down): then the ticks retry with backoff and backpressure bounds the buffer.
+        let store_failing = self.last_failure.is_some_and(|t| t.elapsed() < FAILURE_QUIET);
+        if self.archive.buffered_rows() >= self.config.flush_rows && !store_failing {
             let mut e = self.flush_due(true).await.unwrap_or_default();
             e.hold_input = true;
             return Ok(e);

@@ -8,8 +8,10 @@ use trackiq_schemas::{ClusterHealth, DerivedMetric, Detection, FaultOutcome, Sam
 
 /// Columns of the rank × step matrix at most; longer runs average steps per column.
 pub const MAX_COLUMNS: usize = 200;
-/// Cells of the rank × step matrix at most (16 MB): very wide jobs get fewer columns.
-pub const MAX_CELLS: usize = 1_000_000;
+/// Cells of the rank × step matrix at most (about 9 bytes each in Avro): the summary, and the
+/// verdict embedding it, must stay well below a Kafka record's 1 MB limit; wide jobs get
+/// fewer columns.
+pub const MAX_CELLS: usize = 50_000;
 /// Prefix of the samples that record injected faults.
 pub const FAULT_PREFIX: &str = "cluster.fault.";
 

@@ -192,6 +192,9 @@ pub async fn bootstrap(bus: &Bus, store: &DataStore, config: &VerdictConfig, inc
         baselines.pin(pin);
         stats.pins_from_parquet += 1;
     }
+    // Listed before the SQL below: a verdict archived in between is then read twice (judging
+    // dedupes by run id), never missed.
+    let from = unarchived_from(store, "verdicts", &topics.verdicts, incarnation).await?;
     // The last M judged runs of every series, one record per run, in start order.
     let keep = config.window + config.trends.window + config.findings.sustained_runs;
     let sql = format!(
@@ -217,7 +220,6 @@ pub async fn bootstrap(bus: &Bus, store: &DataStore, config: &VerdictConfig, inc
         }
     }
     // Verdicts not archived yet in this log incarnation: each holds the summary it judged.
-    let from = unarchived_from(store, "verdicts", &topics.verdicts, incarnation).await?;
     let (bus, group, topic) = (bus.clone(), config.group.clone(), topics.verdicts.clone());
     let (from_log, b) = tokio::task::spawn_blocking(move || {
         let c = consumer(&bus, &format!("{group}-bootstrap"))?;
