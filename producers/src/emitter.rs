@@ -1,6 +1,8 @@
 //! Emits one run: `RunStarted`, samples batched by count or linger time, `RunFinished`, all
-//! on the runs topic under the run's key, each acknowledged before the next is sent: one
-//! partition holds the run in order, so consumers see every sample before the finish.
+//! on the runs topic under the run's series id, each acknowledged before the next is sent:
+//! one partition holds the run in order, so consumers see every sample before the finish,
+//! and holds the series' runs in the order they ran, so their summaries (and the verdicts
+//! that judge each against the runs before it) follow that order too.
 //! Batching keeps the sample rate independent of the broker's record rate.
 
 use std::time::{Duration, Instant};
@@ -45,7 +47,7 @@ impl RunEmitter {
     pub async fn start(bus: &Bus, run: RunStarted, batching: Batching) -> Result<Self, ProducerError> {
         bus.check_reachable().await?;
         let producer = bus.producer()?;
-        send(&producer, &bus.topics().runs, run.run_id.as_bytes(), &registry().encode(&run)?).await?;
+        send(&producer, &bus.topics().runs, run.series_id.as_bytes(), &registry().encode(&run)?).await?;
         Ok(RunEmitter { bus: bus.clone(), producer, run, batching, pending: Vec::new(), oldest: None, seq: 0, sent: 0 })
     }
 
@@ -80,7 +82,7 @@ impl RunEmitter {
         }
         let batch = SampleBatch { run_id: self.run.run_id.clone(), seq: self.seq, samples: std::mem::take(&mut self.pending) };
         let n = batch.samples.len() as i64;
-        send(&self.producer, &self.bus.topics().runs, self.run.run_id.as_bytes(), &registry().encode(&batch)?).await?;
+        send(&self.producer, &self.bus.topics().runs, self.run.series_id.as_bytes(), &registry().encode(&batch)?).await?;
         self.seq += 1;
         self.sent += n;
         self.oldest = None;
@@ -91,7 +93,7 @@ impl RunEmitter {
     pub async fn finish(mut self, status: RunStatus, error: Option<String>) -> Result<RunFinished, ProducerError> {
         self.flush().await?;
         let finished = RunFinished { run_id: self.run.run_id.clone(), status, ended_at: trackiq_schemas::now_us(), sample_count: self.sent, error };
-        send(&self.producer, &self.bus.topics().runs, self.run.run_id.as_bytes(), &registry().encode(&finished)?).await?;
+        send(&self.producer, &self.bus.topics().runs, self.run.series_id.as_bytes(), &registry().encode(&finished)?).await?;
         Ok(finished)
     }
 }

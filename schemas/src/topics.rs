@@ -4,8 +4,9 @@
 pub const DEFAULT_PREFIX: &str = "trackiq";
 
 /// The topics of the pipeline. Ordering comes from keys: a run's `RunStarted`, sample batches
-/// and `RunFinished` all go to `runs` under its run_id (one partition, in order); a series'
-/// summaries and baseline pins share `summaries` under its series_id. `verdicts` and `trends`
+/// and `RunFinished` all go to `runs` under its series_id (one partition: the run in order,
+/// and the series' runs in the order they ran); a series' summaries and baseline pins share
+/// `summaries` under its series_id. `verdicts` and `trends`
 /// are keyed by series_id, `detections` by run_id, `dlq` by the original key. `samples` and
 /// `baselines` are still read: producers written before sent samples and pins there.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,9 @@
 //! Aggregator: a run's events in, one [`RunSummary`] per run out.
 //!
-//! A run's events (`RunStarted`, `SampleBatch`es, `RunFinished`) share its key and so one
-//! partition of the runs topic, in the order the producer sent them: when `RunFinished`
-//! arrives, every sample it announces has been read, and the run is summarised at once.
+//! A run's events (`RunStarted`, `SampleBatch`es, `RunFinished`) share its series' key and so
+//! one partition of the runs topic, in the order the producer sent them: when `RunFinished`
+//! arrives, every sample it announces has been read, and the run is summarised at once; a
+//! series' runs finish, and so are summarised, in the order they ran.
 //! (Producers before this contract sent samples to their own topic, still read: a run whose
 //! announced samples are missing waits `finish_grace_secs` for them.) A run that stays open
 //! longer than the timeout is summarised with status `incomplete`.
