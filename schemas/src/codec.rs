@@ -245,6 +245,21 @@ impl Registry {
         Ok(out)
     }
 
+    /// Encodes an event of any type with its current schema.
+    pub fn encode_any(&self, event: &AnyEvent) -> Result<Vec<u8>, SchemaError> {
+        match event {
+            AnyEvent::RunStarted(e) => self.encode(e),
+            AnyEvent::SampleBatch(e) => self.encode(e),
+            AnyEvent::RunFinished(e) => self.encode(e),
+            AnyEvent::RunSummary(e) => self.encode(e.as_ref()),
+            AnyEvent::Verdict(e) => self.encode(e.as_ref()),
+            AnyEvent::DeadLetter(e) => self.encode(e),
+            AnyEvent::TrendResult(e) => self.encode(e.as_ref()),
+            AnyEvent::BaselinePin(e) => self.encode(e),
+            AnyEvent::Detection(e) => self.encode(e),
+        }
+    }
+
     /// Decodes a record that must be of type `E` (any known version of it).
     pub fn decode<E: Event>(&self, bytes: &[u8]) -> Result<E, SchemaError> {
         let (known, datum) = self.header(bytes)?;

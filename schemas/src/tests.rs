@@ -162,19 +162,7 @@ pub(crate) fn fixture_events() -> Vec<AnyEvent> {
 
 /// Encodes an event of any type with its current schema.
 pub(crate) fn encode_any(event: &AnyEvent) -> Vec<u8> {
-    let reg = registry();
-    match event {
-        AnyEvent::RunStarted(e) => reg.encode(e),
-        AnyEvent::SampleBatch(e) => reg.encode(e),
-        AnyEvent::RunFinished(e) => reg.encode(e),
-        AnyEvent::RunSummary(e) => reg.encode(e.as_ref()),
-        AnyEvent::Verdict(e) => reg.encode(e.as_ref()),
-        AnyEvent::DeadLetter(e) => reg.encode(e),
-        AnyEvent::TrendResult(e) => reg.encode(e.as_ref()),
-        AnyEvent::BaselinePin(e) => reg.encode(e),
-        AnyEvent::Detection(e) => reg.encode(e),
-    }
-    .unwrap_or_else(|e| panic!("{}: {e}", event.name()))
+    registry().encode_any(event).unwrap_or_else(|e| panic!("{}: {e}", event.name()))
 }
 
 #[test]
