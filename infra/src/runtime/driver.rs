@@ -128,6 +128,11 @@ pub async fn drive<S: Stage>(stage: &mut S, ctx: &StageContext, shutdown: &mut S
                     d.record(stage, record, shutdown).await?;
                 }
                 Err(e) => {
+                    // A fatal client error (e.g. fenced by another member with the same static
+                    // instance id) never clears: a fresh incarnation, with backoff, is the way on.
+                    if let Some((code, reason)) = d.consumer.client().fatal_error() {
+                        return Err(StageError::Fatal(format!("Kafka consumer failed for good ({code:?}): {reason}")));
+                    }
                     warn!(stage = name, error = %e, "consume error");
                     tokio::time::sleep(CONSUME_ERROR_PAUSE).await;
                 }

@@ -93,6 +93,20 @@ impl Baselines {
         series.pinned = Some(values);
     }
 
+    /// Remembers that a run was judged (at start-up, from the verdicts table), so a replayed
+    /// summary of it is not judged again; bounded like the ids [`Baselines::judge`] keeps.
+    pub fn mark_judged(&mut self, series_id: &str, run_id: &str) {
+        let series = self.series.entry(series_id.to_string()).or_default();
+        if series.judged.insert(run_id.to_string()) {
+            series.judged_order.push_back(run_id.to_string());
+            while series.judged_order.len() > JUDGED_PER_SERIES {
+                if let Some(old) = series.judged_order.pop_front() {
+                    series.judged.remove(&old);
+                }
+            }
+        }
+    }
+
     /// Judges a summary, adds it to its series, and recomputes the series' trends. `None` when
     /// this run was already judged (an at-least-once duplicate).
     pub fn judge(&mut self, s: &RunSummary, now_us: i64) -> Option<(Verdict, Vec<TrendResult>)> {

@@ -219,6 +219,14 @@ pub async fn bootstrap(bus: &Bus, store: &DataStore, config: &VerdictConfig, inc
             stats.summaries_from_parquet += 1;
         }
     }
+    // Runs judged longer ago than the history kept above: known, so a replay never judges
+    // them twice (the most recent ids per series, as `judge` keeps them).
+    let judged_sql = "SELECT series_id, run_id FROM (SELECT series_id, run_id, max(evaluated_at) AS at FROM verdicts GROUP BY series_id, run_id) ORDER BY at";
+    for r in query(store, judged_sql).await? {
+        if let (Some(series), Some(run)) = (s(&r, "series_id"), s(&r, "run_id")) {
+            baselines.mark_judged(&series, &run);
+        }
+    }
     // Verdicts not archived yet in this log incarnation: each holds the summary it judged.
     let (bus, group, topic) = (bus.clone(), config.group.clone(), topics.verdicts.clone());
     let (from_log, b) = tokio::task::spawn_blocking(move || {

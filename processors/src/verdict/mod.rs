@@ -139,6 +139,14 @@ mod tests {
     }
 
     #[test]
+    fn a_run_marked_judged_at_start_up_is_not_judged_again() {
+        let mut b = Baselines::new(VerdictConfig::default());
+        b.mark_judged("s", "old");
+        assert!(b.judge(&summary("old", 1, 10.0, RunStatus::Completed), 0).is_none(), "a replayed summary of a judged run");
+        assert!(b.judge(&summary("new", 2, 10.0, RunStatus::Completed), 0).is_some());
+    }
+
+    #[test]
     fn a_late_summary_is_judged_against_runs_that_started_before_it() {
         let mut b = Baselines::new(VerdictConfig { min_baseline: 1, ..Default::default() });
         b.judge(&summary("second", 20, 12.0, RunStatus::Completed), 0);
