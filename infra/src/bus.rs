@@ -194,25 +194,18 @@ impl Bus {
     }
 
     /// A consumer in `group`, subscribed to `topics`, reading from the earliest offset when the
-    /// group has none. Offsets are stored by the caller after each effect is durable.
-    pub fn consumer(&self, group: &str, topics: &[&str]) -> Result<StreamConsumer, InfraError> {
-        self.consumer_with(group, topics, rdkafka::consumer::DefaultConsumerContext, None)
-    }
-
-    /// [`Bus::consumer`] with a client context, receiving librdkafka statistics every
-    /// `statistics_ms` when given.
+    /// group has none; `context` receives librdkafka's statistics every `statistics_ms`.
+    /// Offsets are stored by the caller (the stage runtime) after each effect is durable.
     pub fn consumer_with<C: rdkafka::consumer::ConsumerContext + 'static>(
         &self,
         group: &str,
         topics: &[&str],
         context: C,
-        statistics_ms: Option<&str>,
+        statistics_ms: &str,
     ) -> Result<StreamConsumer<C>, InfraError> {
-        let mut config = self.client_config();
-        if let Some(ms) = statistics_ms {
-            config.set("statistics.interval.ms", ms);
-        }
-        let consumer: StreamConsumer<C> = config
+        let consumer: StreamConsumer<C> = self
+            .client_config()
+            .set("statistics.interval.ms", statistics_ms)
             .set("group.id", group)
             .set("group.instance.id", format!("{group}-{}", self.config.instance()))
             .set("enable.auto.commit", "true")

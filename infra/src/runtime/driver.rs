@@ -79,7 +79,7 @@ pub async fn drive<S: Stage>(stage: &mut S, ctx: &StageContext, shutdown: &mut S
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     let fatal = |e: crate::InfraError| StageError::Fatal(e.to_string());
     let context = StageConsumerContext { stage: name, metrics: ctx.metrics.clone() };
-    let consumer = ctx.bus.consumer_with(&ctx.group, &topic_refs, context, Some(STATISTICS_INTERVAL_MS)).map_err(fatal)?;
+    let consumer = ctx.bus.consumer_with(&ctx.group, &topic_refs, context, STATISTICS_INTERVAL_MS).map_err(fatal)?;
     let producer = ctx.bus.producer().map_err(fatal)?;
     let mut d = Driver { ctx, stage: name, consumer, producer, acks: Acks::default(), dlq: ctx.bus.topics().dlq.clone() };
     let mut ticker = tokio::time::interval(stage.tick_interval());
@@ -207,11 +207,8 @@ impl Driver<'_> {
         }
     }
 
-    fn dead_letter<'a>(&'a mut self, record: &'a Record, reason: &'a str, kind: &'a str, shutdown: &'a mut Shutdown) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StageError>> + Send + 'a>> {
-        Box::pin(self.dead_letter_inner(record, reason, kind, shutdown))
-    }
-
-    async fn dead_letter_inner(&mut self, record: &Record, reason: &str, kind: &str, shutdown: &mut Shutdown) -> Result<(), StageError> {
+    /// Publishes a dead letter (retrying until the broker takes it), then acknowledges the record.
+    async fn dead_letter(&mut self, record: &Record, reason: &str, kind: &str, shutdown: &mut Shutdown) -> Result<(), StageError> {
         self.ctx.metrics.error(self.stage, kind);
         let mut delays = retry_delays();
         loop {
