@@ -188,6 +188,21 @@ mod tests {
     }
 
     #[test]
+    fn declared_metrics_decide_direction_kind_and_gating() {
+        // The two declarations the example config shows, commented out.
+        let text = include_str!("../infra/trackiq.example.toml");
+        let declared: String = text.lines().filter_map(|l| l.strip_prefix("# ").filter(|l| l.contains("direction = "))).map(|l| format!("{l}\n")).collect();
+        let c: Config = toml::from_str(&format!("[verdict.metrics]\n{declared}")).expect("declarations parse");
+        let q = c.verdict.info("queue_depth");
+        assert_eq!((q.kind, q.gates, q.guessed, q.unit.as_deref()), (trackiq_schemas::catalog::MetricKind::Kpi, true, false, Some("requests")));
+        assert!(c.verdict.info("gpu_temperature_celsius").gates, "telemetry made to gate");
+        assert!(!Config::default().verdict.info("gpu_temperature_celsius").gates);
+        assert!(Config::default().verdict.info("queue_depth").guessed);
+        let err = toml::from_str::<Config>("[verdict.metrics]\nq = { direction = \"up\" }\n").unwrap_err().to_string();
+        assert!(err.contains("up") && err.contains("lower_is_better"), "{err}");
+    }
+
+    #[test]
     fn unknown_fields_are_rejected_with_their_name() {
         let err = toml::from_str::<Config>("[verdict]\nwarn_percent = 3\n").unwrap_err().to_string();
         assert!(err.contains("warn_percent"), "{err}");

@@ -85,6 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         metrics: vec![MetricVerdict {
             metric: "latency_ms".into(), direction: Direction::LowerIsBetter, value: 2.0, baseline: Some(1.5), baseline_count: 3, model: "percentage".into(),
             lower_limit: Some(0.0), upper_limit: Some(1.65), change_pct: Some(33.3), severity: Severity::Block, pvalue: Some(0.001),
+            kind: Some(trackiq_schemas::catalog::MetricKind::Kpi), gates: true, direction_guessed: false, change_ci_low: Some(20.1), change_ci_high: Some(46.5), pvalue_adjusted: Some(0.002),
         }],
         findings: vec![Finding { rule: "consistency_regression".into(), metric: "latency_ms".into(), severity: Severity::Warn, value: Some(2.0), message: "stdev rose".into() }],
     };

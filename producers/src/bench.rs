@@ -55,6 +55,12 @@ pub trait Workload: Clone + Send + Sync + 'static {
     fn take_samples(&mut self) -> Vec<(&'static str, f64, &'static str)> {
         Vec::new()
     }
+    /// Whether the work is done on this machine, so that this machine's power and energy
+    /// (RAPL, NVML) are the work's. A client of a server elsewhere says no: its runs then
+    /// carry no power readings, and no performance per watt is derived from the client's.
+    fn power_is_local(&self) -> bool {
+        true
+    }
 }
 
 /// How a benchmark runs, whatever the workload.
@@ -159,7 +165,7 @@ pub async fn run_bench<W: Workload>(bus: &Bus, identity: &RunIdentity, w: &mut W
     for _ in 0..opts.warmup {
         w.iterate().await?;
     }
-    let mut sampler = Sampler::start(opts.telemetry_interval);
+    let mut sampler = Sampler::start(opts.telemetry_interval, w.power_is_local());
     let mut run = run_started(w.tool(), identity);
     if let Some(s) = &sampler {
         if let Some(reason) = &s.gpu_off {

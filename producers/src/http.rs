@@ -1,6 +1,7 @@
 //! `trackiq bench http`: one HTTP request per iteration. A non-2xx status, a timeout or a
 //! connection error is a failed iteration, counted by reason; the latency is measured
-//! either way (time to the full response body, or to the error).
+//! either way (time to the full response body, or to the error). The server is usually
+//! elsewhere: this machine's power is attributed to it only with `--server-local`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,8 @@ pub struct HttpWorkload {
     url: reqwest::Url,
     headers: reqwest::header::HeaderMap,
     body: Option<Arc<Vec<u8>>>,
+    /// The server runs on this machine, so this machine's power is the work's.
+    server_local: bool,
 }
 
 impl HttpWorkload {
@@ -42,13 +45,24 @@ impl HttpWorkload {
             headers.append(name, value);
         }
         let client = reqwest::Client::builder().timeout(r.timeout).build().map_err(|e| bad(&e.to_string()))?;
-        Ok(HttpWorkload { client, method, url, headers, body: r.body.clone().map(Arc::new) })
+        Ok(HttpWorkload { client, method, url, headers, body: r.body.clone().map(Arc::new), server_local: false })
+    }
+
+    /// Declares that the server runs on this machine (`--server-local`): its runs then carry
+    /// this machine's power and energy. By default they do not, the server being elsewhere.
+    pub fn server_local(mut self, local: bool) -> Self {
+        self.server_local = local;
+        self
     }
 }
 
 impl Workload for HttpWorkload {
     fn tool(&self) -> &'static str {
         "trackiq-bench-http"
+    }
+
+    fn power_is_local(&self) -> bool {
+        self.server_local
     }
 
     async fn iterate(&mut self) -> Result<Option<String>, ProducerError> {
@@ -70,5 +84,18 @@ impl Workload for HttpWorkload {
             Err(e) if e.is_connect() => Some("connection error".into()),
             Err(_) => Some("request error".into()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn power_is_the_servers_only_when_it_is_local() {
+        let r = HttpRequest { url: "http://127.0.0.1:1/".into(), method: "get".into(), headers: vec![], body: None, timeout: Duration::from_secs(1) };
+        let w = HttpWorkload::new(&r).unwrap();
+        assert!(!w.power_is_local(), "a remote server by default");
+        assert!(w.server_local(true).power_is_local());
     }
 }

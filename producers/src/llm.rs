@@ -6,6 +6,9 @@
 //! - output tokens: `usage.completion_tokens` when the server sends it, else content chunks;
 //! - TPOT = (E2EL − TTFT) / (output tokens − 1);
 //! - `slo_met` 1 when every configured SLO holds (goodput counts those).
+//!
+//! The server is usually elsewhere: this machine's power is attributed to it only with
+//! `--server-local`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,6 +95,8 @@ pub struct LlmWorkload {
     api_key: Option<String>,
     slo: Slo,
     last: Vec<(&'static str, f64, &'static str)>,
+    /// The server runs on this machine, so this machine's power is the work's.
+    server_local: bool,
 }
 
 impl LlmWorkload {
@@ -102,7 +107,14 @@ impl LlmWorkload {
             return Err(ProducerError::Usage("no prompts: give --prompts FILE or --input-len N".into()));
         }
         let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| ProducerError::Usage(e.to_string()))?;
-        Ok(LlmWorkload { client, url, api, model: model.into(), prompts: Arc::new(prompts), next: 0, max_tokens, api_key, slo, last: Vec::new() })
+        Ok(LlmWorkload { client, url, api, model: model.into(), prompts: Arc::new(prompts), next: 0, max_tokens, api_key, slo, last: Vec::new(), server_local: false })
+    }
+
+    /// Declares that the server runs on this machine (`--server-local`): its runs then carry
+    /// this machine's power and energy. By default they do not, the server being elsewhere.
+    pub fn server_local(mut self, local: bool) -> Self {
+        self.server_local = local;
+        self
     }
 
     fn body(&self, prompt: &str) -> serde_json::Value {
@@ -166,6 +178,10 @@ impl LlmWorkload {
 impl Workload for LlmWorkload {
     fn tool(&self) -> &'static str {
         "trackiq-bench-llm"
+    }
+
+    fn power_is_local(&self) -> bool {
+        self.server_local
     }
 
     async fn iterate(&mut self) -> Result<Option<String>, ProducerError> {
@@ -248,5 +264,12 @@ mod tests {
         assert_eq!(p, ["a", "b"]);
         assert!(prompts_from_jsonl("{\"x\": 1}").unwrap_err().to_string().contains("line 1"));
         assert_eq!(synthetic_prompts(2, 3)[0].split(' ').count(), 3);
+    }
+
+    #[test]
+    fn power_is_the_servers_only_when_it_is_local() {
+        let w = LlmWorkload::new("http://127.0.0.1:1/v1/completions", "m", synthetic_prompts(1, 3), 8, None, Slo::default(), Duration::from_secs(1)).unwrap();
+        assert!(!w.power_is_local(), "a remote server by default");
+        assert!(w.server_local(true).power_is_local());
     }
 }

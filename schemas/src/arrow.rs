@@ -135,6 +135,15 @@ static VERDICTS: LazyLock<SchemaRef> = LazyLock::new(|| {
         f("pvalue", DataType::Float64, true),
         f("kind", DataType::Utf8, true),
         f("message", DataType::Utf8, true),
+        // Added with Verdict v5 (null in older files and on finding rows): the metric's
+        // catalog kind, whether it gated the run, whether its direction was guessed, the 95 %
+        // interval of change_pct and the Holm-adjusted p-value.
+        f("metric_kind", DataType::Utf8, true),
+        f("gates", DataType::Boolean, true),
+        f("direction_guessed", DataType::Boolean, true),
+        f("change_ci_low", DataType::Float64, true),
+        f("change_ci_high", DataType::Float64, true),
+        f("pvalue_adjusted", DataType::Float64, true),
     ]);
     with_kafka(v)
 });

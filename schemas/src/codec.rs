@@ -41,6 +41,9 @@ const CURRENT: &[(&str, &str)] = &[
 /// Earlier versions still accepted as writer schemas. A named type defined here shadows the
 /// current one for the history files after it: `Verdict` v1 and v2 embed `RunSummary` v1.
 const HISTORY: &[(&str, &str)] = &[
+    // Verdict v4 (before the catalog kind, the change interval and Holm's p-value) embeds
+    // the current RunSummary: it comes before any older RunSummary shadows it.
+    ("trackiq.Verdict", include_str!("../avro/history/Verdict.v4.avsc")),
     ("trackiq.RunFinished", include_str!("../avro/history/RunFinished.v1.avsc")),
     ("trackiq.RunSummary", include_str!("../avro/history/RunSummary.v1.avsc")),
     ("trackiq.Verdict", include_str!("../avro/history/Verdict.v1.avsc")),

@@ -312,6 +312,27 @@ pub struct MetricVerdict {
     /// baseline model, where the model has one.
     #[serde(default)]
     pub pvalue: Option<f64>,
+    /// Added in schema version 5: the metric's kind in the catalog.
+    #[serde(default)]
+    pub kind: Option<crate::catalog::MetricKind>,
+    /// Added in schema version 5: whether this metric decided the run's severity.
+    #[serde(default = "gates_by_default")]
+    pub gates: bool,
+    /// Added in schema version 5: nobody declared the metric; its direction is a guess.
+    #[serde(default)]
+    pub direction_guessed: bool,
+    /// Added in schema version 5: the 95 % interval of `change_pct`.
+    #[serde(default)]
+    pub change_ci_low: Option<f64>,
+    #[serde(default)]
+    pub change_ci_high: Option<f64>,
+    /// Added in schema version 5: `pvalue` after Holm's adjustment over the run's gating metrics.
+    #[serde(default)]
+    pub pvalue_adjusted: Option<f64>,
+}
+
+fn gates_by_default() -> bool {
+    true
 }
 
 /// A rule-based observation about a run, beyond the per-metric thresholds.

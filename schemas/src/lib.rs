@@ -14,10 +14,12 @@
 //! - [`arrow`] — Arrow schemas of the Parquet tables
 //! - [`topics`] — topic names and which table each is archived to
 //! - [`identity`] — `series_id` and `env_hash`
+//! - [`catalog`] — every metric declared once: unit, direction, kind, dimensions
 //! - [`metrics`] — metric directions and value validation
 //! - [`validate`] — semantic checks of decoded events (finite values, names, ranks, times)
 
 pub mod arrow;
+pub mod catalog;
 pub mod codec;
 pub mod error;
 pub mod events;

@@ -1,30 +1,15 @@
-//! The metric-direction table: which way is better for a metric, decided by its name.
+//! Metric directions and value checks, read from the [`crate::catalog`].
 
 use crate::events::Direction;
 
-/// Name fragments of metrics where a larger value is better.
-const HIGHER_IS_BETTER: &[&str] = &[
-    "throughput", "per_sec", "per_second", "tokens_per", "per_watt", "goodput", "efficiency", "qps", "rps",
-    "bandwidth", "busbw", "algbw", "items_per", "samples_per", "ops", "slo_met",
-];
-
-/// Name fragments of metrics measured as a duration: they must never be negative.
-const DURATION_LIKE: &[&str] = &["latency", "_ms", "_us", "_ns", "_sec", "_seconds", "duration", "time", "ttft", "tpot", "itl", "e2el"];
-
-/// Direction of a metric by name; lower is better unless the name says a rate or efficiency.
+/// Direction of a metric: declared in the [`crate::catalog`], else guessed from its name.
 pub fn direction_of(metric: &str) -> Direction {
-    let m = metric.to_ascii_lowercase();
-    if m.ends_with("per_sec") || HIGHER_IS_BETTER.iter().any(|f| m.contains(f)) {
-        Direction::HigherIsBetter
-    } else {
-        Direction::LowerIsBetter
-    }
+    crate::catalog::info(metric).direction
 }
 
 /// Whether a metric is a duration (latency, time), which cannot be negative.
 pub fn is_duration(metric: &str) -> bool {
-    let m = metric.to_ascii_lowercase();
-    direction_of(&m) == Direction::LowerIsBetter && DURATION_LIKE.iter().any(|f| m.contains(f))
+    crate::catalog::is_duration(metric)
 }
 
 /// Checks a measured value: finite, and not negative for durations. The error names the metric.

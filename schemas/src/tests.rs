@@ -108,6 +108,12 @@ pub(crate) fn fixture_events() -> Vec<AnyEvent> {
             change_pct: Some(33.3),
             severity: Severity::Block,
             pvalue: Some(0.001),
+            kind: Some(crate::catalog::MetricKind::Kpi),
+            gates: true,
+            direction_guessed: false,
+            change_ci_low: Some(20.1),
+            change_ci_high: Some(46.5),
+            pvalue_adjusted: Some(0.002),
         }],
         findings: vec![Finding {
             rule: "consistency_regression".into(),
@@ -185,7 +191,7 @@ fn every_event_round_trips_through_its_schema() {
 fn version_1_verdicts_decode_without_findings_or_pvalues() {
     // A v1 Verdict, written with the v1 schema as an old verdict processor did.
     let versions = registry().writer_schemas("trackiq.Verdict");
-    assert_eq!(versions.len(), 4, "v1, v2, v3 and v4 are known");
+    assert_eq!(versions.len(), 5, "v1 to v5 are known");
     let (fp, v1) = versions.into_iter().find(|(_, s)| !s.canonical_form().contains("findings")).unwrap();
     #[derive(serde::Serialize)]
     struct MetricV1 {
@@ -361,6 +367,8 @@ fn fingerprints_of_written_versions_never_change() {
         ("trackiq.DeadLetter", "3c10bd2b4d904f11"),
         ("trackiq.TrendResult", "5bc6d1e05c80f330"),
         ("trackiq.BaselinePin", "9a890f60dc9be4e1"),
+        ("trackiq.RunSummary", "b67184e89784d2e3"),
+        ("trackiq.Verdict", "15eaa96859a5d055"),
     ];
     // The spec's fingerprints of the same versions, which trackiq writes since; computed by
     // fastavro too (schemas/tests/python_avro.rs has the command).

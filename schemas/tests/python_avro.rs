@@ -11,7 +11,8 @@
 
 use trackiq_schemas::{AnyEvent, RunStarted, SampleBatch, registry};
 
-/// Per schema version (`<name>.<n>`, n = 0 current, then the history oldest first):
+/// Per schema version (`<name>.<n>`, n = 0 current, then the history in the registry's
+/// order: Verdict v4 first, as it embeds the current RunSummary, then v1, v2, v3):
 /// fastavro's CRC-64-AVRO of `to_parsing_canonical_form` (the spec's, as Java computes it),
 /// and the `avro` package's `schema.fingerprint("CRC-64-AVRO")`. The `avro` package keeps
 /// `{"type":"long"}` for logical types in its canonical form, as apache-avro does: its values
@@ -28,10 +29,11 @@ const PYTHON: &[(&str, usize, &str, &str)] = &[
     ("trackiq.RunSummary", 2, "45bd03f646f22d53", "db829b40b9aa3220"),
     ("trackiq.SampleBatch", 0, "2dc1b7967b95c0b9", "f6086629e4e1d474"),
     ("trackiq.TrendResult", 0, "f04f227343053c29", "5bc6d1e05c80f330"),
-    ("trackiq.Verdict", 0, "c60b360677ad2254", "15eaa96859a5d055"),
-    ("trackiq.Verdict", 1, "cff68c80dddeaf8d", "1297458dfa7f2a24"),
-    ("trackiq.Verdict", 2, "52b182a837ee9580", "5966545db82c2aec"),
-    ("trackiq.Verdict", 3, "2a99ec7684a6b1c1", "823e608d582b6fee"),
+    ("trackiq.Verdict", 0, "e4792b9fa10cfc30", "44afccd5877c1840"),
+    ("trackiq.Verdict", 1, "c60b360677ad2254", "15eaa96859a5d055"),
+    ("trackiq.Verdict", 2, "cff68c80dddeaf8d", "1297458dfa7f2a24"),
+    ("trackiq.Verdict", 3, "52b182a837ee9580", "5966545db82c2aec"),
+    ("trackiq.Verdict", 4, "2a99ec7684a6b1c1", "823e608d582b6fee"),
 ];
 
 /// fastavro's `to_parsing_canonical_form` of SampleBatch, printed by the script above.

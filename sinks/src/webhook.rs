@@ -88,6 +88,8 @@ pub fn payload(v: &Verdict, report: &str) -> serde_json::Value {
             "metric": m.metric, "value": m.value, "baseline": m.baseline, "baseline_count": m.baseline_count,
             "change_pct": m.change_pct, "lower_limit": m.lower_limit, "upper_limit": m.upper_limit,
             "direction": m.direction.as_str(), "model": m.model, "severity": m.severity.as_str(),
+            "pvalue": m.pvalue, "pvalue_adjusted": m.pvalue_adjusted, "change_ci_low": m.change_ci_low, "change_ci_high": m.change_ci_high,
+            "kind": m.kind.map(|k| k.as_str()), "gates": m.gates, "direction_guessed": m.direction_guessed,
         })).collect::<Vec<_>>(),
     })
 }

@@ -5,10 +5,12 @@ use std::process::ExitCode;
 
 use clap::Args;
 use trackiq::config::Config;
-use trackiq_processors::verdict::config::ModelName;
+use trackiq_processors::verdict::config::{Judging, ModelName};
+use trackiq_processors::verdict::judging::judge_metric;
 use trackiq_stats::changepoint::{ChangePointParams, change_points};
 use trackiq_stats::trend::classify;
-use trackiq_stats::{ModelSpec, judge};
+use trackiq_stats::ModelSpec;
+use trackiq_stats::significance::RunFigure;
 
 use super::history::{OutFormat, num, print_rows, series_values};
 
@@ -113,7 +115,7 @@ pub struct RegressionArgs {
     series: Option<String>,
     #[arg(long)]
     days: Option<u32>,
-    /// Threshold model (default: the configured one): percentage, static, z_score, t_test,
+    /// Threshold model (default: the configured one): significance, percentage, static, z_score, t_test,
     /// log_normal, iqr, delta_iqr.
     #[arg(long, value_parser = parse_model)]
     model: Option<ModelName>,
@@ -130,13 +132,13 @@ pub struct RegressionArgs {
 /// A model name as in configuration (`t_test`; `t-test` is accepted too).
 fn parse_model(s: &str) -> Result<ModelName, String> {
     serde_json::from_value(serde_json::Value::String(s.replace('-', "_")))
-        .map_err(|_| format!("unknown model `{s}`: percentage, static, z_score, t_test, log_normal, iqr, delta_iqr"))
+        .map_err(|_| format!("unknown model `{s}`: significance, percentage, static, z_score, t_test, log_normal, iqr, delta_iqr"))
 }
 
 /// Default boundaries of each model when --warn/--block are not given.
 fn default_bounds(m: ModelName) -> (f64, f64) {
     match m {
-        ModelName::Percentage => (5.0, 10.0),
+        ModelName::Significance | ModelName::Percentage => (5.0, 10.0),
         ModelName::Static => (f64::INFINITY, f64::INFINITY),
         ModelName::ZScore | ModelName::TTest | ModelName::LogNormal => (0.95, 0.99),
         ModelName::Iqr | ModelName::DeltaIqr => (1.5, 3.0),
@@ -159,15 +161,19 @@ pub async fn regression(config: Config, a: RegressionArgs) -> anyhow::Result<Exi
         let direction = config.verdict.direction_of(&metric);
         for (series, points) in series_values(&config, &metric, a.series.as_deref(), a.days).await? {
             let Some((latest, before)) = points.split_last() else { continue };
-            let history: Vec<f64> = before.iter().rev().take(config.verdict.window).map(|p| p.value).collect();
-            let spec = match a.model {
+            let history: Vec<RunFigure> = before.iter().rev().take(config.verdict.window).rev().map(|p| RunFigure::single(p.value)).collect();
+            let judging = match a.model {
                 Some(m) => {
                     let (w, b) = default_bounds(m);
-                    ModelSpec { kind: m.into(), warn: a.warn.unwrap_or(w), block: a.block.unwrap_or(b), min_samples: config.verdict.min_baseline }
+                    let (warn, block, min_samples) = (a.warn.unwrap_or(w), a.block.unwrap_or(b), config.verdict.min_baseline);
+                    match m.bencher() {
+                        Some(kind) => Judging::Bencher(ModelSpec { kind, warn, block, min_samples }),
+                        None => Judging::Significance { warn_pct: warn, block_pct: block, min_samples },
+                    }
                 }
-                None => config.verdict.spec_for(&metric, &series),
+                None => config.verdict.judging_for(&metric, &series),
             };
-            let j = judge(latest.value, &history, direction, &spec);
+            let j = judge_metric(&RunFigure::single(latest.value), &history, direction, &judging, config.verdict.alpha);
             blocked |= j.severity == trackiq_schemas::Severity::Block;
             rows.push(vec![
                 series,
@@ -177,7 +183,7 @@ pub async fn regression(config: Config, a: RegressionArgs) -> anyhow::Result<Exi
                 j.baseline.map(num).unwrap_or_default(),
                 history.len().to_string(),
                 j.change_pct.map(|c| format!("{c:+.2}")).unwrap_or_default(),
-                spec.kind.name().to_string(),
+                judging.name().to_string(),
                 j.pvalue.map(|p| format!("{p:.3e}")).unwrap_or_default(),
                 j.severity.as_str().to_string(),
             ]);

@@ -24,6 +24,8 @@ pub enum BenchCommand {
     Llm(LlmArgs),
     /// Time change-point detection against Apache Otava on one synthetic series.
     Changepoints(ChangepointBenchArgs),
+    /// A/A and A/B benchmark of the verdicts on the live pipeline: false alarms under a CPU hog, detection of +10 % work.
+    Verdicts(super::bench_verdicts::VerdictsBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +51,11 @@ pub struct HttpArgs {
     /// Per-request timeout in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     timeout_ms: u64,
+    /// The server runs on this machine: attribute this machine's power (RAPL, NVML) to it, so
+    /// the run gets power, energy and performance per watt. Without it the server is taken to
+    /// be elsewhere and the run carries no power readings.
+    #[arg(long)]
+    server_local: bool,
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +88,11 @@ pub struct LlmArgs {
     /// Per-request timeout in seconds.
     #[arg(long, default_value_t = 300)]
     timeout_s: u64,
+    /// The server runs on this machine: attribute this machine's power (RAPL, NVML) to it, so
+    /// the run gets power, energy and performance per watt. Without it the server is taken to
+    /// be elsewhere and the run carries no power readings.
+    #[arg(long)]
+    server_local: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -178,7 +190,7 @@ pub struct CmdArgs {
 pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Cmd(a) => {
-            let mut w = CmdWorkload { program: a.command[0].clone(), args: a.command[1..].to_vec() };
+            let mut w = CmdWorkload::new(a.command[0].clone(), a.command[1..].to_vec());
             let identity = a.identity.to_identity(&a.command.join(" "), "command")?;
             let bus = Bus::new(config.bus);
             let out = run_bench(&bus, &identity, &mut w, &a.run.options()?).await?;
@@ -186,6 +198,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
             Ok(if out.failures > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }
         BenchCommand::Changepoints(a) => changepoint_bench(a),
+        BenchCommand::Verdicts(a) => super::bench_verdicts::run(config, a).await,
         BenchCommand::Llm(a) => {
             use trackiq_producers::llm::{LlmWorkload, Slo, prompts_from_jsonl, synthetic_prompts};
             let prompts = match (&a.prompts, a.input_len) {
@@ -198,7 +211,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
                 Some(v) => Some(std::env::var(v).map_err(|_| anyhow::anyhow!("--api-key-env {v}: variable not set"))?),
                 None => None,
             };
-            let mut w = LlmWorkload::new(&a.url, &a.model, prompts, a.max_tokens, key, slo, Duration::from_secs(a.timeout_s))?;
+            let mut w = LlmWorkload::new(&a.url, &a.model, prompts, a.max_tokens, key, slo, Duration::from_secs(a.timeout_s))?.server_local(a.server_local);
             let mut identity = a.identity.to_identity(&a.model, "serving")?;
             // The endpoint without its path: a path or query may carry a secret.
             identity.backend.get_or_insert_with(|| trackiq_sinks::webhook::redact(&a.url));
@@ -215,7 +228,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
                 (None, None) => None,
             };
             let req = HttpRequest { url: a.url.clone(), method: a.method.clone(), headers: a.headers.clone(), body, timeout: Duration::from_millis(a.timeout_ms) };
-            let mut w = HttpWorkload::new(&req)?;
+            let mut w = HttpWorkload::new(&req)?.server_local(a.server_local);
             let identity = a.identity.to_identity(&format!("{} {}", a.method.to_ascii_uppercase(), a.url), "http")?;
             let bus = Bus::new(config.bus);
             let out = run_bench(&bus, &identity, &mut w, &a.run.options()?).await?;

@@ -20,8 +20,9 @@ pub struct DemoArgs {
     /// Data directory for the demo (default: a new temporary directory).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Baseline runs before the slower one.
-    #[arg(long, default_value_t = 5)]
+    /// Baseline runs before the slower one (the first `verdict.min_baseline` are
+    /// insufficient_data; more runs give the significance test more to go on on a busy machine).
+    #[arg(long, default_value_t = 8)]
     baseline_runs: u32,
     /// Iterations per run.
     #[arg(long, default_value_t = 20)]
@@ -105,13 +106,20 @@ pub async fn run(mut config: Config, a: DemoArgs) -> anyhow::Result<ExitCode> {
         bail!("the slower run was judged `{}`, expected `block`", alert["severity"]);
     }
     let latency = alert["metrics"].as_array().and_then(|m| m.iter().find(|m| m["metric"] == "latency_ms")).cloned().unwrap_or_default();
+    let f = |k: &str| latency[k].as_f64().unwrap_or(f64::NAN);
     println!(
-        "webhook received: severity {} · latency_ms {:.3} vs baseline {:.3} ({:+.1} %)",
+        "webhook received: severity {} · latency_ms {:.3} vs baseline {:.3} over {} runs: {:+.1} % (95 % interval {:+.1} … {:+.1} %), p = {:.1e}, Holm-adjusted p = {:.1e}",
         alert["severity"].as_str().unwrap_or("?"),
-        latency["value"].as_f64().unwrap_or(f64::NAN),
-        latency["baseline"].as_f64().unwrap_or(f64::NAN),
-        latency["change_pct"].as_f64().unwrap_or(f64::NAN)
+        f("value"),
+        f("baseline"),
+        latency["baseline_count"],
+        f("change_pct"),
+        f("change_ci_low"),
+        f("change_ci_high"),
+        f("pvalue"),
+        f("pvalue_adjusted"),
     );
+    println!("  why: the change exceeds the {} % block threshold and is significant against the baseline runs' own run-to-run variation", config.verdict.block_pct);
 
     let report = dir.join("reports").join(format!("{slow_id}.html"));
     while !report.exists() {
@@ -122,7 +130,8 @@ pub async fn run(mut config: Config, a: DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     // The history is queryable with SQL once the archiver has flushed the verdict.
-    let sql = "SELECT version_tag, round(value, 3) AS latency_ms, round(baseline, 3) AS baseline, round(change_pct, 1) AS change_pct, severity \
+    let sql = "SELECT version_tag, round(value, 3) AS latency_ms, round(baseline, 3) AS baseline, round(change_pct, 1) AS change_pct, \
+               round(change_ci_low, 1) AS ci_low, round(change_ci_high, 1) AS ci_high, pvalue_adjusted AS p_holm, run_severity \
                FROM verdicts WHERE metric = 'latency_ms' AND kind = 'metric' ORDER BY evaluated_at";
     let batches = loop {
         let b = super::sql::query(&config, sql).await?;

@@ -4,11 +4,13 @@
 mod analysis;
 mod baseline;
 mod bench;
+mod bench_verdicts;
 mod cluster;
 mod compare;
 mod demo;
 mod gate;
 mod history;
+mod metrics;
 mod identity;
 mod record;
 mod sql;
@@ -88,6 +90,8 @@ enum Command {
     /// Import results of other tools as runs.
     #[command(subcommand)]
     Import(transfer::ImportCommand),
+    /// The metric catalog: unit, direction, kind and dimensions of every metric, and yours.
+    Metrics(metrics::MetricsArgs),
 }
 
 fn init_logs(verbose: u8, default: &str) {
@@ -147,5 +151,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gate(a) => gate::run(config, a).await,
         Command::Export(a) => transfer::export(config, a).await,
         Command::Import(c) => transfer::import(config, c).await,
+        Command::Metrics(a) => metrics::run(config, a),
     }
 }

@@ -14,7 +14,9 @@ pub fn uuid_in(text: &str) -> String {
 /// report's HTML once it exists.
 pub fn scenario(up: &Up, hooks: &Receiver, read_report: impl Fn(&str) -> Option<String>) {
     let identity = ["--workload", "resnet50", "--hardware", "ci-box", "--batch-size", "8", "--label", "team=<script>alert(1)</script>"];
-    for (latency, throughput) in [("10.0", "100"), ("10.2", "98"), ("9.8", "101")] {
+    // Four baseline runs: with three, the t-test of the runs has 2 degrees of freedom and only
+    // enormous changes are significant at the default alpha.
+    for (latency, throughput) in [("10.0", "100"), ("10.2", "98"), ("9.8", "101"), ("10.0", "101")] {
         let mut args = vec!["record", "--version-tag", "base"];
         args.extend(identity);
         let (l, t) = (format!("latency_ms={latency}"), format!("throughput={throughput}"));
@@ -29,7 +31,8 @@ pub fn scenario(up: &Up, hooks: &Receiver, read_report: impl Fn(&str) -> Option<
     let alert = hooks.wait_for_run(&regression, Duration::from_secs(60));
     assert_eq!(alert["severity"], "block", "{alert}");
     let latency = alert["metrics"].as_array().unwrap().iter().find(|m| m["metric"] == "latency_ms").unwrap();
-    assert_eq!(latency["baseline_count"], 3);
+    assert_eq!(latency["baseline_count"], 4);
+    assert!(latency["change_ci_low"].as_f64().unwrap() > 10.0 && latency["pvalue_adjusted"].as_f64().unwrap() < 0.005, "significant: {latency}");
     assert!((latency["baseline"].as_f64().unwrap() - 10.0).abs() < 1e-9, "{latency}");
     assert!((latency["change_pct"].as_f64().unwrap() - 30.0).abs() < 1e-9, "{latency}");
     let throughput = alert["metrics"].as_array().unwrap().iter().find(|m| m["metric"] == "throughput").unwrap();
@@ -57,7 +60,7 @@ pub fn scenario(up: &Up, hooks: &Receiver, read_report: impl Fn(&str) -> Option<
     assert!(bench_html.contains("<svg") && bench_html.contains("latency_ms distribution (5 samples)"), "latency histogram chart");
 
     // SQL over the Parquet history.
-    let q = format!("SELECT severity, value, baseline FROM verdicts WHERE run_id = '{regression}' AND metric = 'latency_ms'");
+    let q = format!("SELECT severity, value, baseline FROM verdicts WHERE run_id = '{regression}' AND metric = 'latency_ms' AND kind = 'metric'");
     let rows = wait_for("the regression's verdict in Parquet", Duration::from_secs(60), || Some(sql(up, &q)).filter(|r| !r.is_empty()));
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!((rows[0]["severity"].as_str(), rows[0]["value"].as_f64()), (Some("block"), Some(13.0)));

@@ -6,11 +6,17 @@ use trackiq_schemas::{DerivedMetric, MetricSummary};
 
 use super::{ITEMS_METRIC, LATENCY_METRIC};
 
+/// Per-iteration peak resident memory of the benchmarked program (`bench cmd`, from `wait4`).
+/// `process_rss_mib` is not used for peak memory: it is the harness' (trackiq's) own.
+pub const CHILD_PEAK_RSS_METRIC: &str = "child_peak_rss_mib";
+
 /// Power, energy and efficiency of a run from its telemetry (nothing when none was read).
 ///
 /// Power is the sum over GPUs of each GPU's mean power plus the CPU package's mean power;
 /// energy the sum of every energy reading; per-step and per-item energy divide it by the
-/// iterations and items; performance per watt is items per second over that power.
+/// iterations and items; performance per watt is items per second over that power. Power
+/// readings are present only where the producer measured the machine doing the work.
+/// Peak memory is the benchmarked program's (the largest `child_peak_rss_mib`), when measured.
 pub fn energy_figures(metrics: &[MetricSummary], derived: &[DerivedMetric], by_rank: &HashMap<(String, i32), (f64, i64, f64)>) -> Vec<DerivedMetric> {
     let m = |name: &str| metrics.iter().find(|x| x.metric == name);
     let d = |name: &str| derived.iter().find(|x| x.name == name).map(|x| x.value);
@@ -51,7 +57,7 @@ pub fn energy_figures(metrics: &[MetricSummary], derived: &[DerivedMetric], by_r
         push("temperature_celsius", t.mean, "C");
         push("temperature_max_celsius", t.max, "C");
     }
-    if let Some(r) = m("process_rss_mib") {
+    if let Some(r) = m(CHILD_PEAK_RSS_METRIC) {
         push("peak_memory_mib", r.max, "MiB");
     }
     if let Some(g) = m("gpu_memory_used_mib") {

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use trackiq_schemas::{Platform, RunStatus, Sample, SampleBatch, VersionInfo, Workload};
 
+use super::energy::CHILD_PEAK_RSS_METRIC;
 use super::*;
 use trackiq_infra::runtime::Position;
 
@@ -86,6 +87,35 @@ fn power_energy_and_efficiency_come_from_telemetry() {
     assert_eq!(get("energy_per_step_joules"), 20.0, "two iterations");
     assert_eq!((get("temperature_celsius"), get("temperature_max_celsius")), (65.0, 70.0));
     assert!((get("performance_per_watt") - get("throughput_samples_per_sec") / 250.0).abs() < 1e-12);
+}
+
+#[test]
+fn peak_memory_is_the_benchmarked_programs_not_the_harness() {
+    let mut a = Aggregation::new(AggregatorConfig::default());
+    let now = Instant::now();
+    let t = |metric: &str, value: f64| Sample { ts_us: 1_000_000, metric: metric.into(), value, unit: "MiB".into(), rank: None, step: None };
+    for (i, (id, with_child)) in [("c", true), ("h", false)].into_iter().enumerate() {
+        let o = i as i64 * 2;
+        a.apply(pos("runs", 0, o), AnyEvent::RunStarted(started(id, 5)), now);
+        a.apply(pos("samples", 0, o), batch(id, 0, &[10.0, 10.0]), now);
+        let mut samples = vec![t("process_rss_mib", 900.0), t("process_rss_mib", 950.0)];
+        if with_child {
+            samples.extend([t(CHILD_PEAK_RSS_METRIC, 30.0), t(CHILD_PEAK_RSS_METRIC, 52.5)]);
+        }
+        let n = 2 + samples.len() as i64;
+        a.apply(pos("samples", 0, o + 1), AnyEvent::SampleBatch(SampleBatch { run_id: id.into(), seq: 1, samples }), now);
+        a.apply(pos("runs", 0, o + 1), finished(id, n), now);
+    }
+    let peaks: BTreeMap<String, Option<f64>> = a
+        .take_ready(now)
+        .into_iter()
+        .map(|c| {
+            let s = c.summary.unwrap();
+            (s.run.run_id.clone(), s.derived.iter().find(|d| d.name == "peak_memory_mib").map(|d| d.value))
+        })
+        .collect();
+    assert_eq!(peaks["c"], Some(52.5), "the largest child peak");
+    assert_eq!(peaks["h"], None, "the harness' RSS is not the program's peak memory");
 }
 
 #[test]

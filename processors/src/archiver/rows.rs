@@ -27,6 +27,9 @@ fn i64s(v: Vec<Option<i64>>) -> ArrayRef {
 fn i32s(v: Vec<Option<i32>>) -> ArrayRef {
     Arc::new(Int32Array::from(v))
 }
+fn bools(v: Vec<Option<bool>>) -> ArrayRef {
+    Arc::new(datafusion::arrow::array::BooleanArray::from(v))
+}
 fn f64s(v: Vec<Option<f64>>) -> ArrayRef {
     Arc::new(Float64Array::from(v))
 }
@@ -268,6 +271,7 @@ pub fn verdicts(events: &[Located<'_>]) -> Result<RecordBatch, ArrowError> {
     let (mut baseline_count, mut model, mut lower, mut upper, mut change, mut severity) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut pvalue, mut kind, mut message) = (vec![], vec![], vec![]);
+    let (mut metric_kind, mut gates, mut guessed, mut ci_low, mut ci_high, mut p_adj) = (vec![], vec![], vec![], vec![], vec![], vec![]);
     let mut kafka = Kafka::default();
     for l in events {
         let AnyEvent::Verdict(v) = l.event else { continue };
@@ -288,6 +292,12 @@ pub fn verdicts(events: &[Located<'_>]) -> Result<RecordBatch, ArrowError> {
             pvalue.push(m.pvalue);
             kind.push(Some("metric".to_string()));
             message.push(None);
+            metric_kind.push(m.kind.map(|k| k.as_str().to_string()));
+            gates.push(Some(m.gates));
+            guessed.push(Some(m.direction_guessed));
+            ci_low.push(m.change_ci_low);
+            ci_high.push(m.change_ci_high);
+            p_adj.push(m.pvalue_adjusted);
             kafka.push(l);
         }
         for f in &v.findings {
@@ -307,6 +317,12 @@ pub fn verdicts(events: &[Located<'_>]) -> Result<RecordBatch, ArrowError> {
             pvalue.push(None);
             kind.push(Some("finding".to_string()));
             message.push(Some(f.message.clone()));
+            metric_kind.push(None);
+            gates.push(None);
+            guessed.push(None);
+            ci_low.push(None);
+            ci_high.push(None);
+            p_adj.push(None);
             kafka.push(l);
         }
     }
@@ -327,6 +343,12 @@ pub fn verdicts(events: &[Located<'_>]) -> Result<RecordBatch, ArrowError> {
         f64s(pvalue),
         utf8(kind),
         utf8(message),
+        utf8(metric_kind),
+        bools(gates),
+        bools(guessed),
+        f64s(ci_low),
+        f64s(ci_high),
+        f64s(p_adj),
     ]);
     batch("verdicts", kafka.finish(cols))
 }

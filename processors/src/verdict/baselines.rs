@@ -9,8 +9,10 @@ use trackiq_schemas::{
 use trackiq_stats::changepoint::{ChangePointParams, change_points};
 use trackiq_stats::trend::classify;
 
+use trackiq_stats::significance::RunFigure;
+
 use super::config::VerdictConfig;
-use super::findings;
+use super::{findings, judging};
 
 const DAY_US: i64 = 86_400_000_000;
 
@@ -125,7 +127,9 @@ impl Baselines {
         let started = s.run.timestamp;
         let oldest = (cfg.window_days > 0).then(|| started - cfg.window_days as i64 * DAY_US);
         let mut metrics = Vec::new();
+        let mut judged = Vec::new();
         let mut findings = Vec::new();
+        let mut contention: (Option<f64>, Vec<f64>) = (None, Vec::new());
         for f in figures(s) {
             let history: Vec<&Entry> = series
                 .metrics
@@ -133,31 +137,44 @@ impl Baselines {
                 .map(|h| h.iter().filter(|e| e.started < started && !e.flagged && oldest.is_none_or(|o| e.started >= o)).collect())
                 .unwrap_or_default();
             let history: Vec<&Entry> = history[history.len().saturating_sub(cfg.window)..].to_vec();
-            let (values, model_note): (Vec<f64>, &str) = match series.pinned.as_ref().and_then(|p| p.get(&f.metric)) {
-                Some(pinned) => (pinned.clone(), "pinned"),
-                None => (history.iter().map(|e| e.value).collect(), ""),
+            let (baseline, model_note): (Vec<RunFigure>, &str) = match series.pinned.as_ref().and_then(|p| p.get(&f.metric)) {
+                Some(pinned) => (pinned.iter().map(|&v| RunFigure::single(v)).collect(), "pinned"),
+                None => (history.iter().map(|e| RunFigure { value: e.value, stdev: e.stdev, count: e.count }).collect(), ""),
             };
-            let direction = cfg.direction_of(&f.metric);
-            let mut spec = cfg.spec_for(&f.metric, &series_id);
+            let info = cfg.info(&f.metric);
+            let direction = info.direction;
+            let mut judging = cfg.judging_for(&f.metric, &series_id);
             if !model_note.is_empty() {
                 // A pinned baseline is a deliberate choice: one pinned run is enough.
-                spec.min_samples = 1;
+                judging.set_min_samples(1);
             }
-            let j = trackiq_stats::judge(f.value, &values, direction, &spec);
-            let model = if model_note.is_empty() { spec.kind.name().to_string() } else { format!("{} ({model_note})", spec.kind.name()) };
+            let candidate = RunFigure { value: f.value, stdev: f.stdev, count: f.count };
+            let j = judging::judge_metric(&candidate, &baseline, direction, &judging, cfg.alpha);
+            let model = if model_note.is_empty() { judging.name().to_string() } else { format!("{} ({model_note})", judging.name()) };
+            if f.metric == judging::HOST_CONTENTION_METRIC {
+                contention = (Some(f.value), history.iter().map(|e| e.value).collect());
+            }
+            let interval = j.evidence.as_ref().map(|(e, _)| (e.ci_low_pct, e.ci_high_pct)).filter(|(l, h)| l.is_finite() && h.is_finite());
             metrics.push(MetricVerdict {
                 metric: f.metric.clone(),
                 direction,
                 value: f.value,
                 baseline: j.baseline,
-                baseline_count: values.len() as i32,
+                baseline_count: baseline.len() as i32,
                 model,
                 lower_limit: j.lower_limit,
                 upper_limit: j.upper_limit,
                 change_pct: j.change_pct,
                 severity: j.severity,
                 pvalue: j.pvalue,
+                kind: Some(info.kind),
+                gates: info.gates,
+                direction_guessed: info.guessed,
+                change_ci_low: interval.map(|i| i.0),
+                change_ci_high: interval.map(|i| i.1),
+                pvalue_adjusted: None,
             });
+            judged.push(j);
             if cfg.findings.sustained_runs > 0 {
                 // The previous runs of the streak are compared with the baseline before them.
                 let all: Vec<&Entry> = series.metrics.get(&f.metric).map(|h| h.iter().filter(|e| e.started < started).collect()).unwrap_or_default();
@@ -166,9 +183,8 @@ impl Baselines {
                     let (older, recent) = all.split_at(all.len() - k);
                     let base: Vec<f64> = older.iter().filter(|e| !e.flagged).rev().take(cfg.window).map(|e| e.value).collect();
                     if base.len() >= cfg.min_baseline {
-                        let mean = base.iter().sum::<f64>() / base.len() as f64;
                         let streak: Vec<f64> = recent.iter().map(|e| e.value).chain(std::iter::once(f.value)).collect();
-                        findings.extend(findings::sustained_shift(&cfg.findings, &f.metric, &streak, mean, direction));
+                        findings.extend(findings::sustained_shift(&cfg.findings, &f.metric, &streak, &base, direction, cfg.alpha));
                     }
                 }
             }
@@ -181,6 +197,8 @@ impl Baselines {
                 findings.extend(findings::consistency(&cfg.findings, &f, &base));
             }
         }
+        judging::adjust_for_multiplicity(&mut metrics, &judged);
+        findings.extend(judging::noisy_host(&mut metrics, contention.0, &contention.1, cfg.noisy_host_pp));
         findings.extend(findings::from_summary(&cfg.findings, s));
 
         // Only completed runs enter the history: a failed run says nothing about performance.
@@ -205,12 +223,7 @@ impl Baselines {
                 }
             }
         }
-        let severity = metrics
-            .iter()
-            .map(|m| m.severity)
-            .chain(findings.iter().map(|f| f.severity))
-            .max_by_key(|s| s.rank())
-            .unwrap_or(Severity::InsufficientData);
+        let severity = judging::run_severity(&metrics, &findings);
         let verdict = Verdict { run_id: s.run.run_id.clone(), series_id, evaluated_at: now_us, severity, summary: s.clone(), metrics, findings };
         Some((verdict, trends))
     }

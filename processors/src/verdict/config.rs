@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use trackiq_schemas::Direction;
+use trackiq_schemas::catalog::{self, MetricDecl, MetricInfo};
 use trackiq_stats::{ModelKind, ModelSpec};
 
 /// Verdict settings.
@@ -20,13 +21,28 @@ pub struct VerdictConfig {
     pub window_days: u64,
     /// Fewer baseline runs than this give `insufficient_data`.
     pub min_baseline: usize,
-    /// Default model (percentage): change in the bad direction above this percentage warns.
+    /// Default model (significance): a change in the bad direction above this percentage
+    /// warns, when it is also significant at `alpha`.
     pub warn_pct: f64,
-    /// Default model (percentage): change in the bad direction above this percentage blocks.
+    /// Default model (significance): above this percentage, and significant, blocks.
     pub block_pct: f64,
+    /// Default model: family-wise significance level over the gating metrics of one run
+    /// (Holm-adjusted p-values below it are significant). 0.005: at most 0.5 % of unchanged
+    /// runs flagged by chance whatever the number of metrics, leaving room under the 1 %
+    /// false-block goal for real noise being heavier-tailed than normal.
+    pub alpha: f64,
+    /// A run during which other processes used this many percentage points more of the
+    /// machine's CPU (`host_other_cpu_percent`) than during its baseline runs ran on a noisy
+    /// machine: its regressions warn instead of blocking, with a `noisy_host` finding
+    /// (0 disables).
+    pub noisy_host_pp: f64,
     /// Models for chosen metrics and series; the first matching rule wins.
     pub rules: Vec<ModelRule>,
-    /// Direction of metrics whose name does not say it, e.g. `{ "queue_depth" = "lower_is_better" }`.
+    /// Your own metrics (recorded or imported), or changes to built-in ones:
+    /// `[verdict.metrics.queue_depth] direction = "lower_is_better", kind = "kpi", unit = ""`.
+    /// Undeclared metrics not in the catalog gate as KPIs with a direction guessed by name.
+    pub metrics: BTreeMap<String, MetricDecl>,
+    /// Direction overrides only (older form of `metrics`), e.g. `{ "queue_depth" = "lower_is_better" }`.
     pub directions: BTreeMap<String, Direction>,
     /// Rules that add findings to a verdict.
     pub findings: FindingsConfig,
@@ -44,9 +60,9 @@ pub struct ModelRule {
     /// Series id. Absent: every series.
     #[serde(default)]
     pub series: Option<String>,
-    /// percentage | static | z_score | t_test | log_normal | iqr | delta_iqr
+    /// significance | percentage | static | z_score | t_test | log_normal | iqr | delta_iqr
     pub model: ModelName,
-    /// Warn boundary: percent (percentage), absolute limit (static), cumulative probability
+    /// Warn boundary: percent (significance, percentage), absolute limit (static), cumulative probability
     /// (z_score, t_test, log_normal) or IQR multiplier (iqr, delta_iqr).
     pub warn: f64,
     /// Block boundary, in the same unit as `warn`.
@@ -60,6 +76,9 @@ pub struct ModelRule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelName {
+    /// Magnitude and significance (the default): percent thresholds, and a change must be
+    /// significant against the baseline runs' variation at `alpha` (Holm-adjusted).
+    Significance,
     Percentage,
     Static,
     ZScore,
@@ -69,9 +88,11 @@ pub enum ModelName {
     DeltaIqr,
 }
 
-impl From<ModelName> for ModelKind {
-    fn from(m: ModelName) -> Self {
-        match m {
+impl ModelName {
+    /// Bencher's model, or `None` for the significance model.
+    pub fn bencher(self) -> Option<ModelKind> {
+        Some(match self {
+            ModelName::Significance => return None,
             ModelName::Percentage => ModelKind::Percentage,
             ModelName::Static => ModelKind::Static,
             ModelName::ZScore => ModelKind::ZScore,
@@ -79,7 +100,7 @@ impl From<ModelName> for ModelKind {
             ModelName::LogNormal => ModelKind::LogNormal,
             ModelName::Iqr => ModelKind::Iqr,
             ModelName::DeltaIqr => ModelKind::DeltaIqr,
-        }
+        })
     }
 }
 
@@ -145,7 +166,10 @@ impl Default for VerdictConfig {
             min_baseline: 3,
             warn_pct: 5.0,
             block_pct: 10.0,
+            alpha: 0.005,
+            noisy_host_pp: 25.0,
             rules: Vec::new(),
+            metrics: BTreeMap::new(),
             directions: BTreeMap::new(),
             findings: FindingsConfig::default(),
             trends: TrendConfig::default(),
@@ -166,17 +190,69 @@ impl ModelRule {
     }
 }
 
-impl VerdictConfig {
-    /// The model that judges `metric` of `series`.
-    pub fn spec_for(&self, metric: &str, series: &str) -> ModelSpec {
-        match self.rules.iter().find(|r| r.matches(metric, series)) {
-            Some(r) => ModelSpec { kind: r.model.into(), warn: r.warn, block: r.block, min_samples: r.min_samples.unwrap_or(self.min_baseline) },
-            None => ModelSpec { kind: ModelKind::Percentage, warn: self.warn_pct, block: self.block_pct, min_samples: self.min_baseline },
+/// How one metric of one series is judged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Judging {
+    /// Magnitude and significance, thresholds in percent.
+    Significance { warn_pct: f64, block_pct: f64, min_samples: usize },
+    /// One of Bencher's models.
+    Bencher(ModelSpec),
+}
+
+impl Judging {
+    pub fn min_samples(&self) -> usize {
+        match self {
+            Judging::Significance { min_samples, .. } => *min_samples,
+            Judging::Bencher(spec) => spec.min_samples,
         }
     }
 
-    /// Direction of a metric: configured, else by name.
+    pub fn set_min_samples(&mut self, n: usize) {
+        match self {
+            Judging::Significance { min_samples, .. } => *min_samples = n,
+            Judging::Bencher(spec) => spec.min_samples = n,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Judging::Significance { .. } => "significance",
+            Judging::Bencher(spec) => spec.kind.name(),
+        }
+    }
+}
+
+impl VerdictConfig {
+    /// How `metric` of `series` is judged: the first matching rule, else the default model.
+    pub fn judging_for(&self, metric: &str, series: &str) -> Judging {
+        match self.rules.iter().find(|r| r.matches(metric, series)) {
+            Some(r) => {
+                let min_samples = r.min_samples.unwrap_or(self.min_baseline);
+                match r.model.bencher() {
+                    Some(kind) => Judging::Bencher(ModelSpec { kind, warn: r.warn, block: r.block, min_samples }),
+                    None => Judging::Significance { warn_pct: r.warn, block_pct: r.block, min_samples },
+                }
+            }
+            None => Judging::Significance { warn_pct: self.warn_pct, block_pct: self.block_pct, min_samples: self.min_baseline },
+        }
+    }
+
+    /// What is known of a metric: declared here, else in the catalog, else guessed by name
+    /// (a `directions` entry replaces the direction and the guess).
+    pub fn info(&self, metric: &str) -> MetricInfo {
+        let mut info = match self.metrics.get(metric) {
+            Some(d) => d.into(),
+            None => catalog::info(metric),
+        };
+        if let Some(d) = self.directions.get(metric) {
+            info.direction = *d;
+            info.guessed = false;
+        }
+        info
+    }
+
+    /// Direction of a metric: configured, else from the catalog, else by name.
     pub fn direction_of(&self, metric: &str) -> Direction {
-        self.directions.get(metric).copied().unwrap_or_else(|| trackiq_schemas::metrics::direction_of(metric))
+        self.info(metric).direction
     }
 }

@@ -83,30 +83,37 @@ pub fn step_change(cfg: &FindingsConfig, t: &trackiq_schemas::TrendResult, direc
     })
 }
 
-/// `runs` consecutive values (oldest first, the judged run last) all worse than `baseline`
-/// by more than the configured percentage: a shift each run alone stays just inside.
-pub fn sustained_shift(cfg: &FindingsConfig, metric: &str, runs: &[f64], baseline: f64, direction: trackiq_schemas::Direction) -> Option<Finding> {
-    if cfg.sustained_runs == 0 || runs.len() < cfg.sustained_runs || baseline == 0.0 {
+/// `runs` consecutive values (oldest first, the judged run last) all worse than the mean of
+/// `baseline` by more than the configured percentage, and their mean significantly worse
+/// (pooled t-test at `alpha`): a shift each run alone stays just inside, but not noise.
+pub fn sustained_shift(cfg: &FindingsConfig, metric: &str, runs: &[f64], baseline: &[f64], direction: trackiq_schemas::Direction, alpha: f64) -> Option<Finding> {
+    if cfg.sustained_runs == 0 || runs.len() < cfg.sustained_runs || baseline.is_empty() {
+        return None;
+    }
+    let mean = baseline.iter().sum::<f64>() / baseline.len() as f64;
+    if mean == 0.0 {
         return None;
     }
     let worse = |v: f64| {
-        let change = (v - baseline) / baseline.abs() * 100.0;
+        let change = (v - mean) / mean.abs() * 100.0;
         match direction {
             trackiq_schemas::Direction::LowerIsBetter => change > cfg.sustained_pct,
             trackiq_schemas::Direction::HigherIsBetter => change < -cfg.sustained_pct,
         }
     };
     let last = &runs[runs.len() - cfg.sustained_runs..];
-    last.iter().all(|&v| worse(v)).then(|| {
-        let current = last[last.len() - 1];
-        finding(
-            "sustained_shift",
-            metric,
-            current,
-            format!(
-                "{metric}: the last {} runs are all more than {} % worse than the baseline mean {baseline:.4}",
-                cfg.sustained_runs, cfg.sustained_pct
-            ),
-        )
-    })
+    if !last.iter().all(|&v| worse(v)) {
+        return None;
+    }
+    let p = trackiq_stats::significance::shift_pvalue(last, baseline, direction).filter(|p| *p < alpha)?;
+    let current = last[last.len() - 1];
+    Some(finding(
+        "sustained_shift",
+        metric,
+        current,
+        format!(
+            "{metric}: the last {} runs are all more than {} % worse than the baseline mean {mean:.4} (shift p = {p:.2e})",
+            cfg.sustained_runs, cfg.sustained_pct
+        ),
+    ))
 }

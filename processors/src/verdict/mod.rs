@@ -12,8 +12,10 @@ pub mod baselines;
 pub mod bootstrap;
 pub mod config;
 pub mod findings;
+pub mod judging;
+pub mod simulation;
 #[cfg(test)]
-mod simulation;
+mod trust_tests;
 
 use std::time::Instant;
 

@@ -12,6 +12,8 @@
 //! - [`hypothesis`] — Mann-Whitney U, Welch's t, F-test, Brown-Forsythe
 //! - [`models`] — Bencher's seven threshold models (static … delta-IQR)
 //! - [`numpy`] — numpy's pairwise summation and moments, for decisions at thresholds
+//! - [`significance`] — magnitude-and-significance judging (runs and samples t-tests,
+//!   effect interval) and Holm's adjustment across a run's metrics
 //! - [`scaling`] — scaling efficiency from throughput at several worker counts
 //! - [`synthetic`] — seeded noise and stepped series for simulations and benchmarks
 //! - [`threshold`] — the seed's percentage model giving a severity from a baseline window
@@ -23,6 +25,7 @@ pub mod hypothesis;
 pub mod models;
 pub mod numpy;
 pub mod scaling;
+pub mod significance;
 pub mod summary;
 pub mod synthetic;
 pub mod threshold;

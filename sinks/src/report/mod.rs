@@ -80,8 +80,13 @@ pub fn render(v: &Verdict) -> Result<String, SinkError> {
                 "baseline_count": m.baseline_count,
                 "change": m.change_pct.map(|c| format!("{:+.2} %", c)).unwrap_or_else(|| "—".into()),
                 "limits": match (m.lower_limit, m.upper_limit) { (Some(l), Some(u)) => format!("{} … {}", fmt_num(l), fmt_num(u)), _ => "—".into() },
-                "direction": m.direction.as_str().replace('_', " "), "severity": m.severity.as_str(),
+                "direction": format!("{}{}", m.direction.as_str().replace('_', " "), if m.direction_guessed { " (guessed)" } else { "" }),
+                "severity": m.severity.as_str(),
                 "model": m.model, "pvalue": m.pvalue.map(|p| format!("{p:.2e}")).unwrap_or_else(|| "—".into()),
+                "pvalue_adjusted": m.pvalue_adjusted.map(|p| format!("{p:.2e}")).unwrap_or_else(|| "—".into()),
+                "interval": match (m.change_ci_low, m.change_ci_high) { (Some(l), Some(h)) => format!("{l:+.1} … {h:+.1} %"), _ => "—".into() },
+                "kind": m.kind.map(|k| k.as_str()).unwrap_or("—"), "gates": m.gates,
+                "about": trackiq_schemas::catalog::lookup(&m.metric).map(|d| d.about).unwrap_or(""),
             })
         })
         .collect();
