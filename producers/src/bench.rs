@@ -19,6 +19,7 @@ use crate::emitter::{Batching, RunEmitter};
 use crate::error::ProducerError;
 use crate::identity::{RunIdentity, run_started};
 use crate::telemetry::Sampler;
+use crate::telemetry::probe::{self, PROBE_METRIC};
 
 /// Per-iteration sample of the items processed, when an iteration processes a batch.
 pub const ITEMS_METRIC: &str = "batch_items";
@@ -153,6 +154,11 @@ fn drive<W: Workload>(w: &W, load: Load, stop: Stop, tx: mpsc::UnboundedSender<O
     }
 }
 
+/// The machine-speed probes of one end of a run, timed on a blocking thread.
+async fn speed_probes() -> Result<Vec<f64>, ProducerError> {
+    tokio::task::spawn_blocking(probe::probes).await.map_err(|e| ProducerError::Probe(e.to_string()))
+}
+
 /// Runs `w` and emits it as one run, with hardware telemetry sampled alongside.
 pub async fn run_bench<W: Workload>(bus: &Bus, identity: &RunIdentity, w: &mut W, opts: &BenchOptions) -> Result<BenchOutcome, ProducerError> {
     if let Load::Open { rate, .. } = opts.load
@@ -165,6 +171,8 @@ pub async fn run_bench<W: Workload>(bus: &Bus, identity: &RunIdentity, w: &mut W
     for _ in 0..opts.warmup {
         w.iterate().await?;
     }
+    // The machine's speed before the run (see `telemetry::probe`), off the runtime's workers.
+    let probes_before = speed_probes().await?;
     let mut sampler = Sampler::start(opts.telemetry_interval, w.power_is_local());
     let mut run = run_started(w.tool(), identity);
     if let Some(s) = &sampler {
@@ -240,6 +248,10 @@ pub async fn run_bench<W: Workload>(bus: &Bus, identity: &RunIdentity, w: &mut W
     }
     bar.finish_and_clear();
     out.wall = started.elapsed();
+    let now = trackiq_schemas::now_us();
+    for ms in probes_before.into_iter().chain(speed_probes().await?) {
+        emitter.push(Sample { ts_us: now, metric: PROBE_METRIC.into(), value: ms, unit: "ms".into(), rank: None, step: None }).await?;
+    }
     if let Some(s) = sampler.take() {
         for t in s.stop() {
             emitter.push(t).await?;

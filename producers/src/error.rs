@@ -19,4 +19,6 @@ pub enum ProducerError {
     Usage(String),
     #[error("cluster: {0}")]
     Cluster(String),
+    #[error("the machine-speed probe failed: {0}")]
+    Probe(String),
 }

@@ -6,6 +6,10 @@
 //! Kinds decide what a metric may do to a verdict: a [`MetricKind::Kpi`] is what the
 //! benchmark is for and gates the run; telemetry (machine state), derived figures (computed
 //! by the aggregator from other metrics) and events are reported, never gating by default.
+//! A figure's origin counts too: `latency_p99_ms` or `throughput_samples_per_sec` reported by
+//! a tool and imported is a KPI, but the same figure the aggregator derives from a run's own
+//! latency samples (`RunSummary.derived`) is judged as derived — the samples' mean already
+//! gates, and the tail of a few dozen iterations is too noisy to block on by default.
 //!
 //! Dimensions are fields, not name parts: rank and GPU index travel in `Sample.rank`, steps in
 //! `Sample.step`; nccl-tests' per-message-size figures keep their historical `<name>.<size>B`
@@ -121,6 +125,7 @@ pub const CATALOG: &[MetricDef] = &[
     // Host telemetry (producers/src/telemetry/host.rs).
     def("cpu_utilization_percent", "%", Higher, Telemetry, &[], "busy share of all CPUs"),
     def("host_other_cpu_percent", "%", Lower, Telemetry, &[], "CPU share used by other processes than the benchmark: how busy the machine was"),
+    def("host_speed_probe_ms", "ms", Lower, Telemetry, &[], "time of a fixed CPU probe at the run's start and end: how fast the machine was"),
     def("cpu_frequency_mhz", "MHz", Higher, Telemetry, &[], "mean CPU clock: lower means throttling"),
     def("memory_used_mib", "MiB", Lower, Telemetry, &[], "host memory in use (every process)"),
     def("memory_utilization_percent", "%", Lower, Telemetry, &[], "host memory in use, share of total"),
@@ -138,12 +143,14 @@ pub const CATALOG: &[MetricDef] = &[
     def("gpu_memory_clock_mhz", "MHz", Higher, Telemetry, &[GpuIndex], "GPU memory clock"),
     def("gpu_pcie_tx_kib_per_sec", "KiB/s", Higher, Telemetry, &[GpuIndex], "PCIe transmit throughput"),
     def("gpu_pcie_rx_kib_per_sec", "KiB/s", Higher, Telemetry, &[GpuIndex], "PCIe receive throughput"),
+    // Rates: the headline figures of imported results (KPIs); the aggregator's own figures of a
+    // run, computed from its latency samples, are judged as derived (see below).
+    def("throughput_per_sec", "1/s", Higher, Kpi, &[], "iterations per second"),
+    def("throughput_samples_per_sec", "items/s", Higher, Kpi, &[], "items per second"),
+    def("tokens_per_sec", "tokens/s", Higher, Kpi, &[], "output tokens per second"),
+    def("request_throughput_per_sec", "requests/s", Higher, Kpi, &[], "requests per second"),
+    def("goodput_requests_per_sec", "requests/s", Higher, Kpi, &[], "requests per second meeting every SLO"),
     // Derived by the aggregator (processors/src/aggregator).
-    def("throughput_per_sec", "1/s", Higher, Derived, &[], "iterations per second"),
-    def("throughput_samples_per_sec", "items/s", Higher, Derived, &[], "items per second"),
-    def("tokens_per_sec", "tokens/s", Higher, Derived, &[], "output tokens per second"),
-    def("request_throughput_per_sec", "requests/s", Higher, Derived, &[], "requests per second"),
-    def("goodput_requests_per_sec", "requests/s", Higher, Derived, &[], "requests per second meeting every SLO"),
     def("decode_tpt_ms", "ms", Lower, Derived, &[], "mean time per output token"),
     def("power_consumption_watts", "W", Lower, Derived, &[], "mean power of the machine doing the work"),
     def("performance_per_watt", "items/s/W", Higher, Derived, &[], "throughput per watt of locally measured power"),

@@ -91,6 +91,9 @@ pub fn payload(v: &Verdict, report: &str) -> serde_json::Value {
             "pvalue": m.pvalue, "pvalue_adjusted": m.pvalue_adjusted, "change_ci_low": m.change_ci_low, "change_ci_high": m.change_ci_high,
             "kind": m.kind.map(|k| k.as_str()), "gates": m.gates, "direction_guessed": m.direction_guessed,
         })).collect::<Vec<_>>(),
+        "findings": v.findings.iter().map(|f| serde_json::json!({
+            "rule": f.rule, "metric": f.metric, "severity": f.severity.as_str(), "value": f.value, "message": f.message,
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -173,7 +173,7 @@ pub async fn regression(config: Config, a: RegressionArgs) -> anyhow::Result<Exi
                 }
                 None => config.verdict.judging_for(&metric, &series),
             };
-            let j = judge_metric(&RunFigure::single(latest.value), &history, direction, &judging, config.verdict.alpha);
+            let j = judge_metric(&RunFigure::single(latest.value), &history, direction, &judging, config.verdict.alpha).judgement;
             blocked |= j.severity == trackiq_schemas::Severity::Block;
             rows.push(vec![
                 series,

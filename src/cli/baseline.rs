@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use trackiq::config::Config;
 use trackiq_infra::Bus;
 use trackiq_infra::bus::send;
+use trackiq_processors::verdict::baselines::judged_value;
 use trackiq_schemas::{BaselinePin, PinnedRun, registry};
 
 use super::history::{OutFormat, lit, print_rows, rows};
@@ -60,12 +61,16 @@ async fn publish(config: &Config, pins: &[BaselinePin]) -> anyhow::Result<()> {
 
 /// Judged values of runs, per series: run -> metric -> value.
 async fn run_values(config: &Config, filter: &str) -> anyhow::Result<BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>>> {
-    let sql = format!("SELECT DISTINCT series_id, run_id, metric, mean FROM summaries WHERE status = 'completed' AND {filter}");
+    let sql = format!("SELECT DISTINCT series_id, run_id, metric, count, mean, p50 FROM summaries WHERE status = 'completed' AND {filter}");
     let mut out: BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>> = BTreeMap::new();
     for r in rows(config, &sql).await? {
         let s = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-        if let Some(v) = r.get("mean").and_then(|v| v.as_f64()) {
-            out.entry(s("series_id")).or_default().entry(s("run_id")).or_default().insert(s("metric"), v);
+        let f = |k: &str| r.get(k).and_then(|v| v.as_f64());
+        if let Some(mean) = f("mean") {
+            // The figure the verdict judges: the median of a duration, else the mean.
+            let count = r.get("count").and_then(|v| v.as_i64()).unwrap_or(1);
+            let (value, _) = judged_value(&s("metric"), count, mean, f("p50").unwrap_or(mean));
+            out.entry(s("series_id")).or_default().entry(s("run_id")).or_default().insert(s("metric"), value);
         }
     }
     Ok(out)

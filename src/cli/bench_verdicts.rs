@@ -8,14 +8,14 @@
 
 mod hog;
 mod report;
-mod tap;
+pub(super) mod tap;
 mod trials;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use trackiq::config::Config;
@@ -44,17 +44,19 @@ pub struct VerdictsBenchArgs {
     /// Runs with more work per iteration (A/B, --reps-b against --reps-a), after the A runs, on a quiet machine.
     #[arg(long, default_value_t = 30)]
     b_runs: usize,
-    /// Measured iterations per run (after 2 warm-up iterations).
-    #[arg(long, default_value_t = 30)]
+    /// Measured iterations per run (after 2 warm-up iterations). The defaults make a run
+    /// last about half a second in a release build: long enough for several telemetry
+    /// readings (the noisy-host rule needs them), short enough for 90 runs in minutes.
+    #[arg(long, default_value_t = 40)]
     iterations: u64,
     /// Size n of the n×n f64 matrix multiply.
     #[arg(long, default_value_t = 64)]
     size: usize,
     /// Matrix multiplies per iteration of an A run.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 100)]
     reps_a: u32,
-    /// Matrix multiplies per iteration of a B run (11 against 10: exactly +10 % work).
-    #[arg(long, default_value_t = 11)]
+    /// Matrix multiplies per iteration of a B run (110 against 100: exactly +10 % work).
+    #[arg(long, default_value_t = 110)]
     reps_b: u32,
     /// Detection trials: a regression counts as detected when one of this many consecutive B runs is flagged.
     #[arg(long, default_value_t = 3)]
@@ -117,16 +119,7 @@ pub async fn run(config: Config, a: VerdictsBenchArgs) -> anyhow::Result<ExitCod
 }
 
 async fn bench(mut config: Config, a: VerdictsBenchArgs) -> anyhow::Result<ExitCode> {
-    let dir = a.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("trackiq-bench-verdicts-{}", uuid::Uuid::now_v7().simple())));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let dir = std::fs::canonicalize(&dir)?;
-    config.data = format!("file://{}", dir.display());
-    config.broker_dir = None;
-    config.bus.brokers.clear();
-    config.bus.listen = "127.0.0.1:0".into();
-    config.archiver.flush_secs = 1;
-    config.metrics.listen = "127.0.0.1:0".into();
-    config.webhook.urls.clear();
+    let dir = super::demo::in_process(&mut config, a.dir.clone(), "bench-verdicts")?;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let default_model = config.verdict.judging_for("latency_ms", "").name().to_string();
     println!(

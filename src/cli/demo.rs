@@ -14,6 +14,7 @@ use trackiq::stack::Stack;
 use trackiq_producers::bench::{BenchOptions, Load, Stop, run_bench};
 use trackiq_producers::identity::RunIdentity;
 use trackiq_producers::workloads::MatmulWorkload;
+use trackiq_schemas::Severity;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -24,8 +25,9 @@ pub struct DemoArgs {
     /// insufficient_data; more runs give the significance test more to go on on a busy machine).
     #[arg(long, default_value_t = 8)]
     baseline_runs: u32,
-    /// Iterations per run.
-    #[arg(long, default_value_t = 20)]
+    /// Iterations per run (2,000 of a 64×64 multiply: about half a second, long enough that
+    /// the scheduler's time slices on a busy machine average out within a run).
+    #[arg(long, default_value_t = 2000)]
     iterations: u64,
 }
 
@@ -52,25 +54,66 @@ async fn webhook_receiver() -> anyhow::Result<(String, mpsc::UnboundedReceiver<s
     Ok((url, rx))
 }
 
-pub async fn run(mut config: Config, a: DemoArgs) -> anyhow::Result<ExitCode> {
-    let t0 = Instant::now();
-    let dir = a.dir.unwrap_or_else(|| std::env::temp_dir().join(format!("trackiq-demo-{}", uuid::Uuid::now_v7().simple())));
+/// Points `config` at a whole pipeline of its own: a data directory (`dir`, or a new temporary
+/// `trackiq-<what>-…`), the embedded broker and metrics on free ports, a 1 s archiver flush, no
+/// webhook. Returns the data directory.
+pub fn in_process(config: &mut Config, dir: Option<PathBuf>, what: &str) -> anyhow::Result<PathBuf> {
+    let dir = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("trackiq-{what}-{}", uuid::Uuid::now_v7().simple())));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = std::fs::canonicalize(&dir)?;
-    let (hook_url, mut hooks) = webhook_receiver().await?;
     config.data = format!("file://{}", dir.display());
     config.broker_dir = None;
     config.bus.brokers.clear();
     config.bus.listen = "127.0.0.1:0".into();
     config.archiver.flush_secs = 1;
     config.metrics.listen = "127.0.0.1:0".into();
+    config.webhook.urls.clear();
+    Ok(dir)
+}
+
+pub async fn run(mut config: Config, a: DemoArgs) -> anyhow::Result<ExitCode> {
+    let t0 = Instant::now();
+    let dir = in_process(&mut config, a.dir.clone(), "demo")?;
+    let (hook_url, mut hooks) = webhook_receiver().await?;
     config.webhook.urls = vec![hook_url.clone()];
     config.webhook.initial_backoff_ms = 50;
     println!("trackiq demo · data {} · webhook receiver {hook_url}", dir.display());
     let stack = Stack::start(&config).await?;
     stack.wait_ready(Duration::from_secs(60)).await?;
     println!("embedded Kafka-API broker on {} · processors and sinks running", stack.brokers());
+    // Stop the pipeline whatever the outcome: its clients would retry a stopped broker forever.
+    let outcome = scenario(&config, &stack, &a, &mut hooks, &dir).await;
+    stack.stop().await?;
+    outcome?;
+    println!("demo finished in {:.1} s", t0.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
 
+/// Why a verdict came out as it did: each gating metric that moved, and each finding.
+fn explain(alert: &serde_json::Value) -> String {
+    let mut lines = Vec::new();
+    for m in alert["metrics"].as_array().into_iter().flatten().filter(|m| m["gates"] == true || m["severity"] != "pass") {
+        lines.push(format!(
+            "  {} {}: {:+.1} % (95 % interval {:+.1} … {:+.1} %), p = {:.1e}, Holm p = {:.1e} → {}",
+            m["metric"].as_str().unwrap_or("?"),
+            if m["gates"] == true { "(gates)" } else { "(reported)" },
+            m["change_pct"].as_f64().unwrap_or(f64::NAN),
+            m["change_ci_low"].as_f64().unwrap_or(f64::NAN),
+            m["change_ci_high"].as_f64().unwrap_or(f64::NAN),
+            m["pvalue"].as_f64().unwrap_or(f64::NAN),
+            m["pvalue_adjusted"].as_f64().unwrap_or(f64::NAN),
+            m["severity"].as_str().unwrap_or("?"),
+        ));
+    }
+    for f in alert["findings"].as_array().into_iter().flatten() {
+        lines.push(format!("  finding {} ({}): {}", f["rule"].as_str().unwrap_or("?"), f["severity"].as_str().unwrap_or("?"), f["message"].as_str().unwrap_or("")));
+    }
+    lines.join("\n")
+}
+
+async fn scenario(config: &Config, stack: &Stack, a: &DemoArgs, hooks: &mut mpsc::UnboundedReceiver<serde_json::Value>, dir: &std::path::Path) -> anyhow::Result<()> {
+
+    let mut verdicts = super::bench_verdicts::tap::Verdicts::start(stack);
     let mut identity = RunIdentity { workload: "demo-matmul".into(), workload_type: "compute".into(), ..Default::default() };
     let mut runs = Vec::new();
     for i in 0..=a.baseline_runs {
@@ -86,13 +129,26 @@ pub async fn run(mut config: Config, a: DemoArgs) -> anyhow::Result<ExitCode> {
         };
         let out = run_bench(&stack.bus, &identity, &mut w, &opts).await?;
         let mut lat = out.latencies_ms.clone();
-        let mean = trackiq_stats::summarize(&mut lat).map(|s| s.mean).unwrap_or_default();
-        println!("  run {} {:<11} {} iterations, mean {mean:.3} ms", out.run_id, identity.version_tag.as_deref().unwrap_or(""), out.iterations);
+        let (median, mean) = trackiq_stats::summarize(&mut lat).map(|s| (s.p50, s.mean)).unwrap_or_default();
+        println!(
+            "  run {} {:<11} {} iterations, median {median:.3} ms (mean {mean:.3} ms)",
+            out.run_id,
+            identity.version_tag.as_deref().unwrap_or(""),
+            out.iterations
+        );
         runs.push(out.run_id);
     }
     let slow_id = runs.last().expect("at least one run").clone();
 
-    // The block verdict arrives as a webhook POST.
+    // The candidate's verdict, whatever it is, straight from the verdicts topic.
+    let verdict = verdicts.wait_for(stack, &slow_id, Duration::from_secs(60)).await;
+    verdicts.stop().await;
+    let verdict = verdict?;
+    if verdict.severity != Severity::Block {
+        bail!("the slower run was judged {}, expected block:\n{}", verdict.severity.as_str(), explain(&trackiq_sinks::webhook::payload(&verdict, "")));
+    }
+
+    // The block verdict also arrives as a webhook POST.
     let deadline = Instant::now() + Duration::from_secs(60);
     let alert = loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -102,13 +158,10 @@ pub async fn run(mut config: Config, a: DemoArgs) -> anyhow::Result<ExitCode> {
             _ => bail!("no webhook for the slower run within 60 s"),
         }
     };
-    if alert["severity"] != "block" {
-        bail!("the slower run was judged `{}`, expected `block`", alert["severity"]);
-    }
     let latency = alert["metrics"].as_array().and_then(|m| m.iter().find(|m| m["metric"] == "latency_ms")).cloned().unwrap_or_default();
     let f = |k: &str| latency[k].as_f64().unwrap_or(f64::NAN);
     println!(
-        "webhook received: severity {} · latency_ms {:.3} vs baseline {:.3} over {} runs: {:+.1} % (95 % interval {:+.1} … {:+.1} %), p = {:.1e}, Holm-adjusted p = {:.1e}",
+        "webhook received: severity {} · latency_ms (run median) {:.3} vs baseline {:.3} over {} runs: {:+.1} % (95 % interval {:+.1} … {:+.1} %), p = {:.1e}, Holm-adjusted p = {:.1e}",
         alert["severity"].as_str().unwrap_or("?"),
         f("value"),
         f("baseline"),
@@ -119,7 +172,18 @@ pub async fn run(mut config: Config, a: DemoArgs) -> anyhow::Result<ExitCode> {
         f("pvalue"),
         f("pvalue_adjusted"),
     );
-    println!("  why: the change exceeds the {} % block threshold and is significant against the baseline runs' own run-to-run variation", config.verdict.block_pct);
+    println!(
+        "  why: the change exceeds the {} % block threshold and is significant against the baseline runs' own run-to-run variation \
+         (a duration is judged by each run's median, which preempted iterations on a busy machine do not move)",
+        config.verdict.block_pct
+    );
+    if let Some(load) = verdict.metrics.iter().find(|m| m.metric == trackiq_processors::verdict::judging::HOST_CONTENTION_METRIC) {
+        println!(
+            "  machine: other processes used {:.0} % of the CPU during the candidate, {:.0} % on average during its baseline runs",
+            load.value,
+            load.baseline.unwrap_or(f64::NAN)
+        );
+    }
 
     let report = dir.join("reports").join(format!("{slow_id}.html"));
     while !report.exists() {
@@ -134,7 +198,7 @@ pub async fn run(mut config: Config, a: DemoArgs) -> anyhow::Result<ExitCode> {
                round(change_ci_low, 1) AS ci_low, round(change_ci_high, 1) AS ci_high, pvalue_adjusted AS p_holm, run_severity \
                FROM verdicts WHERE metric = 'latency_ms' AND kind = 'metric' ORDER BY evaluated_at";
     let batches = loop {
-        let b = super::sql::query(&config, sql).await?;
+        let b = super::sql::query(config, sql).await?;
         if b.iter().map(|b| b.num_rows()).sum::<usize>() >= runs.len() {
             break b;
         }
@@ -145,8 +209,6 @@ pub async fn run(mut config: Config, a: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     println!("trackiq sql \"{sql}\"");
     println!("{}", super::sql::render(&batches, super::sql::Format::Table)?);
-    stack.stop().await?;
     println!("report: {}", report.display());
-    println!("demo finished in {:.1} s", t0.elapsed().as_secs_f64());
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

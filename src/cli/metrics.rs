@@ -35,5 +35,6 @@ pub fn run(config: Config, a: MetricsArgs) -> anyhow::Result<ExitCode> {
     }
     print_rows(a.format, &["metric", "unit", "direction", "kind", "gates", "dimensions", "what it measures", "declared in"], rows);
     println!("Undeclared metrics gate as KPIs with a direction guessed from their name (verdicts say direction_guessed).");
+    println!("Figures the aggregator derives from a run's own samples (throughput, latency percentiles) are judged as derived: they do not gate unless declared.");
     Ok(ExitCode::SUCCESS)
 }

@@ -49,14 +49,36 @@ pub struct Figure {
     pub value: f64,
     pub stdev: Option<f64>,
     pub count: i64,
+    /// Computed by the aggregator from the run's other metrics (`RunSummary.derived`).
+    pub derived: bool,
+    /// Which statistic of the run's samples `value` is (see [`judged_value`]).
+    pub statistic: &'static str,
+}
+
+/// The figure of a run's metric that is judged, and its name: the **median** of a duration
+/// with two or more samples, else the mean. On a busy machine a preempted iteration takes a
+/// whole time slice longer; a few such iterations move a run's mean by tens of percent from
+/// one run to the next while its median stays put (measured: under two busy loops the mean
+/// of 2,000 matrix multiplies varied 0.20–0.38 ms between identical runs, the median ±3 %).
+pub fn judged_value(metric: &str, count: i64, mean: f64, p50: f64) -> (f64, &'static str) {
+    if count >= 2 && trackiq_schemas::catalog::is_duration(metric) { (p50, "median") } else { (mean, "mean") }
+}
+
+/// The sample spread the significance model's samples test may use: none for a median (the
+/// test compares means), so the runs test alone judges it.
+fn sample_spread(f: &Figure, stdev: Option<f64>) -> Option<f64> {
+    if f.statistic == "median" { None } else { stdev }
 }
 
 /// The figures of a summary that are judged.
 pub fn figures(s: &RunSummary) -> Vec<Figure> {
     s.metrics
         .iter()
-        .map(|m| Figure { metric: m.metric.clone(), value: m.mean, stdev: m.stdev, count: m.count })
-        .chain(s.derived.iter().map(|d| Figure { metric: d.name.clone(), value: d.value, stdev: None, count: 1 }))
+        .map(|m| {
+            let (value, statistic) = judged_value(&m.metric, m.count, m.mean, m.p50);
+            Figure { metric: m.metric.clone(), value, stdev: m.stdev, count: m.count, derived: false, statistic }
+        })
+        .chain(s.derived.iter().map(|d| Figure { metric: d.name.clone(), value: d.value, stdev: None, count: 1, derived: true, statistic: "mean" }))
         .collect()
 }
 
@@ -72,6 +94,8 @@ pub struct BaselineSpread {
     pub stdev: f64,
     /// Σ(count − 1) over those runs: degrees of freedom of the pooled variance.
     pub dof: f64,
+    /// Each baseline run's standard deviation, oldest first.
+    pub stdevs: Vec<f64>,
 }
 
 impl Baselines {
@@ -129,7 +153,7 @@ impl Baselines {
         let mut metrics = Vec::new();
         let mut judged = Vec::new();
         let mut findings = Vec::new();
-        let mut contention: (Option<f64>, Vec<f64>) = (None, Vec::new());
+        let mut host = judging::HostFigures::default();
         for f in figures(s) {
             let history: Vec<&Entry> = series
                 .metrics
@@ -139,22 +163,27 @@ impl Baselines {
             let history: Vec<&Entry> = history[history.len().saturating_sub(cfg.window)..].to_vec();
             let (baseline, model_note): (Vec<RunFigure>, &str) = match series.pinned.as_ref().and_then(|p| p.get(&f.metric)) {
                 Some(pinned) => (pinned.iter().map(|&v| RunFigure::single(v)).collect(), "pinned"),
-                None => (history.iter().map(|e| RunFigure { value: e.value, stdev: e.stdev, count: e.count }).collect(), ""),
+                None => (history.iter().map(|e| RunFigure { value: e.value, stdev: sample_spread(&f, e.stdev), count: e.count }).collect(), ""),
             };
-            let info = cfg.info(&f.metric);
+            let info = cfg.info_of(&f.metric, f.derived);
             let direction = info.direction;
             let mut judging = cfg.judging_for(&f.metric, &series_id);
             if !model_note.is_empty() {
                 // A pinned baseline is a deliberate choice: one pinned run is enough.
                 judging.set_min_samples(1);
             }
-            let candidate = RunFigure { value: f.value, stdev: f.stdev, count: f.count };
-            let j = judging::judge_metric(&candidate, &baseline, direction, &judging, cfg.alpha);
-            let model = if model_note.is_empty() { judging.name().to_string() } else { format!("{} ({model_note})", judging.name()) };
-            if f.metric == judging::HOST_CONTENTION_METRIC {
-                contention = (Some(f.value), history.iter().map(|e| e.value).collect());
+            let candidate = RunFigure { value: f.value, stdev: sample_spread(&f, f.stdev), count: f.count };
+            let judged_metric = judging::judge_metric(&candidate, &baseline, direction, &judging, cfg.alpha);
+            let j = &judged_metric.judgement;
+            let notes: Vec<&str> = [model_note, if f.statistic == "median" { "median" } else { "" }].into_iter().filter(|n| !n.is_empty()).collect();
+            let model = if notes.is_empty() { judging.name().to_string() } else { format!("{} ({})", judging.name(), notes.join(", ")) };
+            let this_and_baseline = || Some((f.value, history.iter().map(|e| e.value).collect()));
+            match f.metric.as_str() {
+                judging::HOST_CONTENTION_METRIC => host.contention = this_and_baseline(),
+                judging::SPEED_PROBE_METRIC => host.probe = this_and_baseline(),
+                _ => {}
             }
-            let interval = j.evidence.as_ref().map(|(e, _)| (e.ci_low_pct, e.ci_high_pct)).filter(|(l, h)| l.is_finite() && h.is_finite());
+            let interval = judged_metric.evidence.as_ref().map(|(e, _)| (e.ci_low_pct, e.ci_high_pct)).filter(|(l, h)| l.is_finite() && h.is_finite());
             metrics.push(MetricVerdict {
                 metric: f.metric.clone(),
                 direction,
@@ -174,7 +203,7 @@ impl Baselines {
                 change_ci_high: interval.map(|i| i.1),
                 pvalue_adjusted: None,
             });
-            judged.push(j);
+            judged.push(judged_metric);
             if cfg.findings.sustained_runs > 0 {
                 // The previous runs of the streak are compared with the baseline before them.
                 let all: Vec<&Entry> = series.metrics.get(&f.metric).map(|h| h.iter().filter(|e| e.started < started).collect()).unwrap_or_default();
@@ -190,15 +219,17 @@ impl Baselines {
             }
             let spread: Vec<&Entry> = history.iter().copied().filter(|e| e.stdev.is_some() && e.count >= 2).collect();
             if !spread.is_empty() {
+                let stdevs: Vec<f64> = spread.iter().map(|e| e.stdev.unwrap_or_default()).collect();
                 let base = BaselineSpread {
-                    stdev: spread.iter().map(|e| e.stdev.unwrap_or_default()).sum::<f64>() / spread.len() as f64,
+                    stdev: stdevs.iter().sum::<f64>() / stdevs.len() as f64,
                     dof: spread.iter().map(|e| (e.count - 1) as f64).sum(),
+                    stdevs,
                 };
-                findings.extend(findings::consistency(&cfg.findings, &f, &base));
+                findings.extend(findings::consistency(&cfg.findings, &f, &base, cfg.alpha));
             }
         }
         judging::adjust_for_multiplicity(&mut metrics, &judged);
-        findings.extend(judging::noisy_host(&mut metrics, contention.0, &contention.1, cfg.noisy_host_pp));
+        findings.extend(judging::noisy_host(&mut metrics, &host, cfg.noisy_host_pct, cfg.slow_host_pct));
         findings.extend(findings::from_summary(&cfg.findings, s));
 
         // Only completed runs enter the history: a failed run says nothing about performance.

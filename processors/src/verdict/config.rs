@@ -31,11 +31,15 @@ pub struct VerdictConfig {
     /// runs flagged by chance whatever the number of metrics, leaving room under the 1 %
     /// false-block goal for real noise being heavier-tailed than normal.
     pub alpha: f64,
-    /// A run during which other processes used this many percentage points more of the
-    /// machine's CPU (`host_other_cpu_percent`) than during its baseline runs ran on a noisy
-    /// machine: its regressions warn instead of blocking, with a `noisy_host` finding
+    /// A run during which other processes left the benchmark this many percent less of the
+    /// machine's CPU (100 − `host_other_cpu_percent`) than during its baseline runs ran on a
+    /// noisy machine: its regressions warn instead of blocking, with a `noisy_host` finding
     /// (0 disables).
-    pub noisy_host_pp: f64,
+    pub noisy_host_pct: f64,
+    /// A run whose machine-speed probe (`host_speed_probe_ms`, a fixed CPU loop timed at the
+    /// run's start and end) took this many percent longer than during its baseline runs ran
+    /// on a slower machine: its regressions warn instead of blocking (0 disables).
+    pub slow_host_pct: f64,
     /// Models for chosen metrics and series; the first matching rule wins.
     pub rules: Vec<ModelRule>,
     /// Your own metrics (recorded or imported), or changes to built-in ones:
@@ -167,7 +171,8 @@ impl Default for VerdictConfig {
             warn_pct: 5.0,
             block_pct: 10.0,
             alpha: 0.005,
-            noisy_host_pp: 25.0,
+            noisy_host_pct: 20.0,
+            slow_host_pct: 5.0,
             rules: Vec::new(),
             metrics: BTreeMap::new(),
             directions: BTreeMap::new(),
@@ -247,6 +252,18 @@ impl VerdictConfig {
         if let Some(d) = self.directions.get(metric) {
             info.direction = *d;
             info.guessed = false;
+        }
+        info
+    }
+
+    /// What is known of a figure of a run: [`VerdictConfig::info`], except that a figure the
+    /// aggregator derived from the run's own metrics is judged as derived (reported, not
+    /// gating) unless declared here — its KPI is the metric it comes from.
+    pub fn info_of(&self, metric: &str, derived: bool) -> MetricInfo {
+        let mut info = self.info(metric);
+        if derived && !self.metrics.contains_key(metric) {
+            info.kind = catalog::MetricKind::Derived;
+            info.gates = false;
         }
         info
     }

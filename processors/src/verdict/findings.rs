@@ -2,14 +2,19 @@
 //! all-reduce tail latency, and scaling efficiency; and from cluster health, every detection
 //! (warn) and every injected fault the detectors missed (block: the monitoring failed).
 
-use trackiq_schemas::{Finding, RunSummary};
+use trackiq_schemas::{Direction, Finding, RunSummary};
+use trackiq_stats::significance::{self, RunFigure};
 
 use super::baselines::{BaselineSpread, Figure, finding};
 use super::config::FindingsConfig;
 
-/// Standard deviation up by more than the threshold, and a one-sided F-test (the run's
-/// variance against the baseline's pooled variance) significant.
-pub fn consistency(cfg: &FindingsConfig, f: &Figure, base: &BaselineSpread) -> Option<Finding> {
+/// Standard deviation up by more than the threshold, and significantly so twice over: a
+/// one-sided F-test of the run's variance against the baseline's pooled variance, and the
+/// run's standard deviation against the spread of the baseline runs' standard deviations
+/// (the runs test of the significance model, at `alpha`). The F-test alone treats every
+/// sample as independent, so one scheduling hiccup in a run of thousands of samples is
+/// "significant"; the second test asks whether runs on this machine vary that much anyway.
+pub fn consistency(cfg: &FindingsConfig, f: &Figure, base: &BaselineSpread, alpha: f64) -> Option<Finding> {
     let s = f.stdev?;
     if f.count < 2 || base.stdev <= 0.0 || base.dof < 1.0 {
         return None;
@@ -19,14 +24,20 @@ pub fn consistency(cfg: &FindingsConfig, f: &Figure, base: &BaselineSpread) -> O
         return None;
     }
     let p = trackiq_stats::hypothesis::variance_increase_pvalue(s, f.count, base.stdev, base.dof)?;
-    (p < cfg.variance_test_pvalue).then(|| {
-        finding(
-            "consistency_regression",
-            &f.metric,
-            s,
-            format!("stdev of {} rose {increase:.1} % ({:.4} → {s:.4}); F-test p = {p:.3e}", f.metric, base.stdev),
-        )
-    })
+    if p >= cfg.variance_test_pvalue {
+        return None;
+    }
+    let runs: Vec<RunFigure> = base.stdevs.iter().map(|&v| RunFigure::single(v)).collect();
+    let across_runs = significance::evidence(&RunFigure::single(s), &runs, Direction::LowerIsBetter).and_then(|e| e.pvalue_worse);
+    if across_runs.is_none_or(|q| q >= alpha) {
+        return None;
+    }
+    Some(finding(
+        "consistency_regression",
+        &f.metric,
+        s,
+        format!("stdev of {} rose {increase:.1} % ({:.4} → {s:.4}); F-test p = {p:.3e}, against the baseline runs' spread p = {:.3e}", f.metric, base.stdev, across_runs.unwrap_or(f64::NAN)),
+    ))
 }
 
 /// Findings read from one summary alone.

@@ -3,6 +3,7 @@
 //! run's severity from the metrics that gate it.
 
 use trackiq_schemas::{Direction, Finding, MetricVerdict, Severity};
+use trackiq_stats::Judgement;
 use trackiq_stats::significance::{self, Evidence, RunFigure, SignificanceSpec};
 
 use super::config::Judging;
@@ -10,12 +11,8 @@ use super::config::Judging;
 /// A metric judged on its own, before the run's other metrics are taken into account.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judged {
-    pub severity: Severity,
-    pub baseline: Option<f64>,
-    pub lower_limit: Option<f64>,
-    pub upper_limit: Option<f64>,
-    pub change_pct: Option<f64>,
-    pub pvalue: Option<f64>,
+    /// Severity, baseline, limits, change and p-value, as every model reports them.
+    pub judgement: Judgement,
     /// The significance model's evidence, to be re-decided after Holm's adjustment.
     pub evidence: Option<(Evidence, SignificanceSpec)>,
 }
@@ -26,29 +23,25 @@ pub fn judge_metric(candidate: &RunFigure, baseline: &[RunFigure], direction: Di
     match *judging {
         Judging::Bencher(spec) => {
             let values: Vec<f64> = baseline.iter().map(|b| b.value).collect();
-            let j = trackiq_stats::judge(candidate.value, &values, direction, &spec);
-            Judged { severity: j.severity, baseline: j.baseline, lower_limit: j.lower_limit, upper_limit: j.upper_limit, change_pct: j.change_pct, pvalue: j.pvalue, evidence: None }
+            Judged { judgement: trackiq_stats::judge(candidate.value, &values, direction, &spec), evidence: None }
         }
         Judging::Significance { warn_pct, block_pct, min_samples } => {
             let spec = SignificanceSpec { warn_pct, block_pct, alpha };
             let Some(e) = significance::evidence(candidate, baseline, direction) else {
-                return Judged { severity: Severity::InsufficientData, baseline: None, lower_limit: None, upper_limit: None, change_pct: None, pvalue: None, evidence: None };
+                let judgement = Judgement { severity: Severity::InsufficientData, baseline: None, lower_limit: None, upper_limit: None, change_pct: None, pvalue: None };
+                return Judged { judgement, evidence: None };
             };
             let band = e.baseline.abs() * warn_pct / 100.0;
-            let mut j = Judged {
-                severity: significance::severity(&e, e.pvalue_worse, direction, &spec),
+            let enough = baseline.len() >= min_samples;
+            let judgement = Judgement {
+                severity: if enough { significance::severity(&e, e.pvalue_worse, direction, &spec) } else { Severity::InsufficientData },
                 baseline: Some(e.baseline),
                 lower_limit: Some(e.baseline - band),
                 upper_limit: Some(e.baseline + band),
                 change_pct: e.change_pct.is_finite().then_some(e.change_pct),
                 pvalue: e.pvalue_worse,
-                evidence: Some((e, spec)),
             };
-            if baseline.len() < min_samples {
-                j.severity = Severity::InsufficientData;
-                j.evidence = None;
-            }
-            j
+            Judged { judgement, evidence: enough.then_some((e, spec)) }
         }
     }
 }
@@ -58,7 +51,7 @@ pub fn judge_metric(candidate: &RunFigure, baseline: &[RunFigure], direction: Di
 pub fn adjust_for_multiplicity(verdicts: &mut [MetricVerdict], judged: &[Judged]) {
     for gates in [true, false] {
         let family: Vec<usize> = (0..verdicts.len()).filter(|&i| verdicts[i].gates == gates && judged[i].evidence.is_some_and(|(e, _)| e.pvalue_worse.is_some())).collect();
-        let raw: Vec<f64> = family.iter().filter_map(|&i| judged[i].pvalue).collect();
+        let raw: Vec<f64> = family.iter().filter_map(|&i| judged[i].judgement.pvalue).collect();
         for (&i, p) in family.iter().zip(significance::holm(&raw)) {
             let Some((e, spec)) = &judged[i].evidence else { continue };
             verdicts[i].pvalue_adjusted = Some(p);
@@ -70,27 +63,65 @@ pub fn adjust_for_multiplicity(verdicts: &mut [MetricVerdict], judged: &[Judged]
 /// Metric carrying how busy the machine was with other processes during a run.
 pub const HOST_CONTENTION_METRIC: &str = "host_other_cpu_percent";
 
-/// A run measured while other processes used `noisy_host_pp` points more CPU than during its
-/// baseline runs cannot block: its gating regressions become warnings, with a finding that
-/// says why. Its slowdown may be real, but it cannot be told apart from the contention.
-pub fn noisy_host(verdicts: &mut [MetricVerdict], candidate: Option<f64>, baseline: &[f64], noisy_host_pp: f64) -> Option<Finding> {
-    let (Some(c), false) = (candidate, baseline.is_empty() || noisy_host_pp <= 0.0) else { return None };
-    let b = baseline.iter().sum::<f64>() / baseline.len() as f64;
-    if c - b <= noisy_host_pp {
-        return None;
+/// Metric of the harness' machine-speed probe (producers' `telemetry::probe`).
+pub const SPEED_PROBE_METRIC: &str = "host_speed_probe_ms";
+
+/// What a run's machine looked like against its baseline runs': a figure of the candidate and
+/// the same figure of each baseline run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostFigures {
+    /// `host_other_cpu_percent`.
+    pub contention: Option<(f64, Vec<f64>)>,
+    /// `host_speed_probe_ms` (median of the run's probes).
+    pub probe: Option<(f64, Vec<f64>)>,
+}
+
+fn mean(x: &[f64]) -> Option<f64> {
+    (!x.is_empty()).then(|| x.iter().sum::<f64>() / x.len() as f64)
+}
+
+/// Why a run's machine was not the machine of its baseline runs, if it was not.
+fn noisy_reason(host: &HostFigures, noisy_host_pct: f64, slow_host_pct: f64) -> Option<(f64, String)> {
+    if let Some((c, base)) = &host.contention
+        && let Some(b) = mean(base)
+        && noisy_host_pct > 0.0
+    {
+        let (left_c, left_b) = (100.0 - c, 100.0 - b);
+        let lost_pct = if left_b > 0.0 { (left_b - left_c) / left_b * 100.0 } else { 0.0 };
+        if lost_pct > noisy_host_pct {
+            return Some((*c, format!("other processes used {c:.0} % of the machine's CPU during this run against {b:.0} % during its baseline runs, leaving the benchmark {lost_pct:.0} % less")));
+        }
     }
+    if let Some((c, base)) = &host.probe
+        && let Some(b) = mean(base)
+        && slow_host_pct > 0.0
+        && b > 0.0
+    {
+        let slower = (c - b) / b * 100.0;
+        if slower > slow_host_pct {
+            return Some((*c, format!("the machine itself was {slower:.0} % slower: a fixed CPU probe took {c:.3} ms against {b:.3} ms during its baseline runs (a hypervisor or thermal slowdown, invisible to the processes)")));
+        }
+    }
+    None
+}
+
+/// A run measured on a machine that was not the machine of its baseline runs — other processes
+/// left the benchmark `noisy_host_pct` percent less CPU (100 − `host_other_cpu_percent`), or
+/// the machine-speed probe ran `slow_host_pct` percent slower — cannot block: its gating
+/// regressions become warnings, with a `noisy_host` finding that says why. Its slowdown may
+/// be real, but it cannot be told apart from the machine's. Contention is relative, not in
+/// points: a benchmark left 27 % of the CPU instead of 38 % lost as much as one left 60 %
+/// instead of 85 % (measured: +55 % latency when a hog joined two busy loops, 62 → 73 %).
+pub fn noisy_host(verdicts: &mut [MetricVerdict], host: &HostFigures, noisy_host_pct: f64, slow_host_pct: f64) -> Option<Finding> {
+    let (value, why) = noisy_reason(host, noisy_host_pct, slow_host_pct)?;
     let mut downgraded = Vec::new();
     for m in verdicts.iter_mut().filter(|m| m.gates && m.severity == Severity::Block) {
         m.severity = Severity::Warn;
         downgraded.push(format!("{} {:+.1} %", m.metric, m.change_pct.unwrap_or(f64::NAN)));
     }
     let moved = if downgraded.is_empty() { String::new() } else { format!("; not blocking on {}", downgraded.join(", ")) };
-    Some(super::baselines::finding(
-        "noisy_host",
-        HOST_CONTENTION_METRIC,
-        c,
-        format!("other processes used {c:.0} % of the machine's CPU during this run against {b:.0} % during its baseline runs: re-run on a quiet machine to confirm{moved}"),
-    ))
+    let metric = if why.starts_with("other processes") { HOST_CONTENTION_METRIC } else { SPEED_PROBE_METRIC };
+    Some(super::baselines::finding("noisy_host", metric, value, format!("{why}: re-run on a quiet machine to confirm{moved}")))
 }
 
 /// Rules that judge one metric's history: they count toward the run only for gating metrics.

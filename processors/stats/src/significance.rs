@@ -119,7 +119,8 @@ pub fn evidence(candidate: &RunFigure, baseline: &[RunFigure], direction: Direct
     }
     let values: Vec<f64> = baseline.iter().map(|b| b.value).collect();
     let m = values.iter().sum::<f64>() / values.len() as f64;
-    let pct = |d: f64| if m != 0.0 { d / m.abs() * 100.0 } else { f64::INFINITY.copysign(d) };
+    // Against a zero baseline only "no change" (0 %) or an unbounded one can be said.
+    let pct = |d: f64| if m != 0.0 { d / m.abs() * 100.0 } else if d == 0.0 { 0.0 } else { f64::INFINITY.copysign(d) };
     let x = candidate.value;
     // (test name, worse p, better p, interval half-width)
     let mut bound: Option<(&'static str, f64, f64, f64)> = None;
@@ -281,6 +282,8 @@ mod tests {
         assert_eq!(judge(90.0, &quiet), Severity::Improved);
         // Identical recorded baselines still judge (a spread floor, not a division by zero).
         assert_eq!(judge(12.0, &[10.0, 10.0, 10.0]).rank(), Severity::Block.rank());
+        // A metric that stays at zero (no failed iteration) has not changed.
+        assert_eq!(judge(0.0, &[0.0, 0.0, 0.0]), Severity::Pass);
         // One pinned run and no sample spread: magnitude alone.
         let e = evidence(&RunFigure::single(12.0), &[RunFigure::single(10.0)], Direction::LowerIsBetter).unwrap();
         assert_eq!((e.test, e.pvalue_worse), ("magnitude", None));

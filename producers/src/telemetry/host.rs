@@ -103,6 +103,11 @@ fn rapl() -> Option<(u64, u64)> {
     Some((e, max))
 }
 
+/// Fewest clock ticks (all CPUs together, USER_HZ = 100 per second each) a utilisation is
+/// computed over: with fewer, one tick more or less moves it by tens of percent (a run's first
+/// reading, taken as it starts, read 0 %, 50 % or 100 %). 20 ticks: 100 ms of one core.
+const MIN_RATE_TICKS: u64 = 20;
+
 /// Host sampler; utilisation and power are rates over the last interval.
 pub struct Host {
     last_cpu: Option<CpuTicks>,
@@ -124,15 +129,19 @@ impl Host {
         let mut out = Vec::new();
         let r = |metric, value, unit| Reading { metric, value, unit, gpu: None };
         if let Some(now) = cpu_ticks() {
-            if let Some(before) = self.last_cpu
-                && now.total > before.total
-            {
-                out.push(r("cpu_utilization_percent", now.busy.saturating_sub(before.busy) as f64 / (now.total - before.total) as f64 * 100.0, "%"));
-                if let Some(other) = other_cpu_percent(before, now) {
-                    out.push(r("host_other_cpu_percent", other, "%"));
+            match self.last_cpu {
+                Some(before) if now.total >= before.total + MIN_RATE_TICKS => {
+                    out.push(r("cpu_utilization_percent", now.busy.saturating_sub(before.busy) as f64 / (now.total - before.total) as f64 * 100.0, "%"));
+                    if let Some(other) = other_cpu_percent(before, now) {
+                        out.push(r("host_other_cpu_percent", other, "%"));
+                    }
+                    self.last_cpu = Some(now);
                 }
+                // Too few ticks for a rate (the first reading of a run comes right after
+                // the start): keep the earlier reading and measure over a longer interval.
+                Some(_) => {}
+                None => self.last_cpu = Some(now),
             }
-            self.last_cpu = Some(now);
         }
         if let Ok(mem) = std::fs::read_to_string("/proc/meminfo")
             && let (Some(total), Some(avail)) = (kb_field(&mem, "MemTotal:"), kb_field(&mem, "MemAvailable:"))

@@ -13,6 +13,7 @@
 
 pub mod gpu;
 pub mod host;
+pub mod probe;
 
 use std::time::Duration;
 

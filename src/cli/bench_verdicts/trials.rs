@@ -3,7 +3,7 @@
 //! false-alarm rates and A/B detection trials. Pure: no Kafka, no clock, no sleeping.
 
 use trackiq_processors::verdict::config::{ModelName, ModelRule};
-use trackiq_processors::verdict::judging::HOST_CONTENTION_METRIC;
+use trackiq_processors::verdict::judging::{HOST_CONTENTION_METRIC, SPEED_PROBE_METRIC};
 use trackiq_processors::verdict::{Baselines, VerdictConfig};
 use trackiq_schemas::{RunSummary, Severity};
 
@@ -36,17 +36,17 @@ pub fn judge_in_order<'a>(config: &VerdictConfig, runs: impl IntoIterator<Item =
 }
 
 /// The summary with only the figures a run's severity can depend on: the gating metrics, the
-/// host-contention metric (noisy-host rule) and those run-level findings read (all-reduce,
+/// host-contention and machine-speed metrics (noisy-host rule) and those run-level findings read (all-reduce,
 /// scaling efficiency). Trends of the other figures cost most of a judgement and decide nothing
 /// of the run's severity; [`evaluate`]'s caller checks that on the whole sequence.
 pub fn decisive_only(config: &VerdictConfig, s: &RunSummary) -> RunSummary {
-    let keep = |name: &str| {
+    let keep = |name: &str, derived: bool| {
         let n = name.to_ascii_lowercase();
-        config.info(name).gates || name == HOST_CONTENTION_METRIC || n.contains("allreduce") || n.contains("all_reduce") || n.contains("scaling_efficiency")
+        config.info_of(name, derived).gates || name == HOST_CONTENTION_METRIC || name == SPEED_PROBE_METRIC || n.contains("allreduce") || n.contains("all_reduce") || n.contains("scaling_efficiency")
     };
     let mut t = s.clone();
-    t.metrics.retain(|m| keep(&m.metric));
-    t.derived.retain(|d| keep(&d.name));
+    t.metrics.retain(|m| keep(&m.metric, false));
+    t.derived.retain(|d| keep(&d.name, true));
     t
 }
 
