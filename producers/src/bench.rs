@@ -77,6 +77,14 @@ pub struct BenchOptions {
     pub progress: bool,
 }
 
+impl BenchOptions {
+    /// A fixed number of iterations by one worker after 2 warm-up iterations, telemetry every
+    /// 100 ms, no progress bar: runs driven by another command (demo, `bench verdicts`).
+    pub fn in_process(iterations: u64) -> Self {
+        BenchOptions { warmup: 2, stop: Stop::Iterations(iterations), load: Load::Closed { concurrency: 1 }, telemetry_interval: Duration::from_millis(100), progress: false }
+    }
+}
+
 /// What a benchmark measured.
 #[derive(Debug, Clone)]
 pub struct BenchOutcome {

@@ -11,7 +11,7 @@ use clap::Args;
 use tokio::sync::mpsc;
 use trackiq::config::Config;
 use trackiq::stack::Stack;
-use trackiq_producers::bench::{BenchOptions, Load, Stop, run_bench};
+use trackiq_producers::bench::{BenchOptions, run_bench};
 use trackiq_producers::identity::RunIdentity;
 use trackiq_producers::workloads::MatmulWorkload;
 use trackiq_schemas::Severity;
@@ -120,13 +120,7 @@ async fn scenario(config: &Config, stack: &Stack, a: &DemoArgs, hooks: &mut mpsc
         let slow = i == a.baseline_runs;
         identity.version_tag = Some(if slow { "candidate".into() } else { format!("baseline-{}", i + 1) });
         let mut w = MatmulWorkload::new(if slow { N_SLOW } else { N_BASE });
-        let opts = BenchOptions {
-            warmup: 2,
-            stop: Stop::Iterations(a.iterations),
-            load: Load::Closed { concurrency: 1 },
-            telemetry_interval: Duration::from_millis(100),
-            progress: false,
-        };
+        let opts = BenchOptions::in_process(a.iterations);
         let out = run_bench(&stack.bus, &identity, &mut w, &opts).await?;
         let mut lat = out.latencies_ms.clone();
         let (median, mean) = trackiq_stats::summarize(&mut lat).map(|s| (s.p50, s.mean)).unwrap_or_default();

@@ -229,7 +229,7 @@ impl Baselines {
             }
         }
         judging::adjust_for_multiplicity(&mut metrics, &judged);
-        findings.extend(judging::noisy_host(&mut metrics, &host, cfg.noisy_host_pct, cfg.slow_host_pct));
+        findings.extend(judging::noisy_host(&mut metrics, &host, cfg.noisy_host_pct, cfg.slow_host_pct, cfg.block_pct));
         findings.extend(findings::from_summary(&cfg.findings, s));
 
         // Only completed runs enter the history: a failed run says nothing about performance.

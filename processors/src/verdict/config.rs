@@ -124,7 +124,8 @@ pub struct FindingsConfig {
     /// A change point in the bad direction among the latest this-many runs is a step-change
     /// finding (0 disables).
     pub step_recent_runs: usize,
-    /// ... when the step changes the mean by at least this percentage.
+    /// ... when the step changes the mean by at least this percentage (the default warn
+    /// threshold: a smaller step stays a change point in the trends, not a warning).
     pub step_min_change_pct: f64,
     /// This many consecutive runs (the judged one included), each worse than the baseline
     /// mean by more than `sustained_pct`, are a sustained-shift finding (0 disables).
@@ -135,7 +136,7 @@ pub struct FindingsConfig {
 
 impl Default for FindingsConfig {
     fn default() -> Self {
-        FindingsConfig { stdev_increase_pct: 25.0, variance_test_pvalue: 0.05, allreduce_tail_ratio: 1.3, min_scaling_efficiency_pct: 90.0, step_recent_runs: 5, step_min_change_pct: 2.0, sustained_runs: 3, sustained_pct: 2.5 }
+        FindingsConfig { stdev_increase_pct: 25.0, variance_test_pvalue: 0.05, allreduce_tail_ratio: 1.3, min_scaling_efficiency_pct: 90.0, step_recent_runs: 5, step_min_change_pct: 5.0, sustained_runs: 3, sustained_pct: 2.5 }
     }
 }
 

@@ -85,6 +85,11 @@ fn a_run_on_a_noisy_machine_warns_instead_of_blocking() {
     let f = v.findings.iter().find(|f| f.rule == "noisy_host").expect("a noisy_host finding");
     assert!(f.message.contains("95 %") && f.message.contains("latency_ms"), "{}", f.message);
     // The same slowdown on a machine as busy as during its baseline blocks.
+    // An unchanged run on a noisier machine passes, with the note.
+    let quiet_again = |i: usize| vec![metric("host_other_cpu_percent", "%", 2.0 + i as f64 * 0.5)];
+    let v = judged_after_baseline(vec![metric("latency_ms", "ms", 10.0), metric("host_other_cpu_percent", "%", 95.0)], quiet_again);
+    assert_eq!(v.severity, Severity::Pass);
+    assert_eq!(v.findings.iter().find(|f| f.rule == "noisy_host").map(|f| f.severity), Some(Severity::Pass));
     let busy = |i: usize| vec![metric("host_other_cpu_percent", "%", 61.5 + i as f64 * 0.2)];
     let v = judged_after_baseline(vec![metric("latency_ms", "ms", 15.0), metric("host_other_cpu_percent", "%", 63.0)], busy);
     assert_eq!(v.severity, Severity::Block);
@@ -102,6 +107,9 @@ fn a_run_on_a_slower_machine_warns_instead_of_blocking() {
     assert_eq!(v.severity, Severity::Warn);
     let f = v.findings.iter().find(|f| f.rule == "noisy_host").expect("a noisy_host finding");
     assert!(f.message.contains("slower") && f.metric == "host_speed_probe_ms", "{}", f.message);
+    // A regression far beyond what the slower machine explains still blocks.
+    let v = judged_after_baseline(vec![metric("latency_ms", "ms", 18.0), metric("host_speed_probe_ms", "ms", 1.09)], steady);
+    assert_eq!(v.severity, Severity::Block);
     // A code regression does not move the probe: it blocks.
     let v = judged_after_baseline(vec![metric("latency_ms", "ms", 11.5), metric("host_speed_probe_ms", "ms", 1.004)], steady);
     assert_eq!(v.severity, Severity::Block);

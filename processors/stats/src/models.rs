@@ -100,7 +100,7 @@ impl Model {
         let mirrored = |baseline: f64, quantile: &dyn Fn(f64) -> f64| Limits {
             baseline: Some(baseline),
             lower: lo.map(|b| 2.0 * baseline - quantile(b)),
-            upper: up.map(|b| quantile(b)),
+            upper: up.map(quantile),
         };
         Ok(match self {
             Model::Static { lower, upper } => Limits { baseline: None, lower: *lower, upper: *upper },

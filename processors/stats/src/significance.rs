@@ -109,7 +109,7 @@ fn samples_test(x: &RunFigure, baseline: &[RunFigure]) -> Option<TTest> {
     let (a, b) = (sx * sx / x.count as f64, var_b / total);
     let se = (a + b).sqrt();
     let df = (a + b).powi(2) / (a * a / (x.count as f64 - 1.0) + b * b / (total - 1.0));
-    (se > 0.0 && df.is_finite()).then(|| TTest { diff: x.value - grand, se, df })
+    (se > 0.0 && df.is_finite()).then_some(TTest { diff: x.value - grand, se, df })
 }
 
 /// The evidence of `candidate` against the `baseline` runs; `None` with no baseline.
