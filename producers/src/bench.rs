@@ -78,10 +78,10 @@ pub struct BenchOptions {
 }
 
 impl BenchOptions {
-    /// A fixed number of iterations by one worker after 2 warm-up iterations, telemetry every
-    /// 100 ms, no progress bar: runs driven by another command (demo, `bench verdicts`).
-    pub fn in_process(iterations: u64) -> Self {
-        BenchOptions { warmup: 2, stop: Stop::Iterations(iterations), load: Load::Closed { concurrency: 1 }, telemetry_interval: Duration::from_millis(100), progress: false }
+    /// One worker after 2 warm-up iterations until `stop`, telemetry every 100 ms, no progress
+    /// bar: runs driven by another command (demo, `bench verdicts`).
+    pub fn in_process(stop: Stop) -> Self {
+        BenchOptions { warmup: 2, stop, load: Load::Closed { concurrency: 1 }, telemetry_interval: Duration::from_millis(100), progress: false }
     }
 }
 

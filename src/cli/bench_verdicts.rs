@@ -20,7 +20,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use trackiq::config::Config;
 use trackiq::stack::Stack;
-use trackiq_producers::bench::{BenchOptions, run_bench};
+use trackiq_producers::bench::{BenchOptions, Stop, run_bench};
 use trackiq_producers::identity::RunIdentity;
 
 use hog::{Hog, loadavg};
@@ -146,7 +146,7 @@ async fn bench(mut config: Config, a: VerdictsBenchArgs) -> anyhow::Result<ExitC
         git_commit: Some("verdicts-bench".into()),
         ..Default::default()
     };
-    let opts = BenchOptions::in_process(a.iterations);
+    let opts = BenchOptions::in_process(Stop::Iterations(a.iterations));
     let hog_window = a.hog_window();
     let mut hog: Option<Hog> = None;
     let mut runs: Vec<RunRecord> = Vec::with_capacity(a.a_runs + a.b_runs);

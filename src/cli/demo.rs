@@ -11,7 +11,7 @@ use clap::Args;
 use tokio::sync::mpsc;
 use trackiq::config::Config;
 use trackiq::stack::Stack;
-use trackiq_producers::bench::{BenchOptions, run_bench};
+use trackiq_producers::bench::{BenchOptions, Stop, Workload, run_bench};
 use trackiq_producers::identity::RunIdentity;
 use trackiq_producers::workloads::MatmulWorkload;
 use trackiq_schemas::Severity;
@@ -25,15 +25,37 @@ pub struct DemoArgs {
     /// insufficient_data; more runs give the significance test more to go on on a busy machine).
     #[arg(long, default_value_t = 8)]
     baseline_runs: u32,
-    /// Iterations per run (2,000 of a 64×64 multiply: about half a second, long enough that
-    /// the scheduler's time slices on a busy machine average out within a run).
-    #[arg(long, default_value_t = 2000)]
-    iterations: u64,
+    /// Seconds each run measures for: long enough that the scheduler's time slices on a busy
+    /// machine average out within a run (2,000-odd 64×64 multiplies in a release build), and
+    /// as long in a debug build, which is about 25 times slower.
+    #[arg(long, default_value_t = 0.5)]
+    seconds: f64,
 }
 
-/// Matrix size of the baseline runs and of the slower run (~1.95× the work).
+/// Largest matrix size of the baseline runs; the slower run's is 1.25× larger (1.95× the work).
 const N_BASE: usize = 64;
-const N_SLOW: usize = 80;
+const SLOW_SCALE: f64 = 1.25;
+
+/// Longest iteration the demo wants: an iteration much shorter than the scheduler's time slice
+/// (a few ms) is rarely preempted on a busy machine, so its median stays put. A debug build
+/// multiplies 25 times slower; the matrix shrinks until one multiply fits.
+const MAX_ITERATION: Duration = Duration::from_micros(400);
+
+/// The baseline matrix size: `N_BASE`, halved while one multiply takes longer than `MAX_ITERATION`.
+async fn calibrated_size() -> anyhow::Result<usize> {
+    let mut n = N_BASE;
+    while n > 16 {
+        let mut w = MatmulWorkload::new(n);
+        w.iterate().await?;
+        let t0 = Instant::now();
+        w.iterate().await?;
+        if t0.elapsed() <= MAX_ITERATION {
+            break;
+        }
+        n /= 2;
+    }
+    Ok(n)
+}
 
 /// A local HTTP endpoint that records the JSON POSTed to it.
 async fn webhook_receiver() -> anyhow::Result<(String, mpsc::UnboundedReceiver<serde_json::Value>)> {
@@ -72,6 +94,9 @@ pub fn in_process(config: &mut Config, dir: Option<PathBuf>, what: &str) -> anyh
 }
 
 pub async fn run(mut config: Config, a: DemoArgs) -> anyhow::Result<ExitCode> {
+    if !(a.seconds.is_finite() && a.seconds > 0.0) {
+        bail!("--seconds must be a positive number of seconds, got {}", a.seconds);
+    }
     let t0 = Instant::now();
     let dir = in_process(&mut config, a.dir.clone(), "demo")?;
     let (hook_url, mut hooks) = webhook_receiver().await?;
@@ -113,14 +138,16 @@ fn explain(alert: &serde_json::Value) -> String {
 
 async fn scenario(config: &Config, stack: &Stack, a: &DemoArgs, hooks: &mut mpsc::UnboundedReceiver<serde_json::Value>, dir: &std::path::Path) -> anyhow::Result<()> {
 
+    let n_base = calibrated_size().await?;
+    println!("workload: {n_base}×{n_base} f64 matrix multiply per iteration; the candidate multiplies {0}×{0} (1.95× the work)", (n_base as f64 * SLOW_SCALE).round());
     let mut verdicts = super::bench_verdicts::tap::Verdicts::start(stack);
     let mut identity = RunIdentity { workload: "demo-matmul".into(), workload_type: "compute".into(), ..Default::default() };
     let mut runs = Vec::new();
     for i in 0..=a.baseline_runs {
         let slow = i == a.baseline_runs;
         identity.version_tag = Some(if slow { "candidate".into() } else { format!("baseline-{}", i + 1) });
-        let mut w = MatmulWorkload::new(if slow { N_SLOW } else { N_BASE });
-        let opts = BenchOptions::in_process(a.iterations);
+        let mut w = MatmulWorkload::new(if slow { (n_base as f64 * SLOW_SCALE).round() as usize } else { n_base });
+        let opts = BenchOptions::in_process(Stop::Duration(Duration::from_secs_f64(a.seconds)));
         let out = run_bench(&stack.bus, &identity, &mut w, &opts).await?;
         let mut lat = out.latencies_ms.clone();
         let (median, mean) = trackiq_stats::summarize(&mut lat).map(|s| (s.p50, s.mean)).unwrap_or_default();
