@@ -1,6 +1,10 @@
 //! The running pipeline: the embedded broker (unless an external one is configured), every
 //! processor and sink as a supervised stage of the runtime, and the metrics endpoint. A
 //! stage that fails is restarted on its own; the pipeline stops only when asked.
+//!
+//! A process may run only some [`Role`]s: several processes then share each stage's work in
+//! its consumer group (the stages hand partitions over on a rebalance, see
+//! `trackiq_infra::runtime::rebalance`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -20,6 +24,24 @@ use trackiq_sinks::webhook::WebhookStage;
 
 use crate::config::Config;
 
+/// A part of the pipeline one process can run (`trackiq up --role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Role {
+    /// Run events → summaries and cluster-health detections.
+    Aggregator,
+    /// Every topic → Parquet history.
+    Archiver,
+    /// Summaries → verdicts and trends.
+    Verdict,
+    /// HTML reports and webhook alerts.
+    Sinks,
+}
+
+impl Role {
+    /// Every role: what `trackiq up` runs without `--role`.
+    pub const ALL: [Role; 4] = [Role::Aggregator, Role::Archiver, Role::Verdict, Role::Sinks];
+}
+
 /// A started pipeline.
 pub struct Stack {
     broker: Option<EmbeddedBroker>,
@@ -38,8 +60,13 @@ fn fatal(e: impl std::fmt::Display) -> StageError {
 }
 
 impl Stack {
-    /// Starts the broker (when embedded), creates topics, and spawns the stages.
+    /// Starts the broker (when embedded), creates topics, and spawns every stage.
     pub async fn start(config: &Config) -> anyhow::Result<Stack> {
+        Self::start_roles(config, &Role::ALL).await
+    }
+
+    /// Like [`Stack::start`], with only the stages of `roles`.
+    pub async fn start_roles(config: &Config, roles: &[Role]) -> anyhow::Result<Stack> {
         let mut config = config.clone();
         let store = DataStore::open(&config.data)?;
         let broker = if config.bus.embedded() {
@@ -73,7 +100,7 @@ impl Stack {
         };
         let ctx = |stage: &'static str, group: &str| StageContext { bus: bus.clone(), metrics: metrics.clone(), group: group.to_string(), stage };
         let mut stages: Vec<(&'static str, JoinHandle<()>)> = Vec::new();
-        {
+        if roles.contains(&Role::Aggregator) {
             let (c, topics) = (config.aggregator.clone(), bus.topics().clone());
             let make = move || {
                 let (c, topics) = (c.clone(), topics.clone());
@@ -81,7 +108,7 @@ impl Stack {
             };
             stages.push(("aggregator", tokio::spawn(supervise(ctx("aggregator", &config.aggregator.group), make, shutdown.clone()))));
         }
-        {
+        if roles.contains(&Role::Archiver) {
             let (c, st, m, inc) = (config.archiver.clone(), store.clone(), metrics.clone(), incarnation.clone());
             let make = move || {
                 let (c, st, m, inc) = (c.clone(), st.clone(), m.clone(), inc.clone());
@@ -89,7 +116,7 @@ impl Stack {
             };
             stages.push(("archiver", tokio::spawn(supervise(ctx("archiver", &config.archiver.group), make, shutdown.clone()))));
         }
-        {
+        if roles.contains(&Role::Verdict) {
             let (c, b, st, inc) = (config.verdict.clone(), bus.clone(), store.clone(), incarnation.clone());
             let make = move || {
                 let (c, b, st, inc) = (c.clone(), b.clone(), st.clone(), inc.clone());
@@ -97,7 +124,7 @@ impl Stack {
             };
             stages.push(("verdict", tokio::spawn(supervise(ctx("verdict", &config.verdict.group), make, shutdown.clone()))));
         }
-        {
+        if roles.contains(&Role::Sinks) {
             let st = store.clone();
             let make = move || {
                 let st = st.clone();
@@ -105,7 +132,7 @@ impl Stack {
             };
             stages.push(("report", tokio::spawn(supervise(ctx("report", &config.report.group), make, shutdown.clone()))));
         }
-        if !config.webhook.urls.is_empty() {
+        if roles.contains(&Role::Sinks) && !config.webhook.urls.is_empty() {
             // Bad URLs are a configuration error: refuse to start rather than restart forever.
             WebhookStage::new(config.webhook.clone(), store.to_string())?;
             let (c, base) = (config.webhook.clone(), store.to_string());
@@ -115,7 +142,7 @@ impl Stack {
             };
             stages.push(("webhook", tokio::spawn(supervise(ctx("webhook", &config.webhook.group), make, shutdown.clone()))));
         }
-        info!(brokers = bus.config().bootstrap(), data = %store, incarnation, metrics = ?metrics_addr, "trackiq pipeline running");
+        info!(brokers = bus.config().bootstrap(), data = %store, incarnation, metrics = ?metrics_addr, stages = ?stages.iter().map(|(n, _)| *n).collect::<Vec<_>>(), "trackiq pipeline running");
         Ok(Stack { broker, bus, store, metrics, metrics_addr, trigger, stages, server })
     }
 

@@ -43,6 +43,13 @@ pub struct BusConfig {
     /// of waiting for the group to notice the old member is gone (after a `kill -9`, minutes).
     /// Must differ between processes sharing a group; empty: this host's name.
     pub instance_id: String,
+    /// Join consumer groups with the static instance id above (fast restarts). Off: dynamic
+    /// membership, where a member that stops heartbeating is expelled after the session
+    /// timeout and its partitions move to the others. Turn it off where instances of a role
+    /// sharing the embedded broker (`trackiq broker`) may die for good: tansu 0.6 never
+    /// expires a static member, so a dead one would keep its partitions until it came back
+    /// (Kafka expires static members after the session timeout).
+    pub static_membership: bool,
 }
 
 impl Default for BusConfig {
@@ -55,6 +62,7 @@ impl Default for BusConfig {
             replication: 1,
             options: BTreeMap::new(),
             instance_id: String::new(),
+            static_membership: true,
         }
     }
 }
@@ -203,11 +211,13 @@ impl Bus {
         context: C,
         statistics_ms: &str,
     ) -> Result<StreamConsumer<C>, InfraError> {
-        let consumer: StreamConsumer<C> = self
-            .client_config()
+        let mut config = self.client_config();
+        if self.config.static_membership {
+            config.set("group.instance.id", format!("{group}-{}", self.config.instance()));
+        }
+        let consumer: StreamConsumer<C> = config
             .set("statistics.interval.ms", statistics_ms)
             .set("group.id", group)
-            .set("group.instance.id", format!("{group}-{}", self.config.instance()))
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "250")
             .set("enable.auto.offset.store", "false")

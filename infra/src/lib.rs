@@ -9,6 +9,7 @@
 //! - [`bus`] — Kafka configuration, producers, consumers, topic creation
 //! - [`store`] — object store by URL (`file://`, `s3://`)
 //! - [`tables`] — DataFusion table registration
+//! - [`sql_functions`] — SQL functions added to DataFusion (`approx_quantile`)
 //! - [`shutdown`] — the shutdown signal services take
 //! - [`metrics`] — the pipeline's own Prometheus metrics, `/metrics` and `/healthz`
 //! - [`runtime`] — the stage runtime every processor and sink runs on
@@ -19,6 +20,7 @@ pub mod error;
 pub mod metrics;
 pub mod runtime;
 pub mod shutdown;
+pub mod sql_functions;
 pub mod store;
 pub mod tables;
 

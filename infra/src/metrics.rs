@@ -71,6 +71,7 @@ struct Inner {
     lag: Family<LagLabels, Gauge>,
     parquet_files: Family<TableLabels, Counter>,
     parquet_bytes: Family<TableLabels, Counter>,
+    parquet_rows: Family<TableLabels, Counter>,
     last_effect: Family<StageLabels, Gauge<f64, AtomicU64>>,
     /// Up or down per stage, for `/healthz`: a `Family` cannot list its label sets.
     health: Mutex<BTreeMap<String, bool>>,
@@ -104,6 +105,7 @@ impl PipelineMetrics {
         let lag = Family::<LagLabels, Gauge>::default();
         let parquet_files = Family::<TableLabels, Counter>::default();
         let parquet_bytes = Family::<TableLabels, Counter>::default();
+        let parquet_rows = Family::<TableLabels, Counter>::default();
         let last_effect = Family::<StageLabels, Gauge<f64, AtomicU64>>::default();
         // Counter names get `_total` and units their suffix from the encoder.
         r.register("stage_records_in", "Records a stage consumed", records_in.clone());
@@ -116,6 +118,7 @@ impl PipelineMetrics {
         r.register("consumer_lag", "Records between a partition's committed offset and its end", lag.clone());
         r.register("parquet_files", "Parquet files written", parquet_files.clone());
         r.register_with_unit("parquet", "Parquet bytes written", Unit::Bytes, parquet_bytes.clone());
+        r.register("parquet_rows", "Rows written to Parquet: what SQL over the history sees", parquet_rows.clone());
         r.register_with_unit("stage_last_effect", "Unix time of the stage's last durable effect", Unit::Seconds, last_effect.clone());
         PipelineMetrics(Arc::new(Inner {
             registry: r,
@@ -129,6 +132,7 @@ impl PipelineMetrics {
             lag,
             parquet_files,
             parquet_bytes,
+            parquet_rows,
             last_effect,
             health: Mutex::new(BTreeMap::new()),
         }))
@@ -185,11 +189,12 @@ impl PipelineMetrics {
         self.0.lag.get_or_create(&LagLabels { stage: stage_name.to_string(), topic: topic.to_string(), partition }).set(lag);
     }
 
-    /// One Parquet file of `bytes` bytes written for `table`.
-    pub fn parquet_written(&self, table: &str, bytes: u64) {
+    /// One Parquet file of `bytes` bytes and `rows` rows written for `table`.
+    pub fn parquet_written(&self, table: &str, bytes: u64, rows: u64) {
         let labels = TableLabels { table: table.to_string() };
         self.0.parquet_files.get_or_create(&labels).inc();
         self.0.parquet_bytes.get_or_create(&labels).inc_by(bytes);
+        self.0.parquet_rows.get_or_create(&labels).inc_by(rows);
     }
 
     /// `stage` made an effect durable now (published, written, committed).
@@ -251,8 +256,8 @@ mod tests {
         m.error("aggregator", "transient");
         m.dead_letter("aggregator");
         m.set_lag("aggregator", "trackiq.samples", 3, 42);
-        m.parquet_written("samples", 1000);
-        m.parquet_written("samples", 24);
+        m.parquet_written("samples", 1000, 10);
+        m.parquet_written("samples", 24, 5);
         m.effect_done("aggregator");
         let text = m.encode();
         for line in [
@@ -266,6 +271,7 @@ mod tests {
             "trackiq_consumer_lag{stage=\"aggregator\",topic=\"trackiq.samples\",partition=\"3\"} 42",
             "trackiq_parquet_files_total{table=\"samples\"} 2",
             "trackiq_parquet_bytes_total{table=\"samples\"} 1024",
+            "trackiq_parquet_rows_total{table=\"samples\"} 15",
             "# UNIT trackiq_stage_last_effect_seconds seconds",
         ] {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");

@@ -17,6 +17,7 @@ pub async fn session(store: &DataStore) -> Result<SessionContext, InfraError> {
     // answered from them would skip a NaN that history written before validation may hold.
     let config = datafusion::prelude::SessionConfig::new().with_collect_statistics(false);
     let ctx = SessionContext::new_with_config(config);
+    crate::sql_functions::register(&ctx);
     ctx.register_object_store(store.root_url(), store.object_store());
     for table in trackiq_schemas::arrow::TABLES {
         let schema = trackiq_schemas::arrow::table_schema(table).expect("known table");

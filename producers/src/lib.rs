@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`http`] — `http`: one request per iteration, failures counted by reason
 //! - [`import`] — `import trackiq-json`: results of the original TrackIQ tools as runs
+//! - [`load`] — `bench ingest`: synthetic fleet load (hosts × series streaming runs)
 //! - [`llm`] — `llm`: streamed OpenAI-compatible requests: TTFT, ITL, TPOT, E2EL, goodput
 //! - [`identity`] — identity flags, platform and git detection
 //! - [`emitter`] — RunStarted / batched SampleBatch / RunFinished
@@ -27,6 +28,7 @@ pub mod http;
 pub mod identity;
 pub mod import;
 pub mod llm;
+pub mod load;
 pub mod record;
 pub mod telemetry;
 pub mod units;

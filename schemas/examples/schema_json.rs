@@ -9,9 +9,10 @@
 use trackiq_schemas::registry;
 
 /// Every record type of the contract.
-const NAMES: [&str; 9] = [
+const NAMES: [&str; 10] = [
     "trackiq.RunStarted",
     "trackiq.SampleBatch",
+    "trackiq.SampleColumns",
     "trackiq.RunFinished",
     "trackiq.Detection",
     "trackiq.RunSummary",

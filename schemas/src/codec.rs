@@ -14,6 +14,7 @@ use std::sync::{Arc, LazyLock};
 use apache_avro::{Schema, rabin::Rabin};
 use serde::{Serialize, de::DeserializeOwned};
 
+use crate::columns::SampleColumns;
 use crate::error::SchemaError;
 use crate::events::{BaselinePin, DeadLetter, Detection, RunFinished, RunStarted, RunSummary, SampleBatch, TrendResult, Verdict};
 
@@ -29,6 +30,7 @@ const HEADER_LEN: usize = 10;
 const CURRENT: &[(&str, &str)] = &[
     ("trackiq.RunStarted", include_str!("../avro/RunStarted.avsc")),
     ("trackiq.SampleBatch", include_str!("../avro/SampleBatch.avsc")),
+    ("trackiq.SampleColumns", include_str!("../avro/SampleColumns.avsc")),
     ("trackiq.RunFinished", include_str!("../avro/RunFinished.avsc")),
     ("trackiq.Detection", include_str!("../avro/Detection.avsc")),
     ("trackiq.RunSummary", include_str!("../avro/RunSummary.avsc")),
@@ -57,6 +59,24 @@ const HISTORY: &[(&str, &str)] = &[
 pub trait Event: Serialize + DeserializeOwned {
     /// Full Avro name of the record, e.g. `trackiq.RunStarted`.
     const NAME: &'static str;
+    /// The record type written for this event: `NAME`, unless the event changed form (a
+    /// [`SampleBatch`] is written as `trackiq.SampleColumns`).
+    const WIRE: &'static str = Self::NAME;
+
+    /// The datum written under [`Event::WIRE`].
+    fn wire_value(&self) -> Result<apache_avro::types::Value, apache_avro::Error> {
+        apache_avro::to_value(self)
+    }
+
+    /// Whether a record of type `name` holds this event.
+    fn reads(name: &str) -> bool {
+        name == Self::NAME
+    }
+
+    /// The event from a decoded datum of a record type it [`Event::reads`].
+    fn from_wire(_name: &str, value: &apache_avro::types::Value) -> Result<Self, SchemaError> {
+        apache_avro::from_value(value).map_err(|source| SchemaError::Decode { name: Self::NAME, source: Box::new(source) })
+    }
 }
 
 macro_rules! event {
@@ -67,7 +87,29 @@ macro_rules! event {
     };
 }
 event!(RunStarted, "trackiq.RunStarted");
-event!(SampleBatch, "trackiq.SampleBatch");
+
+/// Samples are written as columns and read in either form (see [`crate::columns`]).
+impl Event for SampleBatch {
+    const NAME: &'static str = "trackiq.SampleBatch";
+    const WIRE: &'static str = "trackiq.SampleColumns";
+
+    fn wire_value(&self) -> Result<apache_avro::types::Value, apache_avro::Error> {
+        apache_avro::to_value(SampleColumns::from(self))
+    }
+
+    fn reads(name: &str) -> bool {
+        name == Self::NAME || name == Self::WIRE
+    }
+
+    fn from_wire(name: &str, value: &apache_avro::types::Value) -> Result<Self, SchemaError> {
+        let decode_error = |source| SchemaError::Decode { name: Self::WIRE, source: Box::new(source) };
+        if name == Self::WIRE {
+            SampleBatch::try_from(apache_avro::from_value::<SampleColumns>(value).map_err(decode_error)?)
+        } else {
+            apache_avro::from_value(value).map_err(|source| SchemaError::Decode { name: Self::NAME, source: Box::new(source) })
+        }
+    }
+}
 event!(RunFinished, "trackiq.RunFinished");
 event!(RunSummary, "trackiq.RunSummary");
 event!(Detection, "trackiq.Detection");
@@ -235,15 +277,27 @@ impl Registry {
         self.current.get(name).map(|(_, fp)| *fp)
     }
 
-    /// Encodes an event with its current schema.
+    /// Encodes an event with its current schema (in its current form, [`Event::WIRE`]).
     pub fn encode<E: Event>(&self, event: &E) -> Result<Vec<u8>, SchemaError> {
-        let (schema, fp) = self.current.get(E::NAME).ok_or(SchemaError::UnknownType(E::NAME))?;
+        let value = event.wire_value().map_err(|source| SchemaError::Encode { name: E::WIRE, source: Box::new(source) })?;
+        self.encode_value(E::WIRE, value)
+    }
+
+    /// Encodes `datum` as a record of current type `name`, e.g. a [`SampleBatch`] row by row
+    /// as `trackiq.SampleBatch` (what producers before the columnar form wrote).
+    pub fn encode_as<T: Serialize>(&self, name: &'static str, datum: &T) -> Result<Vec<u8>, SchemaError> {
+        let value = apache_avro::to_value(datum).map_err(|source| SchemaError::Encode { name, source: Box::new(source) })?;
+        self.encode_value(name, value)
+    }
+
+    fn encode_value(&self, name: &'static str, value: apache_avro::types::Value) -> Result<Vec<u8>, SchemaError> {
+        let (schema, fp) = self.current.get(name).ok_or(SchemaError::UnknownType(name))?;
         let mut out = Vec::with_capacity(128);
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(fp);
-        let err = |source| SchemaError::Encode { name: E::NAME, source: Box::new(source) };
-        // Through a Value so that named references inside one schema resolve.
-        let value = apache_avro::to_value(event).and_then(|v| v.resolve(schema)).map_err(err)?;
+        let err = |source| SchemaError::Encode { name, source: Box::new(source) };
+        // Resolved so that named references inside one schema resolve.
+        let value = value.resolve(schema).map_err(err)?;
         out.extend(apache_avro::to_avro_datum(schema, value).map_err(err)?);
         Ok(out)
     }
@@ -266,10 +320,10 @@ impl Registry {
     /// Decodes a record that must be of type `E` (any known version of it).
     pub fn decode<E: Event>(&self, bytes: &[u8]) -> Result<E, SchemaError> {
         let (known, datum) = self.header(bytes)?;
-        if known.name != E::NAME {
+        if !E::reads(known.name) {
             return Err(SchemaError::WrongType { expected: E::NAME, found: known.name });
         }
-        self.datum(known, datum)
+        E::from_wire(known.name, &self.datum_value(known, datum)?)
     }
 
     /// Decodes a record of any known type.
@@ -277,7 +331,9 @@ impl Registry {
         let (known, datum) = self.header(bytes)?;
         Ok(match known.name {
             "trackiq.RunStarted" => AnyEvent::RunStarted(self.datum(known, datum)?),
-            "trackiq.SampleBatch" => AnyEvent::SampleBatch(self.datum(known, datum)?),
+            "trackiq.SampleBatch" | "trackiq.SampleColumns" => {
+                AnyEvent::SampleBatch(SampleBatch::from_wire(known.name, &self.datum_value(known, datum)?)?)
+            }
             "trackiq.RunFinished" => AnyEvent::RunFinished(self.datum(known, datum)?),
             "trackiq.RunSummary" => AnyEvent::RunSummary(Box::new(self.datum(known, datum)?)),
             "trackiq.Verdict" => AnyEvent::Verdict(Box::new(self.datum(known, datum)?)),
@@ -312,7 +368,12 @@ impl Registry {
         Ok((&self.versions[i], &bytes[HEADER_LEN..]))
     }
 
-    fn datum<E: DeserializeOwned>(&self, known: &Known, mut datum: &[u8]) -> Result<E, SchemaError> {
+    fn datum<E: DeserializeOwned>(&self, known: &Known, datum: &[u8]) -> Result<E, SchemaError> {
+        apache_avro::from_value(&self.datum_value(known, datum)?)
+            .map_err(|source| SchemaError::Decode { name: known.name, source: Box::new(source) })
+    }
+
+    fn datum_value(&self, known: &Known, mut datum: &[u8]) -> Result<apache_avro::types::Value, SchemaError> {
         // Before apache-avro sizes anything by what the datum claims ([`guard`]).
         guard::check(&known.writer, &known.names, datum)
             .map_err(|source| SchemaError::Decode { name: known.name, source: Box::new(source) })?;
@@ -323,8 +384,7 @@ impl Registry {
         if !datum.is_empty() {
             return Err(SchemaError::TrailingBytes { name: known.name, len: datum.len() });
         }
-        apache_avro::from_value(&value)
-            .map_err(|source| SchemaError::Decode { name: known.name, source: Box::new(source) })
+        Ok(value)
     }
 }
 

@@ -11,6 +11,7 @@
 //! - `avro/` — the `.avsc` files (current) and `avro/history/` (older versions still decoded)
 //! - [`events`] — Rust types mirroring the schemas
 //! - [`codec`] — Avro single-object encoding with a fingerprint registry
+//! - [`columns`] — the columnar wire form of samples (`SampleColumns`) and its conversion
 //! - [`arrow`] — Arrow schemas of the Parquet tables
 //! - [`topics`] — topic names and which table each is archived to
 //! - [`identity`] — `series_id` and `env_hash`
@@ -21,6 +22,7 @@
 pub mod arrow;
 pub mod catalog;
 pub mod codec;
+pub mod columns;
 pub mod error;
 pub mod events;
 pub mod identity;

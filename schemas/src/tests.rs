@@ -386,6 +386,7 @@ fn fingerprints_of_written_versions_never_change() {
         ("trackiq.DeadLetter", "1dcdb4ebc1fd3455"),
         ("trackiq.TrendResult", "f04f227343053c29"),
         ("trackiq.BaselinePin", "022aa30f3266566a"),
+        ("trackiq.SampleColumns", "28e41532a41ac017"),
     ];
     let hex = |f: [u8; 8]| f.iter().map(|b| format!("{b:02x}")).collect::<String>();
     for (list, which) in [(LEGACY, "legacy"), (SPEC, "spec")] {

@@ -28,6 +28,7 @@ const PYTHON: &[(&str, usize, &str, &str)] = &[
     ("trackiq.RunSummary", 1, "30730dc92aa45460", "770705a812cdc19a"),
     ("trackiq.RunSummary", 2, "45bd03f646f22d53", "db829b40b9aa3220"),
     ("trackiq.SampleBatch", 0, "2dc1b7967b95c0b9", "f6086629e4e1d474"),
+    ("trackiq.SampleColumns", 0, "28e41532a41ac017", "bb3c4bbcf3603378"),
     ("trackiq.TrendResult", 0, "f04f227343053c29", "5bc6d1e05c80f330"),
     ("trackiq.Verdict", 0, "e4792b9fa10cfc30", "44afccd5877c1840"),
     ("trackiq.Verdict", 1, "c60b360677ad2254", "15eaa96859a5d055"),
@@ -61,7 +62,7 @@ fn spec_fingerprints_match_python_avro_libraries() {
         }
     }
     let listed = |name: &str| PYTHON.iter().filter(|(n, ..)| *n == name).count();
-    for name in ["trackiq.RunStarted", "trackiq.SampleBatch", "trackiq.RunFinished", "trackiq.Detection", "trackiq.RunSummary",
+    for name in ["trackiq.RunStarted", "trackiq.SampleBatch", "trackiq.SampleColumns", "trackiq.RunFinished", "trackiq.Detection", "trackiq.RunSummary",
         "trackiq.Verdict", "trackiq.DeadLetter", "trackiq.TrendResult", "trackiq.BaselinePin"]
     {
         assert_eq!(registry().versions(name).len(), listed(name), "{name}: every version is checked");
@@ -97,5 +98,11 @@ fn records_written_by_python_avro_decode() {
 
     // And trackiq writes the same bytes for the same batch: one encoding, both directions.
     let ours: SampleBatch = registry().decode(bytes).unwrap();
-    assert_eq!(registry().encode(&ours).unwrap(), bytes);
+    assert_eq!(registry().encode_as("trackiq.SampleBatch", &ours).unwrap(), bytes);
+    // Written today as columns, the same batch reads back the same...
+    assert_eq!(registry().decode::<SampleBatch>(&registry().encode(&ours).unwrap()).unwrap(), ours);
+    // ...and fastavro writes those columns byte for byte as trackiq does.
+    let columns = include_bytes!("fixtures/fastavro_sample_columns.bin");
+    assert_eq!(registry().decode::<SampleBatch>(columns).unwrap(), ours);
+    assert_eq!(registry().encode(&ours).unwrap(), columns);
 }

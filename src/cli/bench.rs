@@ -26,6 +26,11 @@ pub enum BenchCommand {
     Changepoints(ChangepointBenchArgs),
     /// A/A and A/B benchmark of the verdicts on the live pipeline: false alarms under a CPU hog, detection of +10 % work.
     Verdicts(super::bench_verdicts::VerdictsBenchArgs),
+    /// Fleet-scale ingest through the real pipeline (`trackiq up` as its own process):
+    /// samples/s produced and end to end, run end → verdict latency, lag, RSS and CPU.
+    Ingest(super::bench_ingest::IngestBenchArgs),
+    /// Analyst queries over ≥ 10M archived samples, each as a whole process, against DuckDB's shell.
+    Sql(super::bench_sql::SqlBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +204,8 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
         }
         BenchCommand::Changepoints(a) => changepoint_bench(a),
         BenchCommand::Verdicts(a) => super::bench_verdicts::run(config, a).await,
+        BenchCommand::Ingest(a) => super::bench_ingest::run(config, a).await,
+        BenchCommand::Sql(a) => super::bench_sql::run(config, a).await,
         BenchCommand::Llm(a) => {
             use trackiq_producers::llm::{LlmWorkload, Slo, prompts_from_jsonl, synthetic_prompts};
             let prompts = match (&a.prompts, a.input_len) {

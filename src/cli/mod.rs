@@ -4,7 +4,10 @@
 mod analysis;
 mod baseline;
 mod bench;
+mod bench_ingest;
+mod bench_sql;
 mod bench_verdicts;
+mod broker;
 mod cluster;
 mod compare;
 mod demo;
@@ -58,6 +61,8 @@ pub struct Cli {
 enum Command {
     /// Run the pipeline: embedded broker (unless --brokers), processors and sinks, until Ctrl-C.
     Up(up::UpArgs),
+    /// Run the embedded Kafka-API broker alone (for `trackiq up --brokers ... --role ...`), until Ctrl-C.
+    Broker(broker::BrokerArgs),
     /// What a running `trackiq up` reports: stages, consumer lag, Parquet written (from its metrics).
     Status(status::StatusArgs),
     /// A self-contained tour: baseline runs, a slower run, its block verdict, report and webhook.
@@ -108,7 +113,7 @@ fn init_logs(verbose: u8, default: &str) {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Up(_)) { "info" } else { "warn" };
+    let default_level = if matches!(cli.command, Command::Up(_) | Command::Broker(_)) { "info" } else { "warn" };
     init_logs(cli.verbose, default_level);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(dispatch(cli)) {
@@ -137,6 +142,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(&overrides, |k| std::env::var(k).ok())?;
     match cli.command {
         Command::Up(a) => up::run(config, a).await,
+        Command::Broker(a) => broker::run(config, a).await,
         Command::Status(a) => status::run(config, a).await,
         Command::Demo(a) => demo::run(config, a).await,
         Command::Record(a) => record::run(config, a).await,

@@ -30,10 +30,10 @@ pub struct StatusArgs {
 
 /// One sample line of the exposition: `name{label="value",...} value [timestamp]`.
 #[derive(Debug, PartialEq)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
+pub(crate) struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
 }
 
 /// One stage of the pipeline.
@@ -92,7 +92,7 @@ pub async fn run(config: Config, a: StatusArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn fetch(addr: &str) -> anyhow::Result<String> {
+pub(crate) async fn fetch(addr: &str) -> anyhow::Result<String> {
     if addr.ends_with(":0") {
         bail!("the metrics address {addr} has port 0 (a free port chosen at start-up): pass --metrics with the address `trackiq up` printed");
     }
@@ -113,7 +113,7 @@ async fn fetch(addr: &str) -> anyhow::Result<String> {
 /// Hand-written because no crate fits: prometheus-parse splits label values at `,` and `=`
 /// and keeps escapes, openmetrics-parser is LGPL. Comment lines (`# HELP`, `# TYPE`,
 /// `# UNIT`, `# EOF`) carry nothing the tables need.
-fn parse(text: &str) -> anyhow::Result<Vec<Sample>> {
+pub(crate) fn parse(text: &str) -> anyhow::Result<Vec<Sample>> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
@@ -279,9 +279,9 @@ mod tests {
         m.set_lag("aggregator", "trackiq.runs", 2, 3);
         m.set_lag("archiver", "trackiq.runs", 4, -1);
         m.records_in("archiver", 1240);
-        m.parquet_written("samples", 52_000);
-        m.parquet_written("samples", 48_000);
-        m.parquet_written("summaries", 4_096);
+        m.parquet_written("samples", 52_000, 100);
+        m.parquet_written("samples", 48_000, 100);
+        m.parquet_written("summaries", 4_096, 1);
         m.error("verdict", "permanent");
         m.dead_letter("verdict");
         m.error("webhook", "panic");

@@ -5,17 +5,23 @@ use std::process::ExitCode;
 
 use clap::Args;
 use trackiq::config::Config;
-use trackiq::stack::Stack;
+use trackiq::stack::{Role, Stack};
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// POST warn/block verdicts to this URL (repeatable). Env: TRACKIQ_WEBHOOK_URLS (comma-separated).
     #[arg(long)]
     pub webhook: Vec<String>,
+    /// Run only these parts (comma-separated or repeated; default: all). `sinks` is the
+    /// report and webhook stages. Processes running the same role against one broker share
+    /// its partitions in one consumer group.
+    #[arg(long = "role", value_enum, value_delimiter = ',')]
+    pub roles: Vec<Role>,
 }
 
-pub async fn run(config: Config, _a: UpArgs) -> anyhow::Result<ExitCode> {
-    let stack = Stack::start(&config).await?;
+pub async fn run(config: Config, a: UpArgs) -> anyhow::Result<ExitCode> {
+    let roles = if a.roles.is_empty() { Role::ALL.to_vec() } else { a.roles };
+    let stack = Stack::start_roles(&config, &roles).await?;
     stack.wait_ready(std::time::Duration::from_secs(60)).await?;
     let metrics = stack.metrics_addr.map(|a| format!(" · metrics http://{a}/metrics")).unwrap_or_default();
     println!("trackiq is up: brokers {} · data {}{metrics} · Ctrl-C to stop", stack.brokers(), stack.store);

@@ -52,21 +52,28 @@ impl Up {
 
     /// Starts `trackiq up` with its embedded broker at `brokers` (host:port).
     pub fn start_at(brokers: &str, data: &str, config: &Path, webhooks: &[String], env: &[(String, String)]) -> Up {
+        let mut args: Vec<String> = vec!["up".into(), "--listen".into(), brokers.into()];
+        for w in webhooks {
+            args.extend(["--webhook".to_string(), w.clone()]);
+        }
+        Up::spawn(&args, brokers, data, config, env, "trackiq is up")
+    }
+
+    /// Starts `trackiq <args...>` against the broker at `brokers` (e.g. `up --brokers ... --role
+    /// archiver`, or `broker --listen ...`), and waits until it prints `ready`.
+    pub fn spawn(args: &[String], brokers: &str, data: &str, config: &Path, env: &[(String, String)], ready: &'static str) -> Up {
         let brokers = brokers.to_string();
         let mut cmd = Command::new(BIN);
-        cmd.args(["up", "--listen", &brokers, "--data", data, "--config"]).arg(config);
-        for w in webhooks {
-            cmd.args(["--webhook", w]);
-        }
+        cmd.args(args).args(["--data", data, "--config"]).arg(config);
         cmd.envs(env.iter().cloned()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("trackiq up starts");
+        let mut child = cmd.spawn().expect("trackiq starts");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         let l = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("trackiq is up") {
+                if line.contains(ready) {
                     let metrics = line.split("metrics http://").nth(1).and_then(|r| r.split('/').next()).map(str::to_string);
                     let _ = tx.send(metrics);
                 }
@@ -83,7 +90,7 @@ impl Up {
         let started = Instant::now();
         let Ok(metrics) = rx.recv_timeout(Duration::from_secs(90)) else {
             let _ = child.kill();
-            panic!("trackiq up did not become ready:\n{}", log.lock().unwrap());
+            panic!("trackiq {args:?} did not become ready:\n{}", log.lock().unwrap());
         };
         Up { child, brokers, data: data.to_string(), log, env: env.to_vec(), metrics, ready_after: started.elapsed() }
     }

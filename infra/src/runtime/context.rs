@@ -1,10 +1,14 @@
 //! The client context of stage consumers: librdkafka's statistics (every
 //! [`STATISTICS_INTERVAL_MS`]) feed the consumer-lag gauge of each assigned partition, so lag
-//! costs no extra broker requests.
+//! costs no extra broker requests. Rebalances are recorded in a [`RebalanceLog`] for the
+//! driver (see [`super::rebalance`]).
 
 use rdkafka::client::ClientContext;
-use rdkafka::consumer::ConsumerContext;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::statistics::Statistics;
+use tracing::{info, warn};
+
+use super::rebalance::{RebalanceLog, TopicPartition};
 
 use crate::metrics::PipelineMetrics;
 
@@ -15,6 +19,8 @@ pub const STATISTICS_INTERVAL_MS: &str = "10000";
 pub struct StageConsumerContext {
     pub stage: &'static str,
     pub metrics: PipelineMetrics,
+    /// Assignment changes, taken by the driver before its next stage call.
+    pub rebalances: RebalanceLog,
 }
 
 impl ClientContext for StageConsumerContext {
@@ -30,4 +36,25 @@ impl ClientContext for StageConsumerContext {
     }
 }
 
-impl ConsumerContext for StageConsumerContext {}
+fn partitions(list: &rdkafka::TopicPartitionList) -> Vec<TopicPartition> {
+    list.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()
+}
+
+impl ConsumerContext for StageConsumerContext {
+    /// Runs inside the driver's `recv()` after librdkafka applied the change: a revoked
+    /// partition's stored offsets were committed (they only cover durable effects) and it can
+    /// no longer be stored by this consumer.
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                info!(stage = self.stage, partitions = list.count(), "partitions assigned");
+                self.rebalances.assigned(partitions(list));
+            }
+            Rebalance::Revoke(list) => {
+                info!(stage = self.stage, partitions = list.count(), "partitions revoked");
+                self.rebalances.revoked(partitions(list));
+            }
+            Rebalance::Error(e) => warn!(stage = self.stage, error = %e, "rebalance failed"),
+        }
+    }
+}

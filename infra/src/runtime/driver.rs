@@ -14,6 +14,7 @@ use trackiq_schemas::registry;
 
 use super::acks::Acks;
 use super::context::{STATISTICS_INTERVAL_MS, StageConsumerContext};
+use super::rebalance::{RebalanceLog, hand_over};
 use super::{Effects, Input, Outgoing, Position, RetryPolicy, Stage, StageContext, StageError};
 use crate::bus::{Record, send};
 use crate::Shutdown;
@@ -70,6 +71,7 @@ struct Driver<'a> {
     producer: FutureProducer,
     acks: Acks,
     dlq: String,
+    rebalances: RebalanceLog,
 }
 
 /// Runs `stage` until shutdown (Ok) or a failure it cannot absorb (Err, to be restarted).
@@ -78,10 +80,11 @@ pub async fn drive<S: Stage>(stage: &mut S, ctx: &StageContext, shutdown: &mut S
     let topics = stage.topics(ctx.bus.topics());
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     let fatal = |e: crate::InfraError| StageError::Fatal(e.to_string());
-    let context = StageConsumerContext { stage: name, metrics: ctx.metrics.clone() };
+    let rebalances = RebalanceLog::default();
+    let context = StageConsumerContext { stage: name, metrics: ctx.metrics.clone(), rebalances: rebalances.clone() };
     let consumer = ctx.bus.consumer_with(&ctx.group, &topic_refs, context, STATISTICS_INTERVAL_MS).map_err(fatal)?;
     let producer = ctx.bus.producer().map_err(fatal)?;
-    let mut d = Driver { ctx, stage: name, consumer, producer, acks: Acks::default(), dlq: ctx.bus.topics().dlq.clone() };
+    let mut d = Driver { ctx, stage: name, consumer, producer, acks: Acks::default(), dlq: ctx.bus.topics().dlq.clone(), rebalances };
     let mut ticker = tokio::time::interval(stage.tick_interval());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut tick_failures = retry_delays();
@@ -94,6 +97,7 @@ pub async fn drive<S: Stage>(stage: &mut S, ctx: &StageContext, shutdown: &mut S
             _ = shutdown.wait() => break,
             _ = ticker.tick() => {
                 d.ctx.bus.note_assignment(&d.consumer, &d.ctx.group);
+                d.rebalanced(stage).await?;
                 if tick_paused_until.is_some_and(|t| tokio::time::Instant::now() < t) {
                     continue;
                 }
@@ -125,7 +129,13 @@ pub async fn drive<S: Stage>(stage: &mut S, ctx: &StageContext, shutdown: &mut S
                 Ok(m) => {
                     let record = Record::from_message(&m);
                     drop(m);
-                    d.record(stage, record, shutdown).await?;
+                    // A rebalance is reported inside recv(): apply it before this record.
+                    d.rebalanced(stage).await?;
+                    if d.rebalances.owns(&record.topic, record.partition) {
+                        d.record(stage, record, shutdown).await?;
+                    } else {
+                        debug!(stage = name, topic = %record.topic, partition = record.partition, offset = record.offset, "record of a revoked partition skipped");
+                    }
                 }
                 Err(e) => {
                     // A fatal client error (e.g. fenced by another member with the same static
@@ -134,13 +144,16 @@ pub async fn drive<S: Stage>(stage: &mut S, ctx: &StageContext, shutdown: &mut S
                         return Err(StageError::Fatal(format!("Kafka consumer failed for good ({code:?}): {reason}")));
                     }
                     warn!(stage = name, error = %e, "consume error");
+                    d.rebalanced(stage).await?;
                     tokio::time::sleep(CONSUME_ERROR_PAUSE).await;
                 }
             },
         }
         d.store_offsets();
     }
-    // Shutdown: make held effects durable, store and commit what is done.
+    // Shutdown: make held effects durable, store and commit what is done (never for a
+    // partition revoked during the last receive).
+    d.rebalanced(stage).await?;
     match call(stage.flush()).await {
         Outcome::Effects(e) => {
             // The broker may be gone too: publishing gets a bounded time, then it is replayed.
@@ -162,6 +175,12 @@ pub async fn drive<S: Stage>(stage: &mut S, ctx: &StageContext, shutdown: &mut S
 }
 
 impl Driver<'_> {
+    /// Applies partition moves reported since the last call (see [`super::rebalance`]).
+    async fn rebalanced<S: Stage>(&mut self, stage: &mut S) -> Result<(), StageError> {
+        let change = self.rebalances.take();
+        hand_over(stage, &mut self.acks, &change, stage.retry_policy()).await
+    }
+
     /// One record: validate, hand to the stage (retrying transient failures), apply effects.
     async fn record<S: Stage>(&mut self, stage: &mut S, record: Record, shutdown: &mut Shutdown) -> Result<(), StageError> {
         let name = self.stage;

@@ -15,11 +15,13 @@
 //! - [`acks`] — per-partition watermarks: which offsets may be stored
 //! - [`context`] — consumer statistics into the lag metrics
 //! - [`driver`] — one stage incarnation's consume → handle → effect → ack loop
+//! - [`rebalance`] — partition assignment changes handed to the stage between calls
 //! - [`supervisor`] — restart with backoff; stage health
 
 pub mod acks;
 pub mod context;
 pub mod driver;
+pub mod rebalance;
 pub mod supervisor;
 
 use std::future::Future;
@@ -167,6 +169,17 @@ pub trait Stage: Send + 'static {
     /// Delays between retries of a record that failed transiently.
     fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy::default()
+    }
+
+    /// The consumer group moved partitions (another instance joined or left). Called before
+    /// the next `handle` or `tick`, revocations to be applied first: the stage drops state
+    /// of `revoked` partitions without effects (their unfinished records are replayed by the
+    /// new owner from the committed offset, which never passes an unfinished record), and
+    /// reloads what it must know about `assigned` ones (work another instance did). The
+    /// runtime has already forgotten the ack state of revoked partitions. An error restarts
+    /// the stage (transient ones are retried first).
+    fn partitions_changed(&mut self, _assigned: &[(String, i32)], _revoked: &[(String, i32)]) -> impl Future<Output = Result<(), StageError>> + Send {
+        async { Ok(()) }
     }
 
     /// Whether the stage wants no more input for now (its buffers are full while a store is

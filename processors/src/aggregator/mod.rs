@@ -10,7 +10,10 @@
 //!
 //! Offsets: a run's first record on its partition is held until the run's summary is
 //! acknowledged by the broker; the runtime stores a partition's offset only up to its oldest
-//! held record, so a crash replays each open run from its first record.
+//! held record, so a crash replays each open run from its first record. For the same reason
+//! a partition moved to another instance needs no hand-over: its open runs are dropped here
+//! ([`Aggregation::drop_partitions`]) and rebuilt there by the replay, which starts at or
+//! before the first record of the oldest of them.
 //!
 //! Memory: per open run and metric, at most `exact_samples_per_metric` values (80 KB at the
 //! default), then a DDSketch of at most 64 KiB (percentiles within 1 % relative error); plus
@@ -206,6 +209,15 @@ impl Aggregation {
         std::mem::take(&mut self.detections)
     }
 
+    /// Forgets the open runs read from any of `revoked` (topic, partition), without a summary:
+    /// their first records were held, so the partition's committed offset is at or before
+    /// them and whoever owns the partition next reads them again. Returns how many.
+    pub fn drop_partitions(&mut self, revoked: &[(String, i32)]) -> usize {
+        let before = self.open.len();
+        self.open.retain(|_, run| !run.positions.iter().any(|p| revoked.iter().any(|(t, n)| *t == p.topic && *n == p.partition)));
+        before - self.open.len()
+    }
+
     /// Number of runs still open.
     pub fn open_runs(&self) -> usize {
         self.open.len()
@@ -265,5 +277,16 @@ impl Stage for AggregatorStage {
 
     async fn tick(&mut self, now: Instant) -> Result<Effects, StageError> {
         self.outputs(now)
+    }
+
+    /// Open runs of revoked partitions are dropped (see the module doc). A run that was also
+    /// read from a partition kept here (the legacy samples topic) keeps that record
+    /// outstanding until a restart replays it: offsets stay behind, nothing is lost.
+    async fn partitions_changed(&mut self, _assigned: &[(String, i32)], revoked: &[(String, i32)]) -> Result<(), StageError> {
+        let dropped = self.state.drop_partitions(revoked);
+        if dropped > 0 {
+            info!(runs = dropped, "open runs of revoked partitions dropped; their new owner replays them");
+        }
+        Ok(())
     }
 }

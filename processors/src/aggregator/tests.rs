@@ -191,3 +191,27 @@ fn beyond_the_exact_limit_percentiles_come_from_a_sketch_and_the_summary_says_so
     assert!((m.p99 - 990.01).abs() <= 0.01 * 990.01, "{}", m.p99);
     assert_eq!((m.count, m.min, m.max, m.mean), (1000, 1.0, 1000.0, 500.5), "count, extremes and mean stay exact");
 }
+
+#[test]
+fn a_revoked_partition_loses_its_open_runs_and_a_replay_rebuilds_them() {
+    let now = Instant::now();
+    let feed = |a: &mut Aggregation, id: &str, partition: i32, from: i64| {
+        a.apply(pos("runs", partition, from), AnyEvent::RunStarted(started(id, 5)), now);
+        a.apply(pos("runs", partition, from + 1), batch(id, 0, &[1.0, 2.0]), now);
+    };
+    let mut a = Aggregation::new(AggregatorConfig::default());
+    feed(&mut a, "moved", 0, 10);
+    feed(&mut a, "kept", 1, 20);
+    assert_eq!(a.drop_partitions(&[("runs".into(), 0)]), 1);
+    assert_eq!(a.open_runs(), 1);
+    a.apply(pos("runs", 1, 22), finished("kept", 2), now);
+    let ready = a.take_ready(now);
+    assert_eq!(ready.len(), 1, "only the kept run is summarised here");
+    assert_eq!(ready[0].positions, vec![pos("runs", 1, 20)], "its held first record is released");
+    // The new owner replays partition 0 from the committed offset (at or before offset 10).
+    let mut b = Aggregation::new(AggregatorConfig::default());
+    feed(&mut b, "moved", 0, 10);
+    b.apply(pos("runs", 0, 12), finished("moved", 2), now);
+    let s = b.take_ready(now).pop().unwrap().summary.unwrap();
+    assert_eq!((s.run.run_id.as_str(), s.sample_count), ("moved", 2), "the whole run, summarised once, by its new owner");
+}

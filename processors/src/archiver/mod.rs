@@ -16,6 +16,8 @@
 
 pub mod naming;
 pub mod rows;
+#[cfg(test)]
+mod handover_tests;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -106,27 +108,36 @@ pub struct Flushed {
     pub offsets: Vec<i64>,
     /// Object name and size, when rows were written.
     pub object: Option<(String, usize)>,
+    /// Rows written.
+    pub rows: usize,
 }
 
 impl Archive {
     /// Opens the archive of log incarnation `incarnation`, reading which offsets its existing
     /// objects already hold.
     pub async fn open(store: DataStore, incarnation: &str) -> Result<Self, ProcessorError> {
-        let mut covered: HashMap<Slot, i64> = HashMap::new();
-        let mut other = 0usize;
-        for table in trackiq_schemas::arrow::TABLES {
-            for meta in store.list(table).await? {
-                let Some(name) = meta.location.filename().and_then(parse_object_name) else { continue };
-                if name.incarnation() != incarnation {
-                    other += 1;
-                    continue;
-                }
-                let e = covered.entry((table, name.topic, name.partition)).or_insert(name.last);
-                *e = (*e).max(name.last);
-            }
-        }
+        let (covered, other) = archived_offsets(&store, incarnation).await?;
         info!(incarnation, partitions = covered.len(), objects_of_other_incarnations = other, "archive opened");
         Ok(Archive { store, incarnation: incarnation.to_string(), covered, pending: HashMap::new() })
+    }
+
+    /// Partitions moved between instances of the archiver group: buffered rows of a revoked
+    /// partition are dropped unwritten (its new owner replays them from the committed offset,
+    /// which never passes a record held here), and for an assigned one the archived offsets
+    /// are read again, since another instance may have written objects for it meanwhile.
+    pub async fn partitions_changed(&mut self, assigned: &[(String, i32)], revoked: &[(String, i32)]) -> Result<(), ProcessorError> {
+        let moved = |slot: &Slot, list: &[(String, i32)]| list.iter().any(|(t, p)| *t == slot.1 && *p == slot.2);
+        self.pending.retain(|slot, _| !moved(slot, revoked));
+        self.covered.retain(|slot, _| !moved(slot, revoked));
+        if assigned.is_empty() {
+            return Ok(());
+        }
+        let (listed, _) = archived_offsets(&self.store, &self.incarnation).await?;
+        for (slot, last) in listed.into_iter().filter(|(slot, _)| moved(slot, assigned)) {
+            let e = self.covered.entry(slot).or_insert(last);
+            *e = (*e).max(last);
+        }
+        Ok(())
     }
 
     /// Adds a record; false when it is already in an object (its offset is done).
@@ -169,7 +180,7 @@ impl Archive {
                 if let Some(last) = last {
                     self.covered.insert(slot.clone(), last);
                 }
-                Ok(Some(Flushed { offsets: p.records.iter().map(|(o, _)| *o).collect(), object }))
+                Ok(Some(Flushed { offsets: p.records.iter().map(|(o, _)| *o).collect(), object, rows: p.rows }))
             }
             Err(e) => {
                 self.pending.insert(slot.clone(), p);
@@ -197,6 +208,25 @@ impl Archive {
         debug!(object = %name, rows, bytes = size, "archived");
         Ok(Some((name, size)))
     }
+}
+
+/// The highest offset held by an object of log incarnation `incarnation`, per table and
+/// partition, and how many objects belong to other incarnations.
+async fn archived_offsets(store: &DataStore, incarnation: &str) -> Result<(HashMap<Slot, i64>, usize), ProcessorError> {
+    let mut covered: HashMap<Slot, i64> = HashMap::new();
+    let mut other = 0usize;
+    for table in trackiq_schemas::arrow::TABLES {
+        for meta in store.list(table).await? {
+            let Some(name) = meta.location.filename().and_then(parse_object_name) else { continue };
+            if name.incarnation() != incarnation {
+                other += 1;
+                continue;
+            }
+            let e = covered.entry((table, name.topic, name.partition)).or_insert(name.last);
+            *e = (*e).max(name.last);
+        }
+    }
+    Ok((covered, other))
 }
 
 fn date_of(timestamp_ms: Option<i64>) -> String {
@@ -237,7 +267,7 @@ impl ArchiverStage {
             match self.archive.flush(&slot).await {
                 Ok(Some(f)) => {
                     if let Some((_, bytes)) = &f.object {
-                        self.metrics.parquet_written(slot.0, *bytes as u64);
+                        self.metrics.parquet_written(slot.0, *bytes as u64, f.rows as u64);
                     }
                     effects.release.extend(f.offsets.into_iter().map(|offset| Position { topic: slot.1.clone(), partition: slot.2, offset }));
                 }
@@ -288,6 +318,10 @@ impl Stage for ArchiverStage {
 
     async fn flush(&mut self) -> Result<Effects, StageError> {
         self.flush_due(true).await
+    }
+
+    async fn partitions_changed(&mut self, assigned: &[(String, i32)], revoked: &[(String, i32)]) -> Result<(), StageError> {
+        self.archive.partitions_changed(assigned, revoked).await.map_err(|e| StageError::Transient(e.to_string()))
     }
 
     fn backpressure(&self) -> bool {

@@ -7,6 +7,13 @@
 //! with DataFusion and from the verdicts the archiver has not written yet; then each verdict
 //! costs O(window). Verdicts never depend on how far the archiver has got, and replaying
 //! the log gives the same verdicts.
+//!
+//! Several instances share the summaries partitions (one consumer group); a series lives on
+//! one partition, so one instance judges it at a time. When partitions are assigned, the
+//! stage runs [`bootstrap`] again: the state then includes every run another instance
+//! judged, from Parquet and from the verdicts topic (a verdict is published before its
+//! summary's offset is stored), so a summary replayed by the new owner is recognised by its
+//! run id and not judged twice.
 
 pub mod baselines;
 pub mod bootstrap;
@@ -33,6 +40,16 @@ use crate::error::ProcessorError;
 pub struct VerdictStage {
     baselines: Baselines,
     topics: Topics,
+    /// What a rebuild needs; None for a stage over given state (tests).
+    source: Option<Source>,
+}
+
+/// Where the state is rebuilt from.
+struct Source {
+    config: VerdictConfig,
+    bus: Bus,
+    store: DataStore,
+    incarnation: String,
 }
 
 impl VerdictStage {
@@ -40,12 +57,13 @@ impl VerdictStage {
     pub async fn start(config: VerdictConfig, bus: &Bus, store: &DataStore, incarnation: &str) -> Result<Self, ProcessorError> {
         let (baselines, rebuilt) = bootstrap::bootstrap(bus, store, &config, incarnation).await?;
         info!(from_parquet = rebuilt.summaries_from_parquet, pins = rebuilt.pins_from_parquet, from_log = rebuilt.from_log, "verdict state ready");
-        Ok(VerdictStage { baselines, topics: bus.topics().clone() })
+        let source = Source { config, bus: bus.clone(), store: store.clone(), incarnation: incarnation.to_string() };
+        Ok(VerdictStage { baselines, topics: bus.topics().clone(), source: Some(source) })
     }
 
     /// A stage over given state, for tests.
     pub fn with_state(baselines: Baselines, topics: Topics) -> Self {
-        VerdictStage { baselines, topics }
+        VerdictStage { baselines, topics, source: None }
     }
 }
 
@@ -82,6 +100,19 @@ impl Stage for VerdictStage {
             }
         }
         Ok(effects)
+    }
+
+    /// Newly assigned partitions may hold series another instance judged until now: the
+    /// state is rebuilt from the history and the verdicts topic (see the module doc).
+    /// Revocations need nothing: a revoked series' state is only read again after a rebuild.
+    async fn partitions_changed(&mut self, assigned: &[(String, i32)], _revoked: &[(String, i32)]) -> Result<(), StageError> {
+        let Some(src) = self.source.as_ref().filter(|_| !assigned.is_empty()) else { return Ok(()) };
+        let (baselines, rebuilt) = bootstrap::bootstrap(&src.bus, &src.store, &src.config, &src.incarnation)
+            .await
+            .map_err(|e| StageError::Transient(format!("rebuilding the verdict state: {e}")))?;
+        info!(partitions = assigned.len(), from_parquet = rebuilt.summaries_from_parquet, from_log = rebuilt.from_log, "verdict state rebuilt for new partitions");
+        self.baselines = baselines;
+        Ok(())
     }
 }
 

@@ -166,7 +166,7 @@ mod tests {
     /// The datum of an empty batch: run_id, seq, then the samples array's closing 0 count.
     fn empty_batch() -> Vec<u8> {
         let batch = SampleBatch { run_id: RUN_ID.into(), seq: 0, samples: vec![] };
-        registry().encode(&batch).unwrap()[10..].to_vec()
+        registry().encode_as("trackiq.SampleBatch", &batch).unwrap()[10..].to_vec()
     }
 
     #[test]
@@ -176,7 +176,7 @@ mod tests {
             seq: 1,
             samples: vec![Sample { ts_us: 1, metric: "m".into(), value: 1.0, unit: "ms".into(), rank: Some(3), step: None }; 3],
         };
-        assert_eq!(check_as("trackiq.SampleBatch", &registry().encode(&batch).unwrap()[10..]), Ok(()));
+        assert_eq!(check_as("trackiq.SampleBatch", &registry().encode_as("trackiq.SampleBatch", &batch).unwrap()[10..]), Ok(()));
         let finished = RunFinished { run_id: RUN_ID.into(), status: RunStatus::Failed, ended_at: 5, sample_count: 1, error: Some("e".into()) };
         assert_eq!(check_as("trackiq.RunFinished", &registry().encode(&finished).unwrap()[10..]), Ok(()));
     }
@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn negative_block_counts_carry_a_size_and_other_faults_are_left_to_the_decoder() {
-        let one = registry().encode(&SampleBatch {
+        let one = registry().encode_as("trackiq.SampleBatch", &SampleBatch {
             run_id: RUN_ID.into(),
             seq: 0,
             samples: vec![Sample { ts_us: 1, metric: "m".into(), value: 1.0, unit: "ms".into(), rank: None, step: None }],
