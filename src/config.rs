@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use trackiq_infra::BusConfig;
 use trackiq_processors::aggregator::AggregatorConfig;
 use trackiq_processors::archiver::ArchiverConfig;
+use trackiq_processors::compactor::CompactorConfig;
 use trackiq_processors::verdict::VerdictConfig;
 use trackiq_sinks::report::ReportConfig;
 use trackiq_sinks::webhook::WebhookConfig;
@@ -31,6 +32,8 @@ pub struct Config {
     pub aggregator: AggregatorConfig,
     /// Parquet history.
     pub archiver: ArchiverConfig,
+    /// Merging the history's small objects (the `compactor` role, `trackiq compact`).
+    pub compactor: CompactorConfig,
     /// Regression verdicts.
     pub verdict: VerdictConfig,
     /// HTML reports.
@@ -66,6 +69,7 @@ impl Default for Config {
             bus: BusConfig::default(),
             aggregator: AggregatorConfig::default(),
             archiver: ArchiverConfig::default(),
+            compactor: CompactorConfig::default(),
             verdict: VerdictConfig::default(),
             report: ReportConfig::default(),
             webhook: WebhookConfig::default(),

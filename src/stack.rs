@@ -18,6 +18,7 @@ use trackiq_infra::{Bus, DataStore, EmbeddedBroker, Shutdown, ShutdownTrigger};
 use trackiq_processors::aggregator::AggregatorStage;
 use trackiq_processors::archiver::ArchiverStage;
 use trackiq_processors::archiver::naming::short_incarnation;
+use trackiq_processors::compactor::Compactor;
 use trackiq_processors::verdict::VerdictStage;
 use trackiq_sinks::report::ReportStage;
 use trackiq_sinks::webhook::WebhookStage;
@@ -35,11 +36,13 @@ pub enum Role {
     Verdict,
     /// HTML reports and webhook alerts.
     Sinks,
+    /// Merges small Parquet objects of the history; run it in one process only.
+    Compactor,
 }
 
 impl Role {
     /// Every role: what `trackiq up` runs without `--role`.
-    pub const ALL: [Role; 4] = [Role::Aggregator, Role::Archiver, Role::Verdict, Role::Sinks];
+    pub const ALL: [Role; 5] = [Role::Aggregator, Role::Archiver, Role::Verdict, Role::Sinks, Role::Compactor];
 }
 
 /// A started pipeline.
@@ -53,6 +56,9 @@ pub struct Stack {
     trigger: ShutdownTrigger,
     stages: Vec<(&'static str, JoinHandle<()>)>,
     server: Option<JoinHandle<()>>,
+    /// The compactor's loop, when this process runs the role (not a Kafka stage: it works on
+    /// the object store alone).
+    compactor: Option<JoinHandle<()>>,
 }
 
 fn fatal(e: impl std::fmt::Display) -> StageError {
@@ -142,8 +148,12 @@ impl Stack {
             };
             stages.push(("webhook", tokio::spawn(supervise(ctx("webhook", &config.webhook.group), make, shutdown.clone()))));
         }
+        let compactor = roles.contains(&Role::Compactor).then(|| {
+            let (c, st, s) = (config.compactor.clone(), store.clone(), shutdown.clone());
+            tokio::spawn(run_compactor(Compactor::new(st, c.clone()), Duration::from_secs(c.interval_secs.max(1)), s))
+        });
         info!(brokers = bus.config().bootstrap(), data = %store, incarnation, metrics = ?metrics_addr, stages = ?stages.iter().map(|(n, _)| *n).collect::<Vec<_>>(), "trackiq pipeline running");
-        Ok(Stack { broker, bus, store, metrics, metrics_addr, trigger, stages, server })
+        Ok(Stack { broker, bus, store, metrics, metrics_addr, trigger, stages, server, compactor })
     }
 
     /// Waits until every stage's consumer group has its partitions (so nothing produced
@@ -179,6 +189,10 @@ impl Stack {
                 Err(_) => warn!(stage = name, "stage did not stop within 30 s"),
             }
         }
+        if let Some(c) = self.compactor {
+            // A pass stopped midway is safe (its output is uncommitted and rolled back later).
+            let _ = tokio::time::timeout(Duration::from_secs(30), c).await;
+        }
         if let Some(s) = self.server {
             let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
         }
@@ -187,5 +201,24 @@ impl Stack {
             b.stop();
         }
         Ok(())
+    }
+}
+
+/// Compaction passes every `interval` until shutdown; a failed pass is logged and retried at
+/// the next interval (each pass starts with recovery).
+async fn run_compactor(compactor: Compactor, interval: Duration, mut shutdown: Shutdown) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            result = compactor.pass(&trackiq_schemas::arrow::TABLES, |_, _, _| {}) => {
+                if let Err(e) = result {
+                    warn!(error = %e, "compaction pass failed; retrying at the next interval");
+                }
+            }
+        }
     }
 }

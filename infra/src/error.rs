@@ -17,6 +17,8 @@ pub enum InfraError {
     DataUrl { url: String, reason: String },
     #[error("object store error at {path}: {source}")]
     ObjectStore { path: String, source: object_store::Error },
+    #[error("compaction record {object} is damaged: {reason}")]
+    CompactionRecord { object: String, reason: String },
     #[error("DataFusion error: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
     #[error("a blocking task failed: {0}")]

@@ -9,6 +9,7 @@
 //! - [`bus`] — Kafka configuration, producers, consumers, topic creation
 //! - [`store`] — object store by URL (`file://`, `s3://`)
 //! - [`tables`] — DataFusion table registration
+//! - [`compaction`] — compaction commit records; [`visible_store`] — the history readers see
 //! - [`sql_functions`] — SQL functions added to DataFusion (`approx_quantile`)
 //! - [`shutdown`] — the shutdown signal services take
 //! - [`metrics`] — the pipeline's own Prometheus metrics, `/metrics` and `/healthz`
@@ -16,6 +17,7 @@
 
 pub mod broker;
 pub mod bus;
+pub mod compaction;
 pub mod error;
 pub mod metrics;
 pub mod runtime;
@@ -23,6 +25,7 @@ pub mod shutdown;
 pub mod sql_functions;
 pub mod store;
 pub mod tables;
+pub mod visible_store;
 
 pub use broker::EmbeddedBroker;
 pub use bus::{Bus, BusConfig, Record};

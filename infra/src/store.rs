@@ -104,6 +104,34 @@ impl DataStore {
             .map_err(|source| InfraError::ObjectStore { path: path.to_string(), source })
     }
 
+    /// Writes an object only if none exists at `rel` (a commit point): true when this call
+    /// created it, false when it was already there. Stores without conditional puts fall
+    /// back to check-then-put (safe while one writer commits, as trackiq's compactor does).
+    pub async fn put_new(&self, rel: &str, bytes: Vec<u8>) -> Result<bool, InfraError> {
+        let path = self.path(rel);
+        let err = |source| InfraError::ObjectStore { path: path.to_string(), source };
+        let opts = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&path, PutPayload::from(bytes.clone()), opts).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(object_store::Error::NotImplemented { .. }) => match self.store.head(&path).await {
+                Ok(_) => Ok(false),
+                Err(object_store::Error::NotFound { .. }) => self.store.put(&path, PutPayload::from(bytes)).await.map(|_| true).map_err(err),
+                Err(e) => Err(err(e)),
+            },
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// Deletes an object; deleting one that is already gone is not an error.
+    pub async fn delete(&self, rel: &str) -> Result<(), InfraError> {
+        let path = self.path(rel);
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(InfraError::ObjectStore { path: path.to_string(), source }),
+        }
+    }
+
     /// Reads an object.
     pub async fn get(&self, rel: &str) -> Result<Vec<u8>, InfraError> {
         let path = self.path(rel);

@@ -1,5 +1,6 @@
 //! DataFusion over the Parquet history: every table of [`trackiq_schemas::arrow::TABLES`]
-//! registered as a listing table over `<data>/<table>/date=YYYY-MM-DD/*.parquet`.
+//! registered as a listing table over `<data>/<table>/date=YYYY-MM-DD/*.parquet`, as
+//! [`crate::visible_store`] shows them.
 
 use std::sync::Arc;
 
@@ -15,10 +16,15 @@ use crate::store::DataStore;
 pub async fn session(store: &DataStore) -> Result<SessionContext, InfraError> {
     // No answers from file statistics: Parquet's min/max leave NaN out, so a `max(value)`
     // answered from them would skip a NaN that history written before validation may hold.
-    let config = datafusion::prelude::SessionConfig::new().with_collect_statistics(false);
+    let mut config = datafusion::prelude::SessionConfig::new().with_collect_statistics(false);
+    // Compacted objects are sorted by run, metric and time with page statistics: evaluating
+    // filters inside the Parquet scan skips pages and rows a `WHERE run_id = …` excludes.
+    config.options_mut().execution.parquet.pushdown_filters = true;
+    config.options_mut().execution.parquet.reorder_filters = true;
     let ctx = SessionContext::new_with_config(config);
     crate::sql_functions::register(&ctx);
-    ctx.register_object_store(store.root_url(), store.object_store());
+    // Readers see the history through its compaction records (no duplicates mid-compaction).
+    ctx.register_object_store(store.root_url(), Arc::new(crate::visible_store::VisibleStore::new(store.object_store())));
     for table in trackiq_schemas::arrow::TABLES {
         let schema = trackiq_schemas::arrow::table_schema(table).expect("known table");
         let url = ListingTableUrl::parse(store.dir_url(table))?;

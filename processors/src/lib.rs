@@ -8,10 +8,12 @@
 //! - [`aggregator`] — a run's events → `RunSummary` (percentiles, throughput, histogram; sketches for long runs)
 //! - [`health`] — cluster-health detectors (straggler, failed/stalled worker, ...) and summary
 //! - [`archiver`] — every topic → hive-partitioned Parquet in the object store
+//! - [`compactor`] — small archiver objects → large sorted objects, committed atomically
 //! - [`verdict`] — `RunSummary` → `Verdict` against the series baseline
 
 pub mod aggregator;
 pub mod archiver;
+pub mod compactor;
 pub mod error;
 pub mod health;
 pub mod verdict;

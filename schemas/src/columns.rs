@@ -51,12 +51,18 @@ impl From<&SampleBatch> for SampleColumns {
             ts_delta_us.push(s.ts_us.wrapping_sub(previous));
             previous = s.ts_us;
         }
+        // A negative rank or step is invalid; it must not turn into "none" (-1) on the wire,
+        // so it goes out as the most negative value, which every reader rejects by name.
         let ranks = if b.samples.iter().any(|s| s.rank.is_some()) {
-            b.samples.iter().map(|s| s.rank.unwrap_or(NONE as i32)).collect()
+            b.samples.iter().map(|s| s.rank.map_or(NONE as i32, |r| if r < 0 { i32::MIN } else { r })).collect()
         } else {
             Vec::new()
         };
-        let steps = if b.samples.iter().any(|s| s.step.is_some()) { b.samples.iter().map(|s| s.step.unwrap_or(NONE)).collect() } else { Vec::new() };
+        let steps = if b.samples.iter().any(|s| s.step.is_some()) {
+            b.samples.iter().map(|s| s.step.map_or(NONE, |st| if st < 0 { i64::MIN } else { st })).collect()
+        } else {
+            Vec::new()
+        };
         SampleColumns {
             run_id: b.run_id.clone(),
             seq: b.seq,
@@ -81,7 +87,7 @@ fn optional<'a, T: Copy + Into<i64>>(name: &str, column: &'a [T], n: usize) -> R
         0 => Ok(None),
         len if len == n => {
             if let Some((i, v)) = column.iter().enumerate().find(|(_, v)| (**v).into() < NONE) {
-                return Err(invalid(&format!("{name}[{i}]"), format!("{} is negative (-1 marks none)", (*v).into())));
+                return Err(invalid(&format!("{name}[{i}]"), format!("{} is negative (ranks and steps are never negative; -1 marks none)", (*v).into())));
             }
             Ok(Some(column))
         }
@@ -177,5 +183,15 @@ mod tests {
         assert!(err(&|c| { c.ranks.pop(); }).contains("ranks: 2 items for 3 samples"));
         assert!(err(&|c| c.steps[1] = -7).contains("steps[1]"));
         assert!(err(&|c| { c.ts_delta_us.push(1); }).contains("ts_delta_us"));
+    }
+
+    #[test]
+    fn a_negative_rank_or_step_is_refused_by_readers_rather_than_read_as_none() {
+        let batch = SampleBatch { run_id: "r".into(), seq: 0, samples: vec![sample(5, "m", "ms", Some(-1), Some(0)), sample(6, "m", "ms", Some(0), Some(-1))] };
+        let e = SampleBatch::try_from(SampleColumns::from(&batch)).unwrap_err().to_string();
+        assert!(e.contains("ranks[0]"), "{e}");
+        let batch = SampleBatch { run_id: "r".into(), seq: 0, samples: vec![sample(5, "m", "ms", None, Some(-3))] };
+        let e = SampleBatch::try_from(SampleColumns::from(&batch)).unwrap_err().to_string();
+        assert!(e.contains("steps[0]"), "{e}");
     }
 }

@@ -9,6 +9,7 @@ mod bench_sql;
 mod bench_verdicts;
 mod broker;
 mod cluster;
+mod compact;
 mod compare;
 mod demo;
 mod gate;
@@ -77,6 +78,8 @@ enum Command {
     Cluster(cluster::ClusterCommand),
     /// Query the Parquet history with SQL (tables: runs, samples, summaries, verdicts, trends, baselines, dlq).
     Sql(sql::SqlArgs),
+    /// Merge the history's small Parquet objects into large sorted ones (atomic; safe to interrupt).
+    Compact(compact::CompactArgs),
     /// Pin, reset or show series baselines.
     #[command(subcommand)]
     Baseline(baseline::BaselineCommand),
@@ -149,6 +152,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(b) => bench::run(config, b).await,
         Command::Cluster(c) => cluster::run(config, c).await,
         Command::Sql(a) => sql::run(config, a).await,
+        Command::Compact(a) => compact::run(config, a).await,
         Command::Baseline(c) => baseline::run(config, c).await,
         Command::Regression(a) => analysis::regression(config, a).await,
         Command::Trend(a) => analysis::trend(config, a).await,

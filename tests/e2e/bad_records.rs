@@ -10,8 +10,10 @@ use trackiq_schemas::{RunFinished, RunStatus, Sample, SampleBatch, registry};
 
 use crate::support::*;
 
-/// A run whose only batch holds `sample`: RunStarted, the batch, RunFinished, on the runs topic.
-fn bad_run(up: &Up, name: &str, sample: Sample) -> String {
+/// A run whose only batch holds `sample`: RunStarted, the batch, RunFinished, on the runs
+/// topic. The batch goes out row by row (`trackiq.SampleBatch`, what producers of the first
+/// contract send), or as columns (`trackiq.SampleColumns`) when `columnar`.
+fn bad_run(up: &Up, name: &str, sample: Sample, columnar: bool) -> String {
     let id = RunIdentity { workload: format!("probe-{name}"), workload_type: "probe".into(), ..Default::default() };
     let mut started = run_started("probe", &id);
     started.labels.insert("world_size".into(), "4".into());
@@ -19,7 +21,8 @@ fn bad_run(up: &Up, name: &str, sample: Sample) -> String {
     let topic = "trackiq.runs";
     produce_raw(&up.brokers, topic, &run_id, &registry().encode(&started).unwrap());
     let batch = SampleBatch { run_id: run_id.clone(), seq: 0, samples: vec![sample] };
-    produce_raw(&up.brokers, topic, &run_id, &registry().encode(&batch).unwrap());
+    let encoded = if columnar { registry().encode(&batch) } else { registry().encode_as("trackiq.SampleBatch", &batch) };
+    produce_raw(&up.brokers, topic, &run_id, &encoded.unwrap());
     let finished = RunFinished { run_id: run_id.clone(), status: RunStatus::Completed, ended_at: trackiq_schemas::now_us(), sample_count: 1, error: None };
     produce_raw(&up.brokers, topic, &run_id, &registry().encode(&finished).unwrap());
     run_id
@@ -45,15 +48,17 @@ fn bad_records_are_dead_lettered_with_the_field_and_the_pipeline_stays_up() {
     std::fs::write(&config, format!("{}[aggregator]\nfinish_grace_secs = 1\n", std::fs::read_to_string(&config).unwrap())).unwrap();
     let up = Up::start(&data, &config, &[], &[]);
     let probes = [
-        ("rank-minus-one", sample("cluster.allreduce_ms", 3.0, Some(-1)), "samples[0].rank"),
-        ("rank-2e9", sample("cluster.allreduce_ms", 3.0, Some(2_000_000_000)), "samples[0].rank"),
-        ("nan", sample("latency_ms", f64::NAN, None), "samples[0].value"),
-        ("inf", sample("latency_ms", f64::INFINITY, None), "samples[0].value"),
-        ("empty-metric", sample("", 1.0, None), "samples[0].metric"),
+        ("rank-minus-one", sample("cluster.allreduce_ms", 3.0, Some(-1)), false, "samples[0].rank"),
+        ("rank-2e9", sample("cluster.allreduce_ms", 3.0, Some(2_000_000_000)), false, "samples[0].rank"),
+        ("nan", sample("latency_ms", f64::NAN, None), false, "samples[0].value"),
+        ("inf", sample("latency_ms", f64::INFINITY, None), false, "samples[0].value"),
+        ("empty-metric", sample("", 1.0, None), false, "samples[0].metric"),
+        ("columns-rank-minus-one", sample("cluster.allreduce_ms", 3.0, Some(-1)), true, "ranks[0]"),
+        ("columns-nan", sample("latency_ms", f64::NAN, None), true, "samples[0].value"),
     ];
     let mut runs = Vec::new();
-    for (name, s, _) in &probes {
-        runs.push(bad_run(&up, name, s.clone()));
+    for (name, s, columnar, _) in &probes {
+        runs.push(bad_run(&up, name, s.clone(), *columnar));
     }
     // Not an Avro event at all.
     produce_raw(&up.brokers, "trackiq.runs", "garbage", b"{\"latency\": 12}");
@@ -72,7 +77,7 @@ fn bad_records_are_dead_lettered_with_the_field_and_the_pipeline_stays_up() {
     for l in &letters {
         eprintln!("dead letter: {}", l["reason"].as_str().unwrap());
     }
-    for (name, _, field) in &probes {
+    for (name, _, _, field) in &probes {
         assert!(letters.iter().any(|l| l["reason"].as_str().unwrap().contains(field)), "no dead letter naming {field} for probe {name}: {letters:?}");
     }
     assert!(letters.iter().any(|l| l["reason"].as_str().unwrap().contains("C3 01")), "the garbage record: {letters:?}");

@@ -1,7 +1,7 @@
 //! `infra/deploy/`: every YAML file parses (compose and Kubernetes, `<<` merge keys applied);
 //! every trackiq command line in it (compose `entrypoint`/`command`, Kubernetes container
 //! `command`/`args`) names only subcommands and flags that the real binary's `--help` lists,
-//! at the place they are used; every `--role` is one of the four roles and each role is
+//! at the place they are used; every `--role` is one of the five roles and each role is
 //! deployed by both; the TOML configurations (files and ConfigMap keys) load with
 //! trackiq's own configuration type and agree with the manifests (metrics port, partitions
 //! versus replicas, replication versus brokers); secrets are referenced, never inlined.
@@ -15,7 +15,7 @@ use trackiq::config::{Config, Overrides};
 
 use crate::support::BIN;
 
-const ROLES: [&str; 4] = ["aggregator", "archiver", "verdict", "sinks"];
+const ROLES: [&str; 5] = ["aggregator", "archiver", "verdict", "sinks", "compactor"];
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/deploy")

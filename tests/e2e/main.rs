@@ -7,6 +7,7 @@ mod support;
 mod bad_input;
 mod bad_records;
 mod build_sharing;
+mod compaction;
 mod cluster;
 mod crash_loop;
 mod crash_restart;

@@ -216,17 +216,31 @@ async fn archived_offsets(store: &DataStore, incarnation: &str) -> Result<(HashM
     let mut covered: HashMap<Slot, i64> = HashMap::new();
     let mut other = 0usize;
     for table in trackiq_schemas::arrow::TABLES {
-        for meta in store.list(table).await? {
-            let Some(name) = meta.location.filename().and_then(parse_object_name) else { continue };
-            if name.incarnation() != incarnation {
-                other += 1;
-                continue;
-            }
-            let e = covered.entry((table, name.topic, name.partition)).or_insert(name.last);
-            *e = (*e).max(name.last);
-        }
+        let (last, others) = archived_last_offsets(store, table, incarnation).await?;
+        other += others;
+        covered.extend(last.into_iter().map(|((topic, partition), offset)| ((table, topic, partition), offset)));
     }
     Ok((covered, other))
+}
+
+/// The highest offset archived to `table` per topic and partition in log incarnation
+/// `incarnation`, and how many objects belong to other incarnations. Objects a compaction
+/// merged count by the names its commit records keep, since the objects themselves are gone.
+pub async fn archived_last_offsets(store: &DataStore, table: &str, incarnation: &str) -> Result<(HashMap<(String, i32), i64>, usize), ProcessorError> {
+    let records = trackiq_infra::compaction::records(store, table).await?;
+    let listed = store.list(table).await?;
+    let names = listed.iter().filter_map(|m| m.location.filename()).chain(records.iter().flat_map(|r| r.inputs.iter().map(String::as_str)));
+    let mut last: HashMap<(String, i32), i64> = HashMap::new();
+    let mut other = 0usize;
+    for name in names.filter_map(parse_object_name) {
+        if name.incarnation() != incarnation {
+            other += 1;
+            continue;
+        }
+        let e = last.entry((name.topic, name.partition)).or_insert(name.last);
+        *e = (*e).max(name.last);
+    }
+    Ok((last, other))
 }
 
 fn date_of(timestamp_ms: Option<i64>) -> String {

@@ -28,7 +28,6 @@ use trackiq_schemas::{
 };
 
 use super::{Baselines, VerdictConfig};
-use crate::archiver::naming::parse_object_name;
 use crate::error::ProcessorError;
 
 /// Where the start-up state came from.
@@ -95,15 +94,8 @@ fn read_tail(c: &BaseConsumer, topic: &str, from: &BTreeMap<i32, i64>, mut apply
 
 /// First offset per partition of `topic` not yet archived to `table` in incarnation `incarnation`.
 async fn unarchived_from(store: &DataStore, table: &str, topic: &str, incarnation: &str) -> Result<BTreeMap<i32, i64>, ProcessorError> {
-    let mut from: BTreeMap<i32, i64> = BTreeMap::new();
-    for meta in store.list(table).await? {
-        let Some(n) = meta.location.filename().and_then(parse_object_name) else { continue };
-        if n.topic == topic && n.incarnation() == incarnation {
-            let e = from.entry(n.partition).or_insert(n.last + 1);
-            *e = (*e).max(n.last + 1);
-        }
-    }
-    Ok(from)
+    let (last, _) = crate::archiver::archived_last_offsets(store, table, incarnation).await?;
+    Ok(last.into_iter().filter(|((t, _), _)| t == topic).map(|((_, partition), offset)| (partition, offset + 1)).collect())
 }
 
 async fn query(store: &DataStore, sql: &str) -> Result<Vec<Row>, ProcessorError> {
