@@ -142,6 +142,16 @@ impl ObjectStore for VisibleStore {
     }
 }
 
+/// The objects under `rel` (inside trackiq's data) that readers of the history see.
+pub async fn visible_objects(store: &crate::DataStore, rel: &str) -> std::result::Result<Vec<ObjectMeta>, crate::InfraError> {
+    let path = store.path(rel);
+    VisibleStore::new(store.object_store())
+        .list(Some(&path))
+        .try_collect()
+        .await
+        .map_err(|source| crate::InfraError::ObjectStore { path: path.to_string(), source })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -187,8 +187,11 @@ pub async fn run(config: Config, a: IngestBenchArgs) -> anyhow::Result<ExitCode>
     } else {
         println!("data kept in {} (e.g. `trackiq --data file://{} bench sql`)", dir.display(), dir.join("data").display());
     }
-    if rows as u64 != produced {
-        bail!("{produced} samples were acknowledged but the samples table holds {rows}: lost or duplicated");
+    if (rows as u64) < produced {
+        bail!("{produced} samples were acknowledged but the samples table holds {rows}: {} not archived within the drain timeout (raise --drain-timeout; the pipeline was stopped gracefully, so the rest is archived when it next runs)", produced - rows as u64);
+    }
+    if rows as u64 > produced {
+        bail!("{produced} samples were acknowledged but the samples table holds {rows}: {} duplicated", rows as u64 - produced);
     }
     if !all_judged {
         bail!("{unjudged} of {} runs got no verdict within the drain timeout", counters.runs.load(Ordering::Relaxed));

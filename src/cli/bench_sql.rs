@@ -80,8 +80,12 @@ pub async fn run(config: Config, a: SqlBenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let run_id = first_run(&config, &metric).await?;
-    let (files, bytes) = parquet_size(&dir.join("samples"))?;
-    let (run_files, run_bytes) = parquet_size(&dir.join("runs"))?;
+    // DuckDB reads exactly the objects trackiq's readers list (compaction hides merged ones).
+    let samples = visible_files(&store, "samples").await?;
+    let runs = visible_files(&store, "runs").await?;
+    let (files, bytes) = (samples.len(), samples.iter().map(|f| f.1).sum::<u64>());
+    let (run_files, run_bytes) = (runs.len(), runs.iter().map(|f| f.1).sum::<u64>());
+    let scripts = tempfile_dir()?;
     println!("data: {} — samples: {count} rows, {files} files, {:.1} MiB; runs: {run_files} files, {:.1} MiB", dir.display(), mib(bytes), mib(run_bytes));
 
     let duckdb = find_duckdb(a.duckdb.as_deref());
@@ -105,10 +109,13 @@ pub async fn run(config: Config, a: SqlBenchArgs) -> anyhow::Result<ExitCode> {
             c.args(["--data", &config.data, "sql", "--format", "csv", &q.sql]);
             c
         };
-        let duck_sql = duckdb.as_ref().map(|_| duckdb_script(&dir, &q.sql));
+        let duck_sql = duckdb.as_ref().map(|_| duckdb_script(&samples, &runs, &q.sql));
+        // The script names every file, more than a command-line argument may hold: a file.
         let duck_cmd_for = |script: &str| {
+            let path = scripts.join(format!("q{}.sql", script.len()));
+            std::fs::write(&path, script).expect("writing a DuckDB script to the temporary directory");
             let mut c = Command::new(duckdb.as_ref().expect("duckdb found"));
-            c.args(["-csv", ":memory:", "-c", script]);
+            c.args(["-csv", ":memory:", "-f"]).arg(path);
             c
         };
         let duck_cmd = || duck_cmd_for(duck_sql.as_deref().expect("script"));
@@ -138,7 +145,7 @@ pub async fn run(config: Config, a: SqlBenchArgs) -> anyhow::Result<ExitCode> {
             let same = if q.approximate {
                 // Each engine against the exact quantiles (DuckDB's quantile_disc, untimed).
                 let exact_sql = q.sql.replace("approx_quantile(", "quantile_disc(");
-                let (_, exact) = timed(duck_cmd_for(&duckdb_script(&dir, &exact_sql))).context("duckdb: exact quantiles")?;
+                let (_, exact) = timed(duck_cmd_for(&duckdb_script(&samples, &runs, &exact_sql))).context("duckdb: exact quantiles")?;
                 let ours = answers::differ(&our_answer, &exact, APPROX_TOLERANCE);
                 let theirs = answers::max_rel_error(&their_answer, &exact);
                 match ours {
@@ -166,6 +173,7 @@ pub async fn run(config: Config, a: SqlBenchArgs) -> anyhow::Result<ExitCode> {
     if duckdb.is_some() {
         println!("slowest ratio {worst:.2}× (goal ≤ 1.00×)");
     }
+    let _ = std::fs::remove_dir_all(&scripts);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -186,9 +194,28 @@ async fn first_run(config: &Config, metric: &str) -> anyhow::Result<String> {
     answers::rows(&out).first().and_then(|r| r.first()).cloned().filter(|r| !r.is_empty()).context("no run in the samples table")
 }
 
-fn duckdb_script(dir: &Path, sql: &str) -> String {
-    let view = |t: &str| format!("CREATE VIEW {t} AS SELECT * FROM read_parquet('{}/{t}/*/*.parquet', hive_partitioning = true);", dir.display());
-    format!("{} {} {sql};", view("samples"), view("runs"))
+fn duckdb_script(samples: &[(PathBuf, u64)], runs: &[(PathBuf, u64)], sql: &str) -> String {
+    let view = |t: &str, files: &[(PathBuf, u64)]| {
+        let list: Vec<String> = files.iter().map(|(p, _)| format!("'{}'", p.display().to_string().replace('\'', "''"))).collect();
+        format!("CREATE VIEW {t} AS SELECT * FROM read_parquet([{}], hive_partitioning = true);", list.join(", "))
+    };
+    format!("{}\n{}\n{sql};\n", view("samples", samples), view("runs", runs))
+}
+
+/// The Parquet objects of `table` that trackiq's readers list, with their sizes.
+async fn visible_files(store: &DataStore, table: &str) -> anyhow::Result<Vec<(PathBuf, u64)>> {
+    let listed = trackiq_infra::visible_store::visible_objects(store, table).await?;
+    let mut files: Vec<(PathBuf, u64)> =
+        listed.into_iter().filter(|m| m.location.extension() == Some("parquet")).map(|m| (PathBuf::from(format!("/{}", m.location)), m.size)).collect();
+    files.sort();
+    Ok(files)
+}
+
+/// A fresh directory for DuckDB scripts.
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("trackiq-bench-sql-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
 }
 
 fn find_duckdb(given: Option<&Path>) -> Option<PathBuf> {
@@ -213,21 +240,6 @@ fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
-}
-
-fn parquet_size(dir: &Path) -> anyhow::Result<(u64, u64)> {
-    let (mut files, mut bytes) = (0, 0);
-    let Ok(days) = std::fs::read_dir(dir) else { return Ok((0, 0)) };
-    for day in days {
-        for f in std::fs::read_dir(day?.path())? {
-            let f = f?;
-            if f.path().extension().is_some_and(|e| e == "parquet") {
-                files += 1;
-                bytes += f.metadata()?.len();
-            }
-        }
-    }
-    Ok((files, bytes))
 }
 
 fn mib(b: u64) -> f64 {

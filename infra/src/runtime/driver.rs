@@ -83,7 +83,7 @@ pub async fn drive<S: Stage>(stage: &mut S, ctx: &StageContext, shutdown: &mut S
     let rebalances = RebalanceLog::default();
     let context = StageConsumerContext { stage: name, metrics: ctx.metrics.clone(), rebalances: rebalances.clone() };
     let consumer = ctx.bus.consumer_with(&ctx.group, &topic_refs, context, STATISTICS_INTERVAL_MS).map_err(fatal)?;
-    let producer = ctx.bus.producer().map_err(fatal)?;
+    let producer = ctx.bus.stage_producer().map_err(fatal)?;
     let mut d = Driver { ctx, stage: name, consumer, producer, acks: Acks::default(), dlq: ctx.bus.topics().dlq.clone(), rebalances };
     let mut ticker = tokio::time::interval(stage.tick_interval());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

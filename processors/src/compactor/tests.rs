@@ -58,10 +58,7 @@ async fn rows(store: &DataStore) -> Vec<String> {
 
 /// Names of the `samples` objects readers list.
 async fn visible_files(store: &DataStore) -> Vec<String> {
-    use futures::TryStreamExt;
-    use object_store::ObjectStore;
-    let visible = trackiq_infra::visible_store::VisibleStore::new(store.object_store());
-    let listed: Vec<object_store::ObjectMeta> = visible.list(Some(&store.path("samples"))).try_collect().await.unwrap();
+    let listed = trackiq_infra::visible_store::visible_objects(store, "samples").await.unwrap();
     listed.iter().filter_map(|m| m.location.filename().filter(|n| n.ends_with(".parquet")).map(str::to_string)).collect()
 }
 
