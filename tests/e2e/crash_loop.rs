@@ -7,10 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use trackiq_infra::{Bus, BusConfig};
-use trackiq_producers::emitter::{Batching, RunEmitter};
-use trackiq_producers::identity::{RunIdentity, run_started};
-use trackiq_schemas::{RunStatus, Sample};
 
 use crate::support::*;
 
@@ -23,37 +19,6 @@ const PACE: Duration = Duration::from_millis(250);
 /// A restart must be ready (every stage has its partitions) within this.
 const READY_WITHIN: Duration = Duration::from_secs(10);
 
-/// Streams RUNS runs of PER_RUN samples; `pushed` counts samples handed to the emitter.
-fn stream(brokers: String, pushed: Arc<AtomicI64>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let bus = Bus::new(BusConfig { brokers, ..Default::default() });
-            for r in 0..RUNS {
-                let id = RunIdentity { workload: "kill-9".into(), workload_type: "test".into(), ..Default::default() };
-                // The broker may be down (killed) right now: wait for it to come back.
-                let mut emitter = loop {
-                    match RunEmitter::start(&bus, run_started("crash-loop", &id), Batching { max_samples: BATCH as usize, linger: Duration::from_secs(5) }).await {
-                        Ok(e) => break e,
-                        Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-                    }
-                };
-                for step in 0..PER_RUN {
-                    let value = 10.0 + (step % 7) as f64 * 0.1;
-                    let s = Sample { ts_us: trackiq_schemas::now_us(), metric: "latency_ms".into(), value, unit: "ms".into(), rank: None, step: Some(step) };
-                    emitter.push(s).await.unwrap_or_else(|e| panic!("run {r} step {step}: {e}"));
-                    pushed.fetch_add(1, Ordering::Relaxed);
-                    if step % BATCH == 0 {
-                        // Paced, so that the kills fall in the middle of the stream.
-                        tokio::time::sleep(PACE).await;
-                    }
-                }
-                emitter.finish(RunStatus::Completed, None).await.unwrap();
-            }
-        });
-    })
-}
-
 #[test]
 fn kill_9_five_times_while_samples_stream_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -62,7 +27,8 @@ fn kill_9_five_times_while_samples_stream_loses_and_duplicates_nothing() {
     let brokers = format!("127.0.0.1:{}", free_port());
     let mut up = Up::start_at(&brokers, &data, &config, &[], &[]);
     let pushed = Arc::new(AtomicI64::new(0));
-    let producer = stream(brokers.clone(), pushed.clone());
+    let runs = PacedRuns { runs: RUNS, per_run: PER_RUN, batch: BATCH, pace: PACE, tool: "crash-loop", workload: |_| "kill-9".into() };
+    let producer = runs.stream(brokers.clone(), pushed.clone());
     let total = RUNS * PER_RUN;
     let mut restarts = Vec::new();
     for k in 1..=KILLS {
@@ -74,18 +40,7 @@ fn kill_9_five_times_while_samples_stream_loses_and_duplicates_nothing() {
         restarts.push((pushed.load(Ordering::Relaxed), t.elapsed(), up.ready_after));
     }
     producer.join().expect("the producer streamed every sample");
-    let (rows, distinct) = wait_for("every sample archived", Duration::from_secs(180), || {
-        let r = sql(&up, "SELECT count(*) AS n, count(DISTINCT run_id || '/' || CAST(step AS VARCHAR)) AS d FROM samples");
-        let (n, d) = (r[0]["n"].as_i64().unwrap(), r[0]["d"].as_i64().unwrap());
-        (d >= total).then_some((n, d))
-    });
-    let verdicts = wait_for("a verdict for every run", Duration::from_secs(120), || {
-        let n = sql_n(&up, "SELECT count(DISTINCT run_id) AS n FROM verdicts");
-        (n >= RUNS).then_some(n)
-    });
-    let verdict_records = sql_n(&up, "SELECT count(*) AS n FROM (SELECT DISTINCT run_id, kafka_partition, kafka_offset FROM verdicts)");
-    let summaries = sql_n(&up, "SELECT count(DISTINCT run_id) AS n FROM summaries");
-    let summary_records = sql_n(&up, "SELECT count(*) AS n FROM (SELECT DISTINCT run_id, kafka_partition, kafka_offset FROM summaries)");
+    let ArchivedOnce { rows, distinct, verdicts, verdict_records, summaries, summary_records } = wait_archived(&up, total, RUNS, Duration::from_secs(180));
     eprintln!(
         "kill -9 x{KILLS}: samples {rows} rows, {distinct} distinct of {total}; summaries {summary_records} records for {summaries} runs; verdicts {verdict_records} records for {verdicts} runs; restarts (samples pushed, ready after): {:?}",
         restarts.iter().map(|(p, _, r)| (*p, format!("{:.2}s", r.as_secs_f64()))).collect::<Vec<_>>()

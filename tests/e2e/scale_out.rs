@@ -17,10 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use trackiq_infra::{Bus, BusConfig};
-use trackiq_producers::emitter::{Batching, RunEmitter};
-use trackiq_producers::identity::{RunIdentity, run_started};
-use trackiq_schemas::{RunStatus, Sample};
 
 use crate::support::*;
 
@@ -31,31 +27,6 @@ const PER_RUN: i64 = 1_000;
 /// Samples per record and the pause between records: a run lasts about 1.5 s.
 const BATCH: i64 = 100;
 const PACE: Duration = Duration::from_millis(150);
-
-/// Streams RUNS runs, one after another, round-robin over SERIES series.
-fn stream(brokers: String, pushed: Arc<AtomicI64>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let bus = Bus::new(BusConfig { brokers, ..Default::default() });
-            for r in 0..RUNS {
-                let id = RunIdentity { workload: format!("scale-out-{}", r % SERIES), workload_type: "test".into(), ..Default::default() };
-                let batching = Batching { max_samples: BATCH as usize, linger: Duration::from_secs(5) };
-                let mut emitter = RunEmitter::start(&bus, run_started("scale-out", &id), batching).await.unwrap();
-                for step in 0..PER_RUN {
-                    let value = 10.0 + (step % 7) as f64 * 0.1;
-                    let s = Sample { ts_us: trackiq_schemas::now_us(), metric: "latency_ms".into(), value, unit: "ms".into(), rank: None, step: Some(step) };
-                    emitter.push(s).await.unwrap_or_else(|e| panic!("run {r} step {step}: {e}"));
-                    pushed.fetch_add(1, Ordering::Relaxed);
-                    if step % BATCH == 0 {
-                        tokio::time::sleep(PACE).await;
-                    }
-                }
-                emitter.finish(RunStatus::Completed, None).await.unwrap();
-            }
-        });
-    })
-}
 
 /// The configuration of one instance: dynamic group membership (tansu never expires a dead
 /// static member, so its partitions would never move), Parquet every second, metrics on a
@@ -84,7 +55,8 @@ fn two_instances_share_the_work_and_one_killed_mid_ingest_loses_and_duplicates_n
     let a = instance(&brokers, &data, dir.path(), "a");
     let b = instance(&brokers, &data, dir.path(), "b");
     let pushed = Arc::new(AtomicI64::new(0));
-    let producer = stream(brokers.clone(), pushed.clone());
+    let runs = PacedRuns { runs: RUNS, per_run: PER_RUN, batch: BATCH, pace: PACE, tool: "scale-out", workload: |r| format!("scale-out-{}", r % SERIES) };
+    let producer = runs.stream(brokers.clone(), pushed.clone());
     let total = RUNS * PER_RUN;
     // Mid-run, well after the previous run's summary was committed.
     let kill_at = RUNS / 2 * PER_RUN + PER_RUN * 7 / 10;
@@ -99,18 +71,7 @@ fn two_instances_share_the_work_and_one_killed_mid_ingest_loses_and_duplicates_n
     wait_for("the dead member expelled", Duration::from_secs(30), || (assignments() >= before + 4).then_some(()));
     let c = instance(&brokers, &data, dir.path(), "c");
     producer.join().expect("the producer streamed every sample");
-    let (rows, distinct) = wait_for("every sample archived", Duration::from_secs(90), || {
-        let r = sql(&b, "SELECT count(*) AS n, count(DISTINCT run_id || '/' || CAST(step AS VARCHAR)) AS d FROM samples");
-        let (n, d) = (r[0]["n"].as_i64().unwrap(), r[0]["d"].as_i64().unwrap());
-        (d >= total).then_some((n, d))
-    });
-    let verdicts = wait_for("a verdict for every run", Duration::from_secs(60), || {
-        let n = sql_n(&b, "SELECT count(DISTINCT run_id) AS n FROM verdicts");
-        (n >= RUNS).then_some(n)
-    });
-    let verdict_records = sql_n(&b, "SELECT count(*) AS n FROM (SELECT DISTINCT run_id, kafka_partition, kafka_offset FROM verdicts)");
-    let summaries = sql_n(&b, "SELECT count(DISTINCT run_id) AS n FROM summaries");
-    let summary_records = sql_n(&b, "SELECT count(*) AS n FROM (SELECT DISTINCT run_id, kafka_partition, kafka_offset FROM summaries)");
+    let ArchivedOnce { rows, distinct, verdicts, verdict_records, summaries, summary_records } = wait_archived(&b, total, RUNS, Duration::from_secs(90));
     let by_a = a_log.lock().unwrap().matches("run summarised").count();
     let by_b = b.log.lock().unwrap().matches("run summarised").count();
     let by_c = c.log.lock().unwrap().matches("run summarised").count();

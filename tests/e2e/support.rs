@@ -232,3 +232,88 @@ impl Receiver {
         wait_for(&format!("webhook for run {run_id}"), timeout, || self.bodies.lock().unwrap().iter().find(|b| b["run_id"] == run_id).cloned())
     }
 }
+
+/// What the history holds once every sample of a streamed workload is archived: sample rows
+/// and distinct samples (by run and step), and per-run summaries and verdicts as records
+/// (by Kafka position) and as runs.
+#[derive(Debug)]
+pub struct ArchivedOnce {
+    pub rows: i64,
+    pub distinct: i64,
+    pub verdicts: i64,
+    pub verdict_records: i64,
+    pub summaries: i64,
+    pub summary_records: i64,
+}
+
+/// Waits (each wait up to `timeout`) until `total` distinct samples and a verdict for each of
+/// `runs` runs are in the history, and counts them.
+pub fn wait_archived(up: &Up, total: i64, runs: i64, timeout: Duration) -> ArchivedOnce {
+    let (rows, distinct) = wait_for("every sample archived", timeout, || {
+        let r = sql(up, "SELECT count(*) AS n, count(DISTINCT run_id || '/' || CAST(step AS VARCHAR)) AS d FROM samples");
+        let (n, d) = (r[0]["n"].as_i64().unwrap(), r[0]["d"].as_i64().unwrap());
+        (d >= total).then_some((n, d))
+    });
+    let verdicts = wait_for("a verdict for every run", timeout, || {
+        let n = sql_n(up, "SELECT count(DISTINCT run_id) AS n FROM verdicts");
+        (n >= runs).then_some(n)
+    });
+    ArchivedOnce {
+        rows,
+        distinct,
+        verdicts,
+        verdict_records: sql_n(up, "SELECT count(*) AS n FROM (SELECT DISTINCT run_id, kafka_partition, kafka_offset FROM verdicts)"),
+        summaries: sql_n(up, "SELECT count(DISTINCT run_id) AS n FROM summaries"),
+        summary_records: sql_n(up, "SELECT count(*) AS n FROM (SELECT DISTINCT run_id, kafka_partition, kafka_offset FROM summaries)"),
+    }
+}
+
+/// A paced stream of runs, each `per_run` samples of `latency_ms` in records of `batch`
+/// with `pace` between records, so that faults fall in the middle of it.
+pub struct PacedRuns {
+    pub runs: i64,
+    pub per_run: i64,
+    pub batch: i64,
+    pub pace: Duration,
+    /// Tool name of the runs.
+    pub tool: &'static str,
+    /// Workload of run `r`.
+    pub workload: fn(i64) -> String,
+}
+
+impl PacedRuns {
+    /// Streams the runs from a thread; `pushed` counts samples handed to the emitter. A run
+    /// whose start fails (the broker is down, killed) is started again once it is back.
+    pub fn stream(self, brokers: String, pushed: Arc<std::sync::atomic::AtomicI64>) -> std::thread::JoinHandle<()> {
+        use std::sync::atomic::Ordering;
+        use trackiq_producers::emitter::{Batching, RunEmitter};
+        use trackiq_producers::identity::{RunIdentity, run_started};
+        use trackiq_schemas::{RunStatus, Sample};
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let bus = trackiq_infra::Bus::new(trackiq_infra::BusConfig { brokers, ..Default::default() });
+                for r in 0..self.runs {
+                    let id = RunIdentity { workload: (self.workload)(r), workload_type: "test".into(), ..Default::default() };
+                    let batching = Batching { max_samples: self.batch as usize, linger: Duration::from_secs(5) };
+                    let mut emitter = loop {
+                        match RunEmitter::start(&bus, run_started(self.tool, &id), batching).await {
+                            Ok(e) => break e,
+                            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                        }
+                    };
+                    for step in 0..self.per_run {
+                        let value = 10.0 + (step % 7) as f64 * 0.1;
+                        let s = Sample { ts_us: trackiq_schemas::now_us(), metric: "latency_ms".into(), value, unit: "ms".into(), rank: None, step: Some(step) };
+                        emitter.push(s).await.unwrap_or_else(|e| panic!("run {r} step {step}: {e}"));
+                        pushed.fetch_add(1, Ordering::Relaxed);
+                        if step % self.batch == 0 {
+                            tokio::time::sleep(self.pace).await;
+                        }
+                    }
+                    emitter.finish(RunStatus::Completed, None).await.unwrap();
+                }
+            });
+        })
+    }
+}
