@@ -140,6 +140,12 @@ impl DataStore {
         got.bytes().await.map(|b| b.to_vec()).map_err(|source| InfraError::ObjectStore { path: path.to_string(), source })
     }
 
+    /// Reads bytes `range` of an object.
+    pub async fn get_range(&self, rel: &str, range: std::ops::Range<u64>) -> Result<bytes::Bytes, InfraError> {
+        let path = self.path(rel);
+        self.store.get_range(&path, range).await.map_err(|source| InfraError::ObjectStore { path: path.to_string(), source })
+    }
+
     /// Lists every object under `rel`.
     pub async fn list(&self, rel: &str) -> Result<Vec<ObjectMeta>, InfraError> {
         let path = self.path(rel);

@@ -9,6 +9,8 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::ParquetMetaDataReader;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
@@ -28,12 +30,25 @@ pub struct Written {
     pub bytes: u64,
 }
 
-/// Rows of a Parquet object, from its footer.
-pub async fn row_count(store: &DataStore, rel: &str) -> Result<u64, ProcessorError> {
-    let bytes = Bytes::from(store.get(rel).await?);
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|source| ProcessorError::Parquet { object: rel.to_string(), source })?;
-    Ok(builder.metadata().file_metadata().num_rows().max(0) as u64)
+/// Rows of a Parquet object of `bytes` bytes, from its footer alone: a ranged read of its
+/// tail, longer only when the footer needs it.
+pub async fn row_count(store: &DataStore, rel: &str, bytes: u64) -> Result<u64, ProcessorError> {
+    let parquet_err = |source| ProcessorError::Parquet { object: rel.to_string(), source };
+    let mut want = FOOTER_GUESS.min(bytes);
+    loop {
+        let tail = store.get_range(rel, bytes - want..bytes).await?;
+        let mut reader = ParquetMetaDataReader::new();
+        match reader.try_parse_sized(&tail, bytes) {
+            Ok(()) => return Ok(reader.finish().map_err(parquet_err)?.file_metadata().num_rows().max(0) as u64),
+            Err(ParquetError::NeedMoreData(needed)) if (needed as u64) > want && (needed as u64) <= bytes => want = needed as u64,
+            Err(e) => return Err(parquet_err(e)),
+        }
+    }
 }
+
+/// Bytes read from an object's end for its footer at first: an archiver object's footer
+/// is a few KiB.
+const FOOTER_GUESS: u64 = 64 * 1024;
 
 /// Reads `inputs` (objects of `table`), sorts their rows by [`SORT_COLUMNS`], and writes
 /// them to `output` in row groups of `row_group_rows` with page statistics.

@@ -160,7 +160,7 @@ impl Compactor {
             for o in small {
                 let n = match listing.output_rows.get(&o.name) {
                     Some(&r) => r,
-                    None => merge::row_count(&self.store, &format!("{table}/date={date}/{}", o.name)).await?,
+                    None => merge::row_count(&self.store, &format!("{table}/date={date}/{}", o.name), o.bytes).await?,
                 };
                 if !group.is_empty() && rows + n > target {
                     merges.push((date.clone(), std::mem::take(&mut group)));
