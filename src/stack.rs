@@ -75,7 +75,10 @@ impl Stack {
     pub async fn start_roles(config: &Config, roles: &[Role]) -> anyhow::Result<Stack> {
         let mut config = config.clone();
         let store = DataStore::open(&config.data)?;
-        let broker = if config.bus.embedded() {
+        // The compactor works on the object store alone: a process with only that role
+        // neither starts a broker nor needs one to be reachable.
+        let needs_kafka = roles.iter().any(|r| *r != Role::Compactor);
+        let broker = if needs_kafka && config.bus.embedded() {
             let addr: SocketAddr = config.bus.listen.parse().with_context(|| format!("listen address `{}` is not host:port", config.bus.listen))?;
             let broker = EmbeddedBroker::start(addr, &config.broker_dir()).await?;
             config.bus.listen = broker.addr().to_string();
@@ -84,9 +87,13 @@ impl Stack {
             None
         };
         let bus = Bus::new(config.bus.clone());
-        bus.check_reachable().await?;
-        bus.ensure_topics().await?;
-        let incarnation = short_incarnation(&bus.cluster_id().await?);
+        let incarnation = if needs_kafka {
+            bus.check_reachable().await?;
+            bus.ensure_topics().await?;
+            short_incarnation(&bus.cluster_id().await?)
+        } else {
+            String::new()
+        };
         let metrics = PipelineMetrics::new();
         let (trigger, shutdown) = Shutdown::new();
         let (metrics_addr, server) = if config.metrics.enabled {
@@ -149,10 +156,11 @@ impl Stack {
             stages.push(("webhook", tokio::spawn(supervise(ctx("webhook", &config.webhook.group), make, shutdown.clone()))));
         }
         let compactor = roles.contains(&Role::Compactor).then(|| {
-            let (c, st, s) = (config.compactor.clone(), store.clone(), shutdown.clone());
-            tokio::spawn(run_compactor(Compactor::new(st, c.clone()), Duration::from_secs(c.interval_secs.max(1)), s))
+            let (c, st, m, s) = (config.compactor.clone(), store.clone(), metrics.clone(), shutdown.clone());
+            info!(interval_secs = c.interval_secs, target_rows = c.target_rows, "compactor running: a pass now, then every interval");
+            tokio::spawn(run_compactor(Compactor::new(st, c.clone()), Duration::from_secs(c.interval_secs.max(1)), m, s))
         });
-        info!(brokers = bus.config().bootstrap(), data = %store, incarnation, metrics = ?metrics_addr, stages = ?stages.iter().map(|(n, _)| *n).collect::<Vec<_>>(), "trackiq pipeline running");
+        info!(brokers = bus.config().bootstrap(), data = %store, incarnation, metrics = ?metrics_addr, stages = ?stages.iter().map(|(n, _)| *n).collect::<Vec<_>>(), compactor = compactor.is_some(), "trackiq pipeline running");
         Ok(Stack { broker, bus, store, metrics, metrics_addr, trigger, stages, server, compactor })
     }
 
@@ -204,21 +212,27 @@ impl Stack {
     }
 }
 
-/// Compaction passes every `interval` until shutdown; a failed pass is logged and retried at
-/// the next interval (each pass starts with recovery).
-async fn run_compactor(compactor: Compactor, interval: Duration, mut shutdown: Shutdown) {
+/// Compaction passes, the first at once, then every `interval` until shutdown. A failed
+/// pass marks the `compactor` stage down (`trackiq_stage_up`, `/healthz` answers 503) and
+/// is retried at the next interval (each pass starts with recovery).
+async fn run_compactor(compactor: Compactor, interval: Duration, metrics: PipelineMetrics, mut shutdown: Shutdown) {
+    const STAGE: &str = "compactor";
+    metrics.set_up(STAGE, true);
     loop {
         tokio::select! {
             _ = shutdown.wait() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            result = compactor.pass(&trackiq_schemas::arrow::TABLES, |_, _, _| {}) => {
-                if let Err(e) = result {
+            result = compactor.pass(&trackiq_schemas::arrow::TABLES, |_, _, _| {}) => match result {
+                Ok(_) => metrics.set_up(STAGE, true),
+                Err(e) => {
+                    metrics.error(STAGE, "pass");
+                    metrics.set_up(STAGE, false);
                     warn!(error = %e, "compaction pass failed; retrying at the next interval");
                 }
             }
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(interval) => {}
         }
     }
 }

@@ -17,7 +17,7 @@ pub enum InfraError {
     DataUrl { url: String, reason: String },
     #[error("object store error at {path}: {source}")]
     ObjectStore { path: String, source: object_store::Error },
-    #[error("compaction record {object} is damaged: {reason}")]
+    #[error("compaction record {object} is damaged ({reason}); trackiq writes a record whole in one put, so it was changed from outside: restore it from a backup, or move it away together with the objects named c-<its id>-*.parquet if the inputs it lists are still in the partition")]
     CompactionRecord { object: String, reason: String },
     #[error("DataFusion error: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),

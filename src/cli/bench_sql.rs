@@ -31,8 +31,9 @@ pub struct SqlBenchArgs {
     /// DuckDB's command-line shell. Default: `duckdb` on PATH.
     #[arg(long)]
     pub duckdb: Option<PathBuf>,
-    /// Run on fewer than 10,000,000 samples anyway (for trying the command out).
-    #[arg(long, hide = true)]
+    /// Run on fewer than 10,000,000 samples anyway (to try the command out; the figures
+    /// then say little).
+    #[arg(long)]
     pub allow_small: bool,
 }
 
@@ -75,7 +76,7 @@ pub async fn run(config: Config, a: SqlBenchArgs) -> anyhow::Result<ExitCode> {
         bail!(
             "{} holds {count} samples; bench sql needs at least {MIN_SAMPLES} written by the pipeline's archiver. \
              Produce them with `trackiq bench ingest --out DIR` (it keeps DIR/data; e.g. --hosts 10 --series 10 --duration 60), \
-             then run `trackiq --data file://DIR/data bench sql`",
+             then run `trackiq --data file://DIR/data bench sql` (or pass --allow-small to try it on this history)",
             config.data
         );
     }
@@ -89,6 +90,9 @@ pub async fn run(config: Config, a: SqlBenchArgs) -> anyhow::Result<ExitCode> {
     println!("data: {} — samples: {count} rows, {files} files, {:.1} MiB; runs: {run_files} files, {:.1} MiB", dir.display(), mib(bytes), mib(run_bytes));
 
     let duckdb = find_duckdb(a.duckdb.as_deref());
+    if let Some(p) = a.duckdb.as_deref().filter(|p| !p.is_file()) {
+        bail!("--duckdb {}: no such file (install the shell with `python3 -m venv ~/duckdb && ~/duckdb/bin/pip install duckdb-cli`, then pass --duckdb ~/duckdb/bin/duckdb)", p.display());
+    }
     if duckdb.is_none() {
         println!("DuckDB's shell not found: trackiq times only. Install it with `python3 -m venv ~/duckdb && ~/duckdb/bin/pip install duckdb-cli`, then pass --duckdb ~/duckdb/bin/duckdb (or put `duckdb` on PATH)");
     }
@@ -220,7 +224,7 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
 
 fn find_duckdb(given: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = given {
-        return p.is_file().then(|| p.to_path_buf());
+        return Some(p.to_path_buf());
     }
     std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("duckdb")).find(|p| p.is_file()))
 }

@@ -51,5 +51,11 @@ pub async fn run(config: Config, a: CompactArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{t}");
     println!("compaction pass took {:.1} s", started.elapsed().as_secs_f64());
+    if reports.iter().any(|r| r.merges > 0) && config.compactor.retain_secs > 0 {
+        println!(
+            "merged objects stay on disk, unlisted, for [compactor] retain_secs = {} s (queries planned before the merge may still read them); a later pass deletes them",
+            config.compactor.retain_secs
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

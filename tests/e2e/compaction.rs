@@ -56,4 +56,15 @@ fn the_compactor_merges_a_live_history_and_a_killed_pipeline_archives_nothing_tw
     let visible_objects = std::fs::read_dir(data_dir.join("samples")).unwrap().flat_map(|d| std::fs::read_dir(d.unwrap().path()).into_iter().flatten()).filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("c-")).count();
     assert!(visible_objects >= 1, "compacted objects are in place");
     assert!(up.stop().success());
+
+    // The compactor role alone needs no Kafka: with an unreachable broker it starts, passes
+    // at once, and reports itself up.
+    let args: Vec<String> = ["up", "--role", "compactor", "--brokers", "127.0.0.1:1"].map(String::from).to_vec();
+    let alone = Up::spawn(&args, "127.0.0.1:1", &data, &config, &[], "trackiq is up");
+    let metrics = wait_for("the compactor's stage metric", Duration::from_secs(30), || {
+        let text = alone.metrics_text();
+        text.contains("trackiq_stage_up{stage=\"compactor\"} 1").then_some(text)
+    });
+    assert!(!metrics.contains("stage=\"archiver\""), "only the compactor runs: {metrics}");
+    assert!(alone.stop().success());
 }
