@@ -61,6 +61,8 @@ pub fn render(batches: &[RecordBatch], format: Format) -> anyhow::Result<String>
 
 pub async fn run(config: Config, a: SqlArgs) -> anyhow::Result<ExitCode> {
     let batches = query(&config, &a.query).await?;
-    println!("{}", render(&batches, a.format)?);
+    // CSV already ends each row with a newline; the others end without one.
+    let out = render(&batches, a.format)?;
+    println!("{}", out.strip_suffix('\n').unwrap_or(&out));
     Ok(ExitCode::SUCCESS)
 }
