@@ -17,6 +17,10 @@
 //! `trackiq_processors::archiver`), since the inputs' names are gone.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use serde::{Deserialize, Serialize};
 
@@ -75,13 +79,29 @@ pub fn output_id(file_name: &str) -> Option<&str> {
 pub async fn records(store: &DataStore, table: &str) -> Result<Vec<CompactionRecord>, InfraError> {
     let mut out = Vec::new();
     for meta in store.list(&format!("{table}/{RECORDS_DIR}")).await? {
-        if meta.location.extension() != Some("json") {
-            continue;
+        if meta.location.extension() == Some("json") {
+            out.push(read_record(&store.object_store(), &meta.location).await?);
         }
-        let rel = store.relative(&meta.location);
-        out.push(parse_record(&rel, &store.get(&rel).await?)?);
     }
     Ok(out)
+}
+
+/// Records read so far in this process, by store and path. A committed record never
+/// changes, so each is fetched once however many queries, passes and archiver starts list
+/// the table (records accumulate: one per merge).
+static READ: LazyLock<Mutex<HashMap<String, CompactionRecord>>> = LazyLock::new(Mutex::default);
+
+/// The commit record at `location` of `store`, from the process-wide cache or the store.
+pub async fn read_record(store: &Arc<dyn ObjectStore>, location: &Path) -> Result<CompactionRecord, InfraError> {
+    let key = format!("{store}#{location}");
+    if let Some(r) = READ.lock().expect("record cache").get(&key) {
+        return Ok(r.clone());
+    }
+    let err = |source| InfraError::ObjectStore { path: location.to_string(), source };
+    let bytes = store.get(location).await.map_err(err)?.bytes().await.map_err(err)?;
+    let record = parse_record(location.as_ref(), &bytes)?;
+    READ.lock().expect("record cache").insert(key, record.clone());
+    Ok(record)
 }
 
 /// Parses a commit record read from `object`.

@@ -3,12 +3,12 @@
 //! writes and everything else go straight to the store.
 //!
 //! Visibility is worked out at every listing from the table's commit records (records are
-//! immutable, so each is fetched once and cached): a query planned after a compaction
+//! immutable, so each is fetched once per process, see [`crate::compaction::read_record`]): a query planned after a compaction
 //! commits sees its outputs, one planned before sees its inputs, none sees both.
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -16,24 +16,22 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutMultipartOptions,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
     PutOptions, PutPayload, PutResult, Result,
 };
 
-use crate::compaction::{CompactionRecord, RECORDS_DIR, Visibility, parse_record};
+use crate::compaction::{RECORDS_DIR, Visibility, read_record};
 
 /// An [`ObjectStore`] whose listings show only the visible objects of the history.
 #[derive(Debug)]
 pub struct VisibleStore {
     inner: Arc<dyn ObjectStore>,
-    /// Commit records read so far, by object path.
-    records: Arc<Mutex<HashMap<Path, CompactionRecord>>>,
 }
 
 impl VisibleStore {
     /// Wraps `inner`.
     pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
-        VisibleStore { inner, records: Arc::default() }
+        VisibleStore { inner }
     }
 }
 
@@ -56,30 +54,22 @@ fn placement(location: &Path) -> Option<(Path, String, String)> {
     Some((table_dir, parts[n - 2].clone(), parts[n - 1].clone()))
 }
 
-/// The visibility of the table in `table_dir`, reading records not yet cached.
-async fn visibility(inner: &Arc<dyn ObjectStore>, cache: &Mutex<HashMap<Path, CompactionRecord>>, table_dir: &Path) -> Result<Visibility> {
+/// The visibility of the table in `table_dir`, from its commit records.
+async fn visibility(inner: &Arc<dyn ObjectStore>, table_dir: &Path) -> Result<Visibility> {
     let dir = table_dir.clone().join(RECORDS_DIR);
     let listed: Vec<ObjectMeta> = inner.list(Some(&dir)).try_collect().await?;
     let mut records = Vec::with_capacity(listed.len());
     for meta in listed.into_iter().filter(|m| m.location.extension() == Some("json")) {
-        let cached = cache.lock().expect("records cache").get(&meta.location).cloned();
-        let record = match cached {
-            Some(r) => r,
-            None => {
-                let bytes = inner.get(&meta.location).await?.bytes().await?;
-                let record = parse_record(meta.location.as_ref(), &bytes)
-                    .map_err(|e| object_store::Error::Generic { store: "trackiq history", source: Box::new(e) })?;
-                cache.lock().expect("records cache").insert(meta.location.clone(), record.clone());
-                record
-            }
-        };
+        let record = read_record(inner, &meta.location)
+            .await
+            .map_err(|e| object_store::Error::Generic { store: "trackiq history", source: Box::new(e) })?;
         records.push(record);
     }
     Ok(Visibility::of(&records))
 }
 
 /// `objects` without those the commit records of their tables hide.
-async fn visible(inner: &Arc<dyn ObjectStore>, cache: &Mutex<HashMap<Path, CompactionRecord>>, objects: Vec<ObjectMeta>) -> Result<Vec<ObjectMeta>> {
+async fn visible(inner: &Arc<dyn ObjectStore>, objects: Vec<ObjectMeta>) -> Result<Vec<ObjectMeta>> {
     let mut tables: HashMap<Path, Visibility> = HashMap::new();
     let mut out = Vec::with_capacity(objects.len());
     for meta in objects {
@@ -88,7 +78,7 @@ async fn visible(inner: &Arc<dyn ObjectStore>, cache: &Mutex<HashMap<Path, Compa
             continue;
         };
         if !tables.contains_key(&table_dir) {
-            let v = visibility(inner, cache, &table_dir).await?;
+            let v = visibility(inner, &table_dir).await?;
             tables.insert(table_dir.clone(), v);
         }
         if tables[&table_dir].shows(&date_dir, &file) {
@@ -121,10 +111,10 @@ impl ObjectStore for VisibleStore {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        let (inner, cache, prefix) = (self.inner.clone(), self.records.clone(), prefix.cloned());
+        let (inner, prefix) = (self.inner.clone(), prefix.cloned());
         futures::stream::once(async move {
             let all: Vec<ObjectMeta> = inner.list(prefix.as_ref()).try_collect().await?;
-            visible(&inner, &cache, all).await
+            visible(&inner, all).await
         })
         .map_ok(|objects| futures::stream::iter(objects.into_iter().map(Ok)))
         .try_flatten()
@@ -133,7 +123,7 @@ impl ObjectStore for VisibleStore {
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
         let mut listed = self.inner.list_with_delimiter(prefix).await?;
-        listed.objects = visible(&self.inner, &self.records, listed.objects).await?;
+        listed.objects = visible(&self.inner, listed.objects).await?;
         Ok(listed)
     }
 
