@@ -8,9 +8,11 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use trackiq_infra::BusConfig;
 use trackiq_processors::aggregator::AggregatorConfig;
+use trackiq_processors::alerts::AlertsConfig;
 use trackiq_processors::archiver::ArchiverConfig;
 use trackiq_processors::compactor::CompactorConfig;
 use trackiq_processors::verdict::VerdictConfig;
+use trackiq_sinks::notify::NotifyConfig;
 use trackiq_sinks::report::ReportConfig;
 use trackiq_sinks::webhook::WebhookConfig;
 
@@ -38,8 +40,12 @@ pub struct Config {
     pub verdict: VerdictConfig,
     /// HTML reports.
     pub report: ReportConfig,
-    /// Webhook notifications.
+    /// Webhook notifications: every verdict and detection as JSON, for integrations.
     pub webhook: WebhookConfig,
+    /// The alert lifecycle: when a regression fires, repeats, worsens and resolves.
+    pub alerts: AlertsConfig,
+    /// On-call notifications of alerts: log, Slack, email, GitHub issues; routes and templates.
+    pub notify: NotifyConfig,
     /// The pipeline's own Prometheus metrics (`trackiq status` reads them).
     pub metrics: MetricsConfig,
 }
@@ -73,6 +79,8 @@ impl Default for Config {
             verdict: VerdictConfig::default(),
             report: ReportConfig::default(),
             webhook: WebhookConfig::default(),
+            alerts: AlertsConfig::default(),
+            notify: NotifyConfig::default(),
             metrics: MetricsConfig::default(),
         }
     }

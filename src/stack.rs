@@ -15,11 +15,13 @@ use tracing::{info, warn};
 use trackiq_infra::metrics::PipelineMetrics;
 use trackiq_infra::runtime::{StageContext, StageError, supervise};
 use trackiq_infra::{Bus, DataStore, EmbeddedBroker, Shutdown, ShutdownTrigger};
+use trackiq_processors::alerts::AlertStage;
 use trackiq_processors::aggregator::AggregatorStage;
 use trackiq_processors::archiver::ArchiverStage;
 use trackiq_processors::archiver::naming::short_incarnation;
 use trackiq_processors::compactor::Compactor;
 use trackiq_processors::verdict::VerdictStage;
+use trackiq_sinks::notify::NotifyStage;
 use trackiq_sinks::report::ReportStage;
 use trackiq_sinks::webhook::WebhookStage;
 
@@ -32,9 +34,9 @@ pub enum Role {
     Aggregator,
     /// Every topic → Parquet history.
     Archiver,
-    /// Summaries → verdicts and trends.
+    /// Summaries → verdicts and trends; verdicts and detections → alerts.
     Verdict,
-    /// HTML reports and webhook alerts.
+    /// HTML reports, webhooks and alert notifications.
     Sinks,
     /// Merges small Parquet objects of the history; run it in one process only.
     Compactor,
@@ -136,6 +138,12 @@ impl Stack {
                 async move { VerdictStage::start(c, &b, &st, &inc).await.map_err(fatal) }
             };
             stages.push(("verdict", tokio::spawn(supervise(ctx("verdict", &config.verdict.group), make, shutdown.clone()))));
+            let (c, b, st) = (config.alerts.clone(), bus.clone(), store.clone());
+            let make = move || {
+                let (c, b, st) = (c.clone(), b.clone(), st.clone());
+                async move { AlertStage::start(c, &b, &st).await.map_err(fatal) }
+            };
+            stages.push(("alerts", tokio::spawn(supervise(ctx("alerts", &config.alerts.group), make, shutdown.clone()))));
         }
         if roles.contains(&Role::Sinks) {
             let st = store.clone();
@@ -154,6 +162,17 @@ impl Stack {
                 async move { WebhookStage::new(c, base).map_err(fatal) }
             };
             stages.push(("webhook", tokio::spawn(supervise(ctx("webhook", &config.webhook.group), make, shutdown.clone()))));
+        }
+        if roles.contains(&Role::Sinks) && !config.notify.channels.is_empty() {
+            // Unknown channels in routes, unreadable secrets and broken templates stop the
+            // start-up with the reason rather than a restart loop.
+            NotifyStage::new(config.notify.clone(), bus.topics().clone(), &store.to_string())?;
+            let (c, b, st) = (config.notify.clone(), bus.clone(), store.clone());
+            let make = move || {
+                let (c, b, st) = (c.clone(), b.clone(), st.clone());
+                async move { NotifyStage::start(c, &b, &st).await.map_err(fatal) }
+            };
+            stages.push(("notify", tokio::spawn(supervise(ctx("notify", &config.notify.group), make, shutdown.clone()))));
         }
         let compactor = roles.contains(&Role::Compactor).then(|| {
             let (c, st, m, s) = (config.compactor.clone(), store.clone(), metrics.clone(), shutdown.clone());

@@ -14,12 +14,14 @@
 //! - [`shutdown`] — the shutdown signal services take
 //! - [`metrics`] — the pipeline's own Prometheus metrics, `/metrics` and `/healthz`
 //! - [`runtime`] — the stage runtime every processor and sink runs on
+//! - [`replay`] — re-reading a topic's log to rebuild state at start-up
 
 pub mod broker;
 pub mod bus;
 pub mod compaction;
 pub mod error;
 pub mod metrics;
+pub mod replay;
 pub mod runtime;
 pub mod shutdown;
 pub mod sql_functions;

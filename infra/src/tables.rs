@@ -75,3 +75,19 @@ pub async fn query_rows(store: &DataStore, sql: &str) -> Result<Vec<Row>, InfraE
         _ => None,
     }).collect())
 }
+
+/// Runs a query over the history and reads each row as a `T` (columns named as its fields;
+/// cast timestamps to BIGINT: they come back as text otherwise). A row that does not fit is
+/// an error naming the row.
+pub async fn query_as<T: serde::de::DeserializeOwned>(store: &DataStore, sql: &str) -> Result<Vec<T>, InfraError> {
+    query_rows(store, sql)
+        .await?
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            serde_json::from_value(serde_json::Value::Object(r)).map_err(|e| {
+                InfraError::DataFusion(datafusion::error::DataFusionError::Execution(format!("row {i} of `{sql}` does not fit: {e}")))
+            })
+        })
+        .collect()
+}

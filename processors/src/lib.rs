@@ -10,8 +10,10 @@
 //! - [`archiver`] — every topic → hive-partitioned Parquet in the object store
 //! - [`compactor`] — small archiver objects → large sorted objects, committed atomically
 //! - [`verdict`] — `RunSummary` → `Verdict` against the series baseline
+//! - [`alerts`] — verdicts, detections, pins and on-call actions → alert changes (fire, repeat, worse, resolve)
 
 pub mod aggregator;
+pub mod alerts;
 pub mod archiver;
 pub mod compactor;
 pub mod error;

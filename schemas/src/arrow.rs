@@ -1,7 +1,8 @@
 //! Arrow schemas of the Parquet tables. One row per event for `runs`, one per sample for
 //! `samples`, one per (run, metric) for `summaries` and `verdicts` (findings too, `kind = 'finding'`),
 //! one per trend result for `trends`, one per pinned (run, metric) for `baselines`, one per
-//! dead letter for `dlq`, one per cluster-health detection for `detections`. Every table ends with the Kafka coordinates of the record it came from; the hive
+//! dead letter for `dlq`, one per cluster-health detection for `detections`, one per alert change
+//! for `alerts`, one per ack or silence for `alert_actions`, one per channel outcome for `notifications`. Every table ends with the Kafka coordinates of the record it came from; the hive
 //! partition column `date` is added by the reader from the object path.
 
 use std::sync::{Arc, LazyLock};
@@ -9,7 +10,7 @@ use std::sync::{Arc, LazyLock};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Tables kept in the object store, by name.
-pub const TABLES: [&str; 8] = ["runs", "samples", "summaries", "verdicts", "trends", "baselines", "dlq", "detections"];
+pub const TABLES: [&str; 11] = ["runs", "samples", "summaries", "verdicts", "trends", "baselines", "dlq", "detections", "alerts", "alert_actions", "notifications"];
 
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -206,6 +207,44 @@ static DETECTIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
     ])
 });
 
+static ALERTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let s = |n: &str| f(n, DataType::Utf8, false);
+    let o = |n: &str, dt: DataType| f(n, dt, true);
+    let i = |n: &str| f(n, DataType::Int32, false);
+    with_kafka(vec![
+        s("alert_id"), s("series_id"), s("subject"), s("kind"), s("state"), s("severity"), s("run_id"),
+        o("value", DataType::Float64), o("baseline", DataType::Float64), o("change_pct", DataType::Float64),
+        o("change_ci_low", DataType::Float64), o("change_ci_high", DataType::Float64), o("pvalue", DataType::Float64),
+        s("message"), s("workload"), s("hardware"), o("version_tag", DataType::Utf8), o("git_commit", DataType::Utf8),
+        f("labels", labels(), true), f("fired_at", ts(), false), f("updated_at", ts(), false), o("notified_at", ts()), o("notified_change_pct", DataType::Float64),
+        s("notify"), o("silenced_by", DataType::Utf8), o("acked_by", DataType::Utf8),
+        i("ok_runs"), i("series_firing"), s("group_key"), i("group_size"), i("group_index"),
+    ])
+});
+
+static ALERT_ACTIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    with_kafka(vec![
+        f("action", DataType::Utf8, false),
+        f("id", DataType::Utf8, false),
+        f("series_id", DataType::Utf8, false),
+        f("subject", DataType::Utf8, true),
+        f("until", ts(), true),
+        f("reason", DataType::Utf8, false),
+        f("by", DataType::Utf8, false),
+        f("at", ts(), false),
+    ])
+});
+
+static NOTIFICATIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let s = |n: &str| f(n, DataType::Utf8, false);
+    with_kafka(vec![
+        s("notification_id"), s("group_key"), s("channel"), s("channel_kind"), s("series_id"), s("run_id"),
+        f("alert_ids", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
+        s("reason"), s("severity"), s("status"), f("attempts", DataType::Int32, false), f("error", DataType::Utf8, true),
+        f("at", ts(), false), f("external_ref", DataType::Utf8, true), s("title"),
+    ])
+});
+
 /// Arrow schema of a table, or `None` for an unknown name.
 pub fn table_schema(table: &str) -> Option<SchemaRef> {
     Some(match table {
@@ -217,6 +256,9 @@ pub fn table_schema(table: &str) -> Option<SchemaRef> {
         "baselines" => BASELINES.clone(),
         "dlq" => DLQ.clone(),
         "detections" => DETECTIONS.clone(),
+        "alerts" => ALERTS.clone(),
+        "alert_actions" => ALERT_ACTIONS.clone(),
+        "notifications" => NOTIFICATIONS.clone(),
         _ => return None,
     })
 }

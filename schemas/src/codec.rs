@@ -16,6 +16,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::columns::SampleColumns;
 use crate::error::SchemaError;
+use crate::alerting::{Alert, AlertAction, Notification};
 use crate::events::{BaselinePin, DeadLetter, Detection, RunFinished, RunStarted, RunSummary, SampleBatch, TrendResult, Verdict};
 
 pub mod canonical;
@@ -38,6 +39,9 @@ const CURRENT: &[(&str, &str)] = &[
     ("trackiq.DeadLetter", include_str!("../avro/DeadLetter.avsc")),
     ("trackiq.TrendResult", include_str!("../avro/TrendResult.avsc")),
     ("trackiq.BaselinePin", include_str!("../avro/BaselinePin.avsc")),
+    ("trackiq.Alert", include_str!("../avro/Alert.avsc")),
+    ("trackiq.AlertAction", include_str!("../avro/AlertAction.avsc")),
+    ("trackiq.Notification", include_str!("../avro/Notification.avsc")),
 ];
 
 /// Earlier versions still accepted as writer schemas. A named type defined here shadows the
@@ -117,6 +121,9 @@ event!(Verdict, "trackiq.Verdict");
 event!(DeadLetter, "trackiq.DeadLetter");
 event!(TrendResult, "trackiq.TrendResult");
 event!(BaselinePin, "trackiq.BaselinePin");
+event!(Alert, "trackiq.Alert");
+event!(AlertAction, "trackiq.AlertAction");
+event!(Notification, "trackiq.Notification");
 
 /// Any event of the contract, for consumers of topics that carry several kinds.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,6 +137,9 @@ pub enum AnyEvent {
     TrendResult(Box<TrendResult>),
     BaselinePin(BaselinePin),
     Detection(Detection),
+    Alert(Box<Alert>),
+    AlertAction(AlertAction),
+    Notification(Notification),
 }
 
 impl AnyEvent {
@@ -145,6 +155,9 @@ impl AnyEvent {
             AnyEvent::TrendResult(_) => "TrendResult",
             AnyEvent::BaselinePin(_) => "BaselinePin",
             AnyEvent::Detection(_) => "Detection",
+            AnyEvent::Alert(_) => "Alert",
+            AnyEvent::AlertAction(_) => "AlertAction",
+            AnyEvent::Notification(_) => "Notification",
         }
     }
 }
@@ -314,6 +327,9 @@ impl Registry {
             AnyEvent::TrendResult(e) => self.encode(e.as_ref()),
             AnyEvent::BaselinePin(e) => self.encode(e),
             AnyEvent::Detection(e) => self.encode(e),
+            AnyEvent::Alert(e) => self.encode(e.as_ref()),
+            AnyEvent::AlertAction(e) => self.encode(e),
+            AnyEvent::Notification(e) => self.encode(e),
         }
     }
 
@@ -341,6 +357,9 @@ impl Registry {
             "trackiq.TrendResult" => AnyEvent::TrendResult(Box::new(self.datum(known, datum)?)),
             "trackiq.BaselinePin" => AnyEvent::BaselinePin(self.datum(known, datum)?),
             "trackiq.Detection" => AnyEvent::Detection(self.datum(known, datum)?),
+            "trackiq.Alert" => AnyEvent::Alert(Box::new(self.datum(known, datum)?)),
+            "trackiq.AlertAction" => AnyEvent::AlertAction(self.datum(known, datum)?),
+            "trackiq.Notification" => AnyEvent::Notification(self.datum(known, datum)?),
             other => return Err(SchemaError::UnknownType(other)),
         })
     }

@@ -19,6 +19,7 @@
 //! - [`metrics`] — metric directions and value validation
 //! - [`validate`] — semantic checks of decoded events (finite values, names, ranks, times)
 
+pub mod alerting;
 pub mod arrow;
 pub mod catalog;
 pub mod codec;
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod topics;
 pub mod validate;
 
+pub use alerting::{Alert, AlertAction, AlertActionKind, AlertKind, AlertState, ChannelKind, Notification, NotificationStatus, NotifyReason};
 pub use codec::{AnyEvent, Event, Registry, registry};
 pub use error::SchemaError;
 pub use events::*;

@@ -387,6 +387,9 @@ fn fingerprints_of_written_versions_never_change() {
         ("trackiq.TrendResult", "f04f227343053c29"),
         ("trackiq.BaselinePin", "022aa30f3266566a"),
         ("trackiq.SampleColumns", "28e41532a41ac017"),
+        ("trackiq.Alert", "c0a73e714f002d96"),
+        ("trackiq.AlertAction", "5d37267f625b84b6"),
+        ("trackiq.Notification", "268fd423f603bc9b"),
     ];
     let hex = |f: [u8; 8]| f.iter().map(|b| format!("{b:02x}")).collect::<String>();
     for (list, which) in [(LEGACY, "legacy"), (SPEC, "spec")] {

@@ -20,6 +20,10 @@ pub struct Topics {
     pub dlq: String,
     /// Cluster-health detections (straggler, failed worker, ...), key run_id.
     pub detections: String,
+    /// Alert changes and on-call actions (ack, silence), key series_id.
+    pub alerts: String,
+    /// Notification outcomes per channel, key group_key.
+    pub notifications: String,
 }
 
 impl Topics {
@@ -33,11 +37,13 @@ impl Topics {
             baselines: format!("{prefix}.baselines"),
             dlq: format!("{prefix}.dlq"),
             detections: format!("{prefix}.detections"),
+            alerts: format!("{prefix}.alerts"),
+            notifications: format!("{prefix}.notifications"),
         }
     }
 
-    pub fn all(&self) -> [&str; 8] {
-        [&self.runs, &self.samples, &self.summaries, &self.verdicts, &self.trends, &self.baselines, &self.dlq, &self.detections]
+    pub fn all(&self) -> [&str; 10] {
+        [&self.runs, &self.samples, &self.summaries, &self.verdicts, &self.trends, &self.baselines, &self.dlq, &self.detections, &self.alerts, &self.notifications]
     }
 
     /// Parquet table a topic is archived to.
@@ -51,6 +57,9 @@ impl Topics {
             t if t == self.baselines => Some("baselines"),
             t if t == self.dlq => Some("dlq"),
             t if t == self.detections => Some("detections"),
+            // Actions share the topic and go to `alert_actions` (see the archiver's table_for).
+            t if t == self.alerts => Some("alerts"),
+            t if t == self.notifications => Some("notifications"),
             _ => None,
         }
     }

@@ -118,7 +118,51 @@ pub fn validate(event: &AnyEvent) -> Result<(), SchemaError> {
         AnyEvent::TrendResult(t) => trend(t),
         AnyEvent::BaselinePin(p) => baseline_pin(p),
         AnyEvent::Detection(d) => detection("", d, None),
+        AnyEvent::Alert(a) => alert(a),
+        AnyEvent::AlertAction(a) => alert_action(a),
+        AnyEvent::Notification(n) => notification(n),
     }
+}
+
+fn alert(a: &crate::Alert) -> Result<(), SchemaError> {
+    for (k, v) in [("alert_id", &a.alert_id), ("series_id", &a.series_id), ("subject", &a.subject), ("run_id", &a.run_id), ("group_key", &a.group_key)] {
+        name(k, v)?;
+    }
+    for (k, v) in [("value", a.value), ("baseline", a.baseline), ("change_pct", a.change_pct), ("change_ci_low", a.change_ci_low), ("change_ci_high", a.change_ci_high), ("pvalue", a.pvalue)] {
+        finite_opt(k, v)?;
+    }
+    timestamp("fired_at", a.fired_at)?;
+    timestamp("updated_at", a.updated_at)?;
+    if let Some(t) = a.notified_at {
+        timestamp("notified_at", t)?;
+    }
+    count("ok_runs", a.ok_runs.into())?;
+    count("series_firing", a.series_firing.into())?;
+    if a.group_size < 1 || !(0..a.group_size).contains(&a.group_index) {
+        return Err(invalid("group_index", format!("{} is not a position in a group of {}", a.group_index, a.group_size)));
+    }
+    Ok(())
+}
+
+fn alert_action(a: &crate::AlertAction) -> Result<(), SchemaError> {
+    name("id", &a.id)?;
+    name("series_id", &a.series_id)?;
+    timestamp("at", a.at)?;
+    if let Some(t) = a.until {
+        timestamp("until", t)?;
+    }
+    if a.action == crate::AlertActionKind::Silence && a.until.is_none() {
+        return Err(invalid("until", "a silence needs an end"));
+    }
+    Ok(())
+}
+
+fn notification(n: &crate::Notification) -> Result<(), SchemaError> {
+    for (k, v) in [("notification_id", &n.notification_id), ("group_key", &n.group_key), ("channel", &n.channel), ("run_id", &n.run_id)] {
+        name(k, v)?;
+    }
+    timestamp("at", n.at)?;
+    count("attempts", n.attempts.into())
 }
 
 fn run_started(p: &str, r: &RunStarted) -> Result<(), SchemaError> {

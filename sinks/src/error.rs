@@ -7,8 +7,12 @@ pub enum SinkError {
     Infra(#[from] trackiq_infra::InfraError),
     #[error(transparent)]
     Schema(#[from] trackiq_schemas::SchemaError),
-    #[error("report template failed: {0}")]
+    #[error("template failed: {0}")]
     Template(String),
+    #[error("notification channel `{channel}`: {what}: {reason}")]
+    Secret { channel: String, what: String, reason: String },
+    #[error("notification settings: {0}")]
+    NotifyConfig(String),
     #[error("invalid webhook URL `{url}`: {reason}")]
     WebhookUrl { url: String, reason: String },
 }

@@ -7,8 +7,10 @@
 //! # Layout
 //! - [`report`] — HTML report per run (tera + plotters SVG charts)
 //! - [`webhook`] — JSON POST, retried while the endpoint is down; refusals go to the dead-letter topic
+//! - [`notify`] — alert changes → log, Slack, email, GitHub issues; outcomes → `notifications`
 
 pub mod error;
+pub mod notify;
 pub mod report;
 pub mod webhook;
 

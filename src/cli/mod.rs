@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Subcommands stay thin: they map flags onto the
 //! library crates and print results.
 
+mod alerts;
 mod analysis;
 mod baseline;
 mod bench;
@@ -76,13 +77,16 @@ enum Command {
     /// Distributed-training health: real ring all-reduce between worker processes, faults, sweeps.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
-    /// Query the Parquet history with SQL (tables: runs, samples, summaries, verdicts, trends, baselines, dlq).
+    /// Query the Parquet history with SQL (tables: runs, samples, summaries, verdicts, trends, baselines, dlq, detections, alerts, alert_actions, notifications).
     Sql(sql::SqlArgs),
     /// Merge the history's small Parquet objects into large sorted ones (atomic; safe to interrupt).
     Compact(compact::CompactArgs),
     /// Pin, reset or show series baselines.
     #[command(subcommand)]
     Baseline(baseline::BaselineCommand),
+    /// On-call: list, acknowledge and silence alerts.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
     /// Judge the newest run of each series against the runs before it, with any model.
     Regression(analysis::RegressionArgs),
     /// Trend of a metric per series: OLS, Theil-Sen, Mann-Kendall, class.
@@ -154,6 +158,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sql(a) => sql::run(config, a).await,
         Command::Compact(a) => compact::run(config, a).await,
         Command::Baseline(c) => baseline::run(config, c).await,
+        Command::Alerts(c) => alerts::run(config, c).await,
         Command::Regression(a) => analysis::regression(config, a).await,
         Command::Trend(a) => analysis::trend(config, a).await,
         Command::Changepoints(a) => analysis::changepoints(config, a).await,

@@ -3,7 +3,9 @@
 //! workspace guide); each module is one path through the pipeline.
 
 mod support;
+mod alert_endpoints;
 
+mod alerting;
 mod bad_input;
 mod bad_records;
 mod build_sharing;

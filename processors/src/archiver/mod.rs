@@ -14,6 +14,7 @@
 //! Offsets: a record is held until the object holding its rows is written. Parquet encoding
 //! runs on the blocking pool; a failed upload keeps the rows and is retried with backoff.
 
+mod alert_rows;
 pub mod naming;
 pub mod rows;
 #[cfg(test)]
@@ -79,6 +80,9 @@ pub fn table_for(event: &AnyEvent) -> &'static str {
         AnyEvent::BaselinePin(_) => "baselines",
         AnyEvent::DeadLetter(_) => "dlq",
         AnyEvent::Detection(_) => "detections",
+        AnyEvent::Alert(_) => "alerts",
+        AnyEvent::AlertAction(_) => "alert_actions",
+        AnyEvent::Notification(_) => "notifications",
     }
 }
 

@@ -15,16 +15,13 @@
 //! was never stored.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use tracing::{info, warn};
+use tracing::info;
+use trackiq_infra::replay::{read_log, replay_consumer};
 use trackiq_infra::tables::{Row, query_rows};
-use trackiq_infra::{Bus, DataStore, InfraError};
+use trackiq_infra::{Bus, DataStore};
 use trackiq_schemas::{
-    AnyEvent, BaselinePin, DerivedMetric, MetricSummary, PinnedRun, Platform, RunStarted, RunStatus, RunSummary, VersionInfo, Workload, registry,
+    AnyEvent, BaselinePin, DerivedMetric, MetricSummary, PinnedRun, Platform, RunStarted, RunStatus, RunSummary, VersionInfo, Workload,
 };
 
 use super::{Baselines, VerdictConfig};
@@ -39,57 +36,6 @@ pub struct BootstrapStats {
     pub pins_from_parquet: usize,
     /// Verdicts re-read from the log (not yet archived).
     pub from_log: usize,
-}
-
-/// How long reading the verdict tail may take at most.
-const TAIL_LIMIT: Duration = Duration::from_secs(120);
-
-fn consumer(bus: &Bus, group: &str) -> Result<BaseConsumer, ProcessorError> {
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", bus.config().bootstrap()).set("group.id", group).set("enable.auto.commit", "false");
-    for (k, v) in &bus.config().options {
-        cc.set(k, v);
-    }
-    Ok(cc.create().map_err(InfraError::kafka("creating the verdict bootstrap consumer"))?)
-}
-
-/// Reads each partition of `topic` from `from[p]` (0 when absent) to its end as it is now.
-fn read_tail(c: &BaseConsumer, topic: &str, from: &BTreeMap<i32, i64>, mut apply: impl FnMut(AnyEvent)) -> Result<usize, ProcessorError> {
-    let timeout = Duration::from_secs(10);
-    let md = c.fetch_metadata(Some(topic), timeout).map_err(InfraError::kafka(format!("reading {topic} metadata")))?;
-    let mut assign = TopicPartitionList::new();
-    let mut open: BTreeMap<i32, i64> = BTreeMap::new();
-    for p in md.topics().iter().flat_map(|t| t.partitions()) {
-        let (low, high) = c.fetch_watermarks(topic, p.id(), timeout).map_err(InfraError::kafka(format!("reading {topic} watermarks")))?;
-        let start = from.get(&p.id()).copied().unwrap_or(0).max(low);
-        if start < high {
-            assign.add_partition_offset(topic, p.id(), Offset::Offset(start)).map_err(InfraError::kafka("assigning"))?;
-            open.insert(p.id(), high);
-        }
-    }
-    if open.is_empty() {
-        return Ok(0);
-    }
-    c.assign(&assign).map_err(InfraError::kafka("assigning partitions to re-read"))?;
-    let (mut read, deadline) = (0, std::time::Instant::now() + TAIL_LIMIT);
-    while !open.is_empty() && std::time::Instant::now() < deadline {
-        let Some(msg) = c.poll(Duration::from_millis(500)) else { continue };
-        let msg = msg.map_err(InfraError::kafka("re-reading the log"))?;
-        let Some(&to) = open.get(&msg.partition()) else { continue };
-        if msg.offset() < to
-            && let Ok(e) = registry().decode_valid(msg.payload().unwrap_or_default())
-        {
-            apply(e);
-            read += 1;
-        }
-        if msg.offset() + 1 >= to {
-            open.remove(&msg.partition());
-        }
-    }
-    if !open.is_empty() {
-        warn!(?open, "verdict bootstrap did not reach the end of every verdicts partition in time");
-    }
-    Ok(read)
 }
 
 /// First offset per partition of `topic` not yet archived to `table` in incarnation `incarnation`.
@@ -222,9 +168,9 @@ pub async fn bootstrap(bus: &Bus, store: &DataStore, config: &VerdictConfig, inc
     // Verdicts not archived yet in this log incarnation: each holds the summary it judged.
     let (bus, group, topic) = (bus.clone(), config.group.clone(), topics.verdicts.clone());
     let (from_log, b) = tokio::task::spawn_blocking(move || {
-        let c = consumer(&bus, &format!("{group}-bootstrap"))?;
+        let c = replay_consumer(&bus, &format!("{group}-bootstrap"))?;
         let mut b = baselines;
-        let n = read_tail(&c, &topic, &from, |e| {
+        let n = read_log(&c, &topic, &from, |e| {
             if let AnyEvent::Verdict(v) = e {
                 b.judge(&v.summary, 0);
             }
