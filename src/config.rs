@@ -196,7 +196,21 @@ mod tests {
         let parsed: Config = toml::from_str(text).expect("example config parses");
         let mut expected = Config::default();
         expected.webhook.urls = vec!["http://127.0.0.1:8080/hooks/trackiq".into()];
+        // The notifier has no channels by default; the example shows one of each kind.
+        use trackiq_sinks::notify::{ChannelConfig, SecretSource, SmtpSecurity};
+        let kinds: Vec<&str> = parsed.notify.channels.iter().map(|c| c.kind().as_str()).collect();
+        assert_eq!(kinds, ["log", "slack", "email", "github"]);
+        assert!(matches!(&parsed.notify.channels[2], ChannelConfig::Email { security: SmtpSecurity::Starttls, password: Some(SecretSource::File(_)), .. }));
+        assert_eq!(parsed.notify.routes.len(), 2);
+        assert!(parsed.notify.routes[0].continue_matching && parsed.notify.routes[1].labels["team"] == "inference");
+        expected.notify.channels = parsed.notify.channels.clone();
+        expected.notify.routes = parsed.notify.routes.clone();
+        expected.notify.templates_dir = Some("/etc/trackiq/templates".into());
+        expected.notify.dashboard_url = Some("http://trackiq.internal:8080".into());
+        expected.notify.reports_url = Some("https://reports.internal/trackiq".into());
         assert_eq!(parsed, expected);
+        let err = toml::from_str::<Config>("[[notify.channels]]\nkind = \"slack\"\nname = \"s\"\nwebhook_url = \"https://hooks.slack.com/x\"\n").unwrap_err().to_string();
+        assert!(err.contains("never written in the config") && !err.contains("hooks.slack.com"), "a secret written in the config is refused, not repeated: {err}");
     }
 
     #[test]

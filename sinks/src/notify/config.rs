@@ -58,13 +58,39 @@ impl Default for NotifyConfig {
 }
 
 /// Where a secret is read from at start-up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SecretSource {
     /// An environment variable's value.
     Env(String),
     /// A file's contents (trailing newline dropped), e.g. a mounted Kubernetes secret.
     File(PathBuf),
+}
+
+/// `{ env = "VAR" }` or `{ file = "path" }`; anything else (a secret written in the config)
+/// is refused without repeating it.
+impl<'de> Deserialize<'de> for SecretSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Where {
+            env: Option<String>,
+            file: Option<PathBuf>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Where(Where),
+            Other(serde::de::IgnoredAny),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Where(Where { env: Some(v), file: None }) => Ok(SecretSource::Env(v)),
+            Repr::Where(Where { env: None, file: Some(f) }) => Ok(SecretSource::File(f)),
+            _ => Err(serde::de::Error::custom(
+                "a secret is read from `{ env = \"VAR\" }` or `{ file = \"/path\" }`; it is never written in the config (its value is not repeated here)",
+            )),
+        }
+    }
 }
 
 /// A secret's value. Its `Debug` never shows it.
