@@ -88,6 +88,17 @@ fn training_is_real_and_every_injected_fault_is_detected() {
         let latency = wait_for(&format!("detection latency of {fault}"), Duration::from_secs(60), || derived(&up, &run, &format!("detection_latency_ms.{kind}")));
         assert!(latency > 0.0 && latency < MAX_DETECTION_LATENCY_MS, "{fault}: detected after {latency} ms");
         assert_eq!(derived(&up, &run, "faults_missed"), Some(0.0), "{fault}");
+        // The same detection through the alert path: fired once as it was raised, ended
+        // quietly with the run; the run's verdict does not alert on it a second time.
+        let q = format!("SELECT subject, state, notify FROM alerts WHERE series_id = '{run}' AND subject LIKE 'detection:{detector}%' ORDER BY subject, updated_at");
+        let done = |r: &Vec<serde_json::Value>| !r.is_empty() && r.iter().filter(|x| x["state"] == "resolved").count() * 2 == r.len();
+        let rows = wait_for(&format!("{detector} alerts and their end"), Duration::from_secs(60), || Some(sql(&up, &q)).filter(done));
+        for pair in rows.chunks(2) {
+            let states: Vec<(&str, &str)> = pair.iter().map(|r| (r["state"].as_str().unwrap(), r["notify"].as_str().unwrap())).collect();
+            assert_eq!(states, [("firing", "firing"), ("resolved", "none")], "{fault}: {}", pair[0]["subject"]);
+        }
+        let q = format!("SELECT count(*) AS n FROM alerts WHERE run_id = '{run}' AND subject LIKE 'finding:cluster_detection:%'");
+        assert_eq!(sql(&up, &q)[0]["n"].as_i64(), Some(0), "{fault}: the verdict repeats no detection as an alert");
         let q = format!("SELECT status FROM summaries WHERE run_id = '{run}' LIMIT 1");
         assert_eq!(sql(&up, &q)[0]["status"], if fails { "failed" } else { "completed" });
     }

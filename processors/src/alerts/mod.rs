@@ -5,8 +5,11 @@
 //! The state is every alert's latest change and the silences in force. At start-up it is
 //! read back from the `alerts` and `alert_actions` tables and then from the whole retained
 //! alerts log (newer than any row), so a replayed verdict whose changes were published
-//! before a crash is recognised and makes none again. One instance: every series' alerts
-//! and the run detections its verdict ends live in one book.
+//! before a crash is recognised and makes none again; when partitions move between instances
+//! the book is rebuilt the same way. A series' verdicts and pins stay on one partition, so
+//! one instance decides its alerts; a run's detections are keyed by run and may be judged by
+//! another instance than its verdict, which then sees them only after a rebuild (run one
+//! instance where that matters).
 
 pub mod book;
 #[cfg(test)]
@@ -57,6 +60,8 @@ impl Default for AlertsConfig {
 pub struct AlertStage {
     book: AlertBook,
     topics: Topics,
+    /// What a rebuild needs; None for a stage over a given book (tests).
+    source: Option<(AlertsConfig, Bus, DataStore)>,
 }
 
 /// Latest row of every alert, in the event's own field names.
@@ -95,12 +100,12 @@ pub async fn bootstrap(config: &AlertsConfig, bus: &Bus, store: &DataStore) -> R
 
 impl AlertStage {
     pub async fn start(config: AlertsConfig, bus: &Bus, store: &DataStore) -> Result<Self, ProcessorError> {
-        Ok(AlertStage { book: bootstrap(&config, bus, store).await?, topics: bus.topics().clone() })
+        Ok(AlertStage { book: bootstrap(&config, bus, store).await?, topics: bus.topics().clone(), source: Some((config, bus.clone(), store.clone())) })
     }
 
     /// A stage over a given book, for tests.
     pub fn with_book(book: AlertBook, topics: Topics) -> Self {
-        AlertStage { book, topics }
+        AlertStage { book, topics, source: None }
     }
 }
 
@@ -132,5 +137,13 @@ impl Stage for AlertStage {
             effects.publish(&self.topics.alerts, a.series_id.as_bytes(), a)?;
         }
         Ok(effects)
+    }
+
+    /// Partitions moved (another instance joined or left): what it changed is in the alerts
+    /// log, so the book is rebuilt as at start-up.
+    async fn partitions_changed(&mut self, assigned: &[(String, i32)], _revoked: &[(String, i32)]) -> Result<(), StageError> {
+        let Some((config, bus, store)) = self.source.as_ref().filter(|_| !assigned.is_empty()) else { return Ok(()) };
+        self.book = bootstrap(config, bus, store).await.map_err(|e| StageError::Transient(format!("rebuilding the alert state: {e}")))?;
+        Ok(())
     }
 }
