@@ -172,6 +172,21 @@ fn a_regression_reaches_every_channel_once_worsens_and_resolves() {
     let logged = up.log.lock().unwrap().lines().filter(|l| l.contains(" WARN") && l.contains("step on box") && l.contains("\"log\"")).count();
     assert_eq!(logged, 3, "the log channel writes one tracing event per message");
 
+    // TRACKIQ_ALERT_SAMPLES=DIR keeps one message of each channel, for people to look at.
+    if let Ok(out) = std::env::var("TRACKIQ_ALERT_SAMPLES") {
+        let out = Path::new(&out);
+        std::fs::create_dir_all(out).unwrap();
+        std::fs::write(out.join("slack.json"), serde_json::to_string_pretty(&*slack.messages.lock().unwrap()).unwrap()).unwrap();
+        for (i, m) in smtp.messages().iter().enumerate() {
+            std::fs::write(out.join(format!("email-{i}.eml")), m).unwrap();
+        }
+        let calls: Vec<serde_json::Value> = github.calls.lock().unwrap().iter().map(|(m, p, b)| serde_json::json!({"request": format!("{m} {p}"), "body": b})).collect();
+        std::fs::write(out.join("github.json"), serde_json::to_string_pretty(&calls).unwrap()).unwrap();
+        let log: Vec<String> = up.log.lock().unwrap().lines().filter(|l| l.contains("\"log\"") && l.contains(" WARN")).map(str::to_string).collect();
+        std::fs::write(out.join("log.txt"), log.join("\n")).unwrap();
+        std::fs::write(out.join("notifications.json"), ok(&up.cli(&["sql", "SELECT n.channel, n.status, n.reason, n.attempts, n.title, CAST(n.at AS BIGINT) - CAST(v.evaluated_at AS BIGINT) AS us_after_verdict FROM notifications n JOIN (SELECT DISTINCT run_id, evaluated_at FROM verdicts) v ON n.run_id = v.run_id ORDER BY n.at", "--format", "json"]))).unwrap();
+    }
+
     // Secrets: not in the logs, the tables, the dead letters or the messages.
     assert_no_secret("the pipeline's log", &up.log.lock().unwrap());
     for t in ["notifications", "alerts", "dlq"] {

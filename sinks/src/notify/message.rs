@@ -95,7 +95,8 @@ fn line(a: &Alert) -> AlertLine {
         state: a.state.as_str(),
         notify: a.notify.as_str(),
         severity: a.severity.as_str(),
-        value: a.value.map(fmt_num),
+        // A finding's value is the rule's own figure (a change, a ratio): its message says it.
+        value: a.value.filter(|_| a.kind != AlertKind::Finding).map(fmt_num),
         baseline: a.baseline.map(fmt_num),
         change: a.change_pct.map(|c| format!("{c:+.1} %")),
         interval: a.change_ci_low.zip(a.change_ci_high).map(|(l, h)| format!("[{l:+.1} %, {h:+.1} %]")),
