@@ -18,6 +18,7 @@ mod history;
 mod metrics;
 mod identity;
 mod record;
+mod report;
 mod sql;
 mod status;
 mod transfer;
@@ -97,6 +98,8 @@ enum Command {
     Compare(compare::CompareArgs),
     /// CI gate: exit 1 when a verdict of the run (or commit) blocks; prints Markdown.
     Gate(gate::GateArgs),
+    /// Fleet report over the last N days: counts, regressions, open alerts, trends, movers, charts (Markdown or HTML).
+    Report(report::ReportArgs),
     /// Export a run as a TrackiqResult JSON (for the original TrackIQ tools) or CSV of samples.
     Export(transfer::ExportArgs),
     /// Import results of other tools as runs.
@@ -164,6 +167,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Changepoints(a) => analysis::changepoints(config, a).await,
         Command::Compare(a) => compare::run(config, a).await,
         Command::Gate(a) => gate::run(config, a).await,
+        Command::Report(a) => report::run(config, a).await,
         Command::Export(a) => transfer::export(config, a).await,
         Command::Import(c) => transfer::import(config, c).await,
         Command::Metrics(a) => metrics::run(config, a),

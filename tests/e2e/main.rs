@@ -15,6 +15,7 @@ mod crash_loop;
 mod crash_restart;
 mod dead_letters;
 mod deploy;
+mod fleet_report;
 mod http_load;
 mod llm;
 mod nan_history;
