@@ -1,8 +1,17 @@
-//! HTML report per run: identity, version, verdict, summary table and latency histograms,
-//! written to `<data>/reports/<run_id>.html`. Every user-supplied string is escaped by
-//! tera's HTML autoescaping; charts are SVG from plotters.
+//! HTML report per run, written to `<data>/reports/<run_id>.html`: summary cards, identity
+//! tables, the verdict, one section per metric family (with interpretation notes and
+//! distribution charts), and cluster health with its fault timeline. [`compare`] renders a
+//! two-run comparison in the same style. Every user-supplied string is escaped by tera's
+//! HTML autoescaping; charts are SVG from plotters, which escapes the text it draws.
 
+pub mod cards;
 pub mod chart;
+pub mod compare;
+pub mod sections;
+#[cfg(test)]
+mod samples;
+#[cfg(test)]
+mod tests;
 
 use std::sync::LazyLock;
 
@@ -13,9 +22,10 @@ use tera::{Context, Tera};
 use tracing::{info, warn};
 use trackiq_infra::DataStore;
 use trackiq_infra::runtime::{Effects, Input, Stage, StageError};
-use trackiq_schemas::{AnyEvent, Topics, Verdict};
+use trackiq_schemas::{AnyEvent, ClusterHealth, FaultOutcome, RunSummary, Topics, Verdict};
 
 use crate::error::SinkError;
+use sections::{Family, Figures, family_of};
 
 /// Report sink settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,7 +43,13 @@ impl Default for ReportConfig {
 
 static TEMPLATES: LazyLock<Tera> = LazyLock::new(|| {
     let mut t = Tera::default();
-    t.add_raw_template("report.html", include_str!("../../templates/report.html")).expect("report template parses");
+    // The style is one template both reports include, so they look alike.
+    t.add_raw_templates([
+        ("report_style.html", include_str!("../../templates/report_style.html")),
+        ("report.html", include_str!("../../templates/report.html")),
+        ("compare.html", include_str!("../../templates/compare.html")),
+    ])
+    .expect("report templates parse");
     t
 });
 
@@ -60,6 +76,181 @@ fn time_us(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us).map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
 }
 
+/// Rows of a metadata table: (field, value); empty values are left out.
+fn table(title: &str, rows: Vec<(&str, Option<String>)>) -> serde_json::Value {
+    let rows: Vec<_> = rows.into_iter().filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| [k.to_string(), v])).collect();
+    serde_json::json!({"title": title, "rows": rows})
+}
+
+/// GPU names with runs of the same model counted: `4 × H100, 1 × L4`.
+fn gpu_list(gpus: &[String]) -> String {
+    let mut groups: Vec<(&str, usize)> = Vec::new();
+    for g in gpus {
+        match groups.last_mut() {
+            Some((name, n)) if *name == g.as_str() => *n += 1,
+            _ => groups.push((g, 1)),
+        }
+    }
+    groups.iter().map(|(g, n)| if *n > 1 { format!("{n} × {g}") } else { g.to_string() }).collect::<Vec<_>>().join(", ")
+}
+
+/// The run's identity as tables: run, platform, workload, version, labels.
+fn metadata(s: &RunSummary) -> Vec<serde_json::Value> {
+    let (r, p, w, ver) = (&s.run, &s.run.platform, &s.run.workload, &s.run.version);
+    let int = |x: Option<i64>| x.map(|x| x.to_string());
+    let mut out = vec![
+        table("Run", vec![
+            ("run id", Some(r.run_id.clone())), ("series", Some(r.series_id.clone())),
+            ("tool", Some(format!("{} {}", r.tool, r.tool_version))), ("started", Some(time_us(r.timestamp))),
+            ("ended", Some(time_us(s.ended_at))), ("status", Some(s.status.as_str().into())), ("error", s.error.clone()),
+        ]),
+        table("Platform", vec![
+            ("hardware", Some(p.hardware_name.clone())), ("CPU", Some(p.cpu.clone())), ("GPUs", Some(gpu_list(&p.gpus))),
+            ("OS", Some(p.os.clone())), ("kernel", p.kernel.clone()), ("driver", p.driver.clone()),
+            ("framework", p.framework.as_ref().map(|f| format!("{f} {}", p.framework_version.as_deref().unwrap_or("")).trim_end().to_string())),
+        ]),
+        table("Workload", vec![
+            ("name", Some(w.name.clone())), ("type", Some(w.kind.clone())), ("batch size", int(w.batch_size)),
+            ("precision", w.precision.clone()), ("sequence length", int(w.sequence_length)), ("backend", w.backend.clone()), ("steps", int(w.steps)),
+        ]),
+        table("Version", vec![
+            ("version tag", ver.version_tag.clone()), ("git commit", ver.git_commit.clone()),
+            ("environment hash", Some(ver.env_hash.clone())), ("run group", ver.run_group.clone()),
+        ]),
+    ];
+    if !r.labels.is_empty() {
+        out.push(table("Labels", r.labels.iter().map(|(k, v)| (k.as_str(), Some(v.clone()))).collect()));
+    }
+    out
+}
+
+fn change_of(v: &Verdict, metric: &str) -> (String, &'static str) {
+    match v.metrics.iter().find(|m| m.metric == metric) {
+        Some(m) => (m.change_pct.map(|c| format!("{c:+.1} %")).unwrap_or_else(|| "—".into()), m.severity.as_str()),
+        None => ("—".into(), ""),
+    }
+}
+
+/// The derived figures of a family, with their change vs baseline.
+fn derived_rows(v: &Verdict, fam: Family) -> Vec<serde_json::Value> {
+    v.summary
+        .derived
+        .iter()
+        .filter(|d| family_of(&d.name, &d.unit) == fam)
+        .map(|d| {
+            let (change, severity) = change_of(v, &d.name);
+            serde_json::json!({"name": d.name, "value": cards::with_unit(d.value, &d.unit), "change": change, "severity": severity,
+                "about": trackiq_schemas::catalog::lookup(&d.name).map(|d| d.about).unwrap_or("")})
+        })
+        .collect()
+}
+
+/// The sections by metric family, each with its metrics, derived figures, notes and charts.
+fn sections(v: &Verdict) -> Vec<serde_json::Value> {
+    let s = &v.summary;
+    let figures = Figures::of(s);
+    let mut out = Vec::new();
+    for fam in Family::ALL {
+        let metrics: Vec<_> = s.metrics.iter().filter(|m| family_of(&m.metric, &m.unit) == fam).collect();
+        let derived = derived_rows(v, fam);
+        if metrics.is_empty() && derived.is_empty() {
+            continue;
+        }
+        let rows: Vec<_> = metrics
+            .iter()
+            .map(|m| {
+                // Percentiles from a quantile sketch say so: "≈12.3 (±1 %)".
+                let pct = |v: f64| match m.percentile_error {
+                    Some(e) => format!("≈{} (±{} %)", fmt_num(v), fmt_num(e * 100.0)),
+                    None => fmt_num(v),
+                };
+                let (change, severity) = change_of(v, &m.metric);
+                serde_json::json!({
+                    "metric": m.metric, "unit": m.unit, "count": m.count, "mean": fmt_num(m.mean), "stdev": opt(m.stdev),
+                    "min": fmt_num(m.min), "p50": pct(m.p50), "p90": pct(m.p90), "p95": pct(m.p95),
+                    "p99": pct(m.p99), "max": fmt_num(m.max), "change": change, "severity": severity,
+                    "about": trackiq_schemas::catalog::lookup(&m.metric).map(|d| d.about).unwrap_or(""),
+                })
+            })
+            .collect();
+        let mut charts = Vec::new();
+        for m in &metrics {
+            let Some(h) = &m.histogram else { continue };
+            if !trackiq_schemas::metrics::is_duration(&m.metric) {
+                continue;
+            }
+            // plotters escapes the text it writes, so a user's metric name is safe in the title.
+            let title = format!("{} distribution ({} samples)", m.metric, m.count);
+            match chart::histogram_svg(&title, &m.unit, h) {
+                Ok(svg) => charts.push(serde_json::json!({"title": title, "svg": svg})),
+                Err(e) => warn!(metric = %m.metric, error = %e, "could not draw histogram"),
+            }
+        }
+        out.push(serde_json::json!({
+            "title": fam.title(), "notes": sections::notes(fam, &figures), "metrics": rows, "derived": derived, "charts": charts,
+        }));
+    }
+    out
+}
+
+/// The cluster-health section: figures, faults table, detections and charts.
+fn cluster(v: &Verdict, c: &ClusterHealth) -> serde_json::Value {
+    let mut charts = Vec::new();
+    let mut add = |title: String, svg: Result<String, String>| match svg {
+        Ok(svg) => charts.push(serde_json::json!({"title": title, "svg": svg})),
+        Err(e) => warn!(chart = %title, error = %e, "could not draw a cluster chart"),
+    };
+    add(format!("all-reduce time per rank and step ({} ranks)", c.world_size), chart::heatmap_svg("all-reduce time per rank and step", "ms", &c.allreduce_ms, c.steps_per_column.max(1) as usize));
+    let cells: Vec<f64> = c.allreduce_ms.iter().flatten().flatten().copied().collect();
+    if let Some(h) = chart::histogram_of(&cells, ALLREDUCE_BINS.min(cells.len())) {
+        // Cells of a downsampled matrix are means of several steps: the title says so.
+        let what = if c.steps_per_column > 1 { format!("means of {} steps", c.steps_per_column) } else { "one per rank and step".into() };
+        add(format!("all-reduce time distribution ({} cells, {what})", cells.len()), chart::histogram_svg("all-reduce time", "ms", &h));
+    }
+    add("loss curve".into(), chart::line_svg("training loss (mean over ranks)", "loss", &c.loss));
+    // A fault's detection is the one of the same detector raised at the same instant.
+    let matched = |f: &FaultOutcome| c.detections.iter().find(|d| Some(&d.detector) == f.detector.as_ref() && Some(d.detected_at) == f.detected_at);
+    let marks: Vec<_> = c
+        .faults
+        .iter()
+        .map(|f| chart::FaultMark { rank: f.rank, step: f.step, detected_step: matched(f).and_then(|d| d.step), latency_ms: f.latency_ms })
+        .collect();
+    // The other detections split as the health summary counts them (processors' health
+    // `match_faults`): after the first fault a knock-on effect, before it a false alarm.
+    let first_fault = c.faults.iter().map(|f| f.injected_at).min();
+    let (mut knock_on, mut alarms) = (Vec::new(), Vec::new());
+    for d in c.detections.iter().filter(|d| !c.faults.iter().any(|f| matched(f).is_some_and(|m| std::ptr::eq(m, *d)))) {
+        let (Some(rank), Some(step)) = (d.rank, d.step) else { continue };
+        if first_fault.is_some_and(|t| d.event_ts >= t) { knock_on.push((rank, step)) } else { alarms.push((rank, step)) }
+    }
+    if !marks.is_empty() || !alarms.is_empty() {
+        // The axis spans every step that ran, not only those every rank completed.
+        let ran = c.allreduce_ms.iter().map(Vec::len).max().unwrap_or(0) as i64 * i64::from(c.steps_per_column.max(1));
+        add("fault timeline".into(), chart::fault_timeline_svg(c.world_size, c.steps.max(ran), &marks, &knock_on, &alarms));
+    }
+    let faults: Vec<_> = c
+        .faults
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "kind": f.kind, "rank": f.rank, "step": f.step, "injected": time_us(f.injected_at),
+                "detector": f.detector.clone().unwrap_or_else(|| "—".into()),
+                "latency": f.latency_ms.map_or_else(|| "missed".to_string(), |l| format!("{l:.0} ms")), "missed": f.latency_ms.is_none(),
+            })
+        })
+        .collect();
+    let detections: Vec<_> = c.detections.iter().map(|d| serde_json::json!({"detector": d.detector, "at": time_us(d.detected_at), "message": d.message})).collect();
+    let missed = c.faults.iter().filter(|f| f.latency_ms.is_none()).count();
+    serde_json::json!({
+        "world": c.world_size, "steps": c.steps, "samples_per_sec": fmt_num(c.samples_per_sec),
+        "comm_overhead_pct": fmt_num(c.comm_overhead_pct), "false_alarms": c.false_alarms, "missed": missed,
+        "faults": faults, "detections": detections, "charts": charts, "figures": derived_rows(v, Family::Cluster),
+    })
+}
+
+/// Bins of the all-reduce time histogram (fewer when there are fewer cells).
+const ALLREDUCE_BINS: usize = 24;
+
 /// Renders the HTML report of a verdict.
 pub fn render(v: &Verdict) -> Result<String, SinkError> {
     let s = &v.summary;
@@ -68,9 +259,9 @@ pub fn render(v: &Verdict) -> Result<String, SinkError> {
     ctx.insert("severity", v.severity.as_str());
     ctx.insert("status", s.status.as_str());
     ctx.insert("error", &s.error);
-    ctx.insert("started", &time_us(s.run.timestamp));
-    ctx.insert("gpus", &s.run.platform.gpus.join(", "));
     ctx.insert("generated", &time_us(trackiq_schemas::now_us()));
+    ctx.insert("cards", &cards::cards(v));
+    ctx.insert("meta", &metadata(s));
     let verdicts: Vec<_> = v
         .metrics
         .iter()
@@ -93,69 +284,10 @@ pub fn render(v: &Verdict) -> Result<String, SinkError> {
     ctx.insert("verdicts", &verdicts);
     let findings: Vec<_> = v.findings.iter().map(|f| serde_json::json!({"rule": f.rule, "message": f.message, "severity": f.severity.as_str()})).collect();
     ctx.insert("findings", &findings);
-    let metrics: Vec<_> = s
-        .metrics
-        .iter()
-        .map(|m| {
-            // Percentiles from a quantile sketch say so: "≈12.3 (±1 %)".
-            let pct = |v: f64| match m.percentile_error {
-                Some(e) => format!("≈{} (±{} %)", fmt_num(v), fmt_num(e * 100.0)),
-                None => fmt_num(v),
-            };
-            serde_json::json!({
-                "metric": m.metric, "unit": m.unit, "count": m.count, "mean": fmt_num(m.mean), "stdev": opt(m.stdev),
-                "min": fmt_num(m.min), "p50": pct(m.p50), "p90": pct(m.p90), "p95": pct(m.p95),
-                "p99": pct(m.p99), "max": fmt_num(m.max),
-            })
-        })
-        .collect();
-    ctx.insert("metrics", &metrics);
-    let derived: Vec<_> = s.derived.iter().map(|d| serde_json::json!({"name": d.name, "unit": d.unit, "value": fmt_num(d.value)})).collect();
-    ctx.insert("derived", &derived);
-    let mut charts = Vec::new();
-    for m in &s.metrics {
-        let Some(h) = &m.histogram else { continue };
-        if !trackiq_schemas::metrics::is_duration(&m.metric) {
-            continue;
-        }
-        let title = format!("{} distribution ({} samples)", m.metric, m.count);
-        match chart::histogram_svg(&title, &m.unit, h) {
-            Ok(svg) => charts.push(serde_json::json!({"title": title, "svg": svg})),
-            Err(e) => warn!(metric = %m.metric, error = %e, "could not draw histogram"),
-        }
-    }
+    ctx.insert("sections", &sections(v));
     if let Some(c) = &s.cluster {
-        let title = format!("all-reduce time per rank and step ({} ranks)", c.world_size);
-        match chart::heatmap_svg(&title, "ms", &c.allreduce_ms, c.steps_per_column.max(1) as usize) {
-            Ok(svg) => charts.push(serde_json::json!({"title": title, "svg": svg})),
-            Err(e) => warn!(error = %e, "could not draw the rank heatmap"),
-        }
-        match chart::line_svg("training loss (mean over ranks)", "loss", &c.loss) {
-            Ok(svg) => charts.push(serde_json::json!({"title": "loss curve", "svg": svg})),
-            Err(e) => warn!(error = %e, "could not draw the loss curve"),
-        }
-        let faults: Vec<_> = c
-            .faults
-            .iter()
-            .map(|f| {
-                serde_json::json!({
-                    "kind": f.kind, "rank": f.rank, "step": f.step, "injected": time_us(f.injected_at),
-                    "detector": f.detector.clone().unwrap_or_else(|| "—".into()),
-                    "latency": f.latency_ms.map_or_else(|| "missed".to_string(), |l| format!("{l:.0} ms")),
-                })
-            })
-            .collect();
-        let detections: Vec<_> = c.detections.iter().map(|d| serde_json::json!({"detector": d.detector, "at": time_us(d.detected_at), "message": d.message})).collect();
-        ctx.insert(
-            "cluster",
-            &serde_json::json!({
-                "world": c.world_size, "steps": c.steps, "samples_per_sec": fmt_num(c.samples_per_sec),
-                "comm_overhead_pct": fmt_num(c.comm_overhead_pct), "false_alarms": c.false_alarms,
-                "faults": faults, "detections": detections,
-            }),
-        );
+        ctx.insert("cluster", &cluster(v, c));
     }
-    ctx.insert("charts", &charts);
     TEMPLATES.render("report.html", &ctx).map_err(|e| SinkError::Template(format!("{e:?}")))
 }
 
@@ -193,64 +325,5 @@ impl Stage for ReportStage {
         self.store.put(&path, html.into_bytes()).await.map_err(|e| StageError::Transient(e.to_string()))?;
         info!(report = %format!("{}/{path}", self.store), "wrote report");
         Ok(Effects::done())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use trackiq_schemas::*;
-
-    use super::*;
-
-    #[test]
-    fn report_escapes_user_strings_and_shows_findings_and_charts() {
-        let mut labels = BTreeMap::new();
-        labels.insert("owner".to_string(), "<img src=x onerror=alert(1)>".to_string());
-        let run = RunStarted {
-            run_id: "r1".into(),
-            tool: "t".into(),
-            tool_version: "0".into(),
-            timestamp: 0,
-            platform: Platform { hardware_name: "h&w".into(), ..Default::default() },
-            workload: Workload { name: "<b>w</b>".into(), kind: "k".into(), ..Default::default() },
-            version: VersionInfo::default(),
-            labels,
-            series_id: "s".into(),
-        };
-        let m = MetricSummary {
-            metric: "latency_ms".into(), unit: "ms".into(), count: 4, mean: 2.5, stdev: Some(1.29), min: 1.0, p50: 2.5, p90: 3.7,
-            p95: 3.85, p99: 3.97, max: 4.0, histogram: Some(Histogram { edges: vec![1.0, 2.5, 4.0], counts: vec![2, 2] }), percentile_error: None,
-        };
-        let summary = RunSummary { run, status: RunStatus::Completed, ended_at: 1, sample_count: 4, expected_sample_count: Some(4), error: None, metrics: vec![m], derived: vec![], cluster: None };
-        let v = Verdict {
-            run_id: "r1".into(), series_id: "s".into(), evaluated_at: 2, severity: Severity::Warn, summary, metrics: vec![],
-            findings: vec![Finding { rule: "step_change".into(), metric: "latency_ms".into(), severity: Severity::Warn, value: Some(5.0), message: "latency <up>".into() }],
-        };
-        let html = render(&v).unwrap();
-        assert!(!html.contains("<img src=x") && html.contains("&lt;img src=x"), "label escaped");
-        assert!(!html.contains("<b>w</b>") && html.contains("&lt;b&gt;w&lt;&#x2F;b&gt;"), "workload escaped");
-        assert!(html.contains("step_change") && html.contains("latency &lt;up&gt;"), "findings shown, escaped");
-        assert!(html.contains("<svg") && html.contains("latency_ms distribution (4 samples)"), "histogram chart");
-        assert!(!html.contains("Cluster health"), "no cluster section for a plain run");
-
-        let mut v = v;
-        v.summary.cluster = Some(trackiq_schemas::ClusterHealth {
-            world_size: 2,
-            steps: 3,
-            samples_per_sec: 120.0,
-            comm_overhead_pct: 40.0,
-            steps_per_column: 1,
-            allreduce_ms: vec![vec![Some(1.0), Some(1.2), None], vec![Some(1.1), Some(9.0), Some(1.0)]],
-            loss: vec![0.5, 0.3, 0.2],
-            faults: vec![trackiq_schemas::FaultOutcome { kind: "kill_rank".into(), rank: 1, step: 2, injected_at: 1, detector: None, detected_at: None, latency_ms: None }],
-            detections: vec![],
-            false_alarms: 0,
-        });
-        let html = render(&v).unwrap();
-        assert!(html.contains("Cluster health") && html.contains("kill_rank") && html.contains("missed"), "faults table, a missed one said so");
-        assert!(html.contains("all-reduce time per rank and step (2 ranks)") && html.contains("loss curve"), "heatmap and loss charts");
-        assert_eq!(html.matches("<svg").count(), 3);
     }
 }
