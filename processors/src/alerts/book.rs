@@ -110,7 +110,7 @@ impl AlertBook {
         let mut observed: Vec<Observation> = v
             .metrics
             .iter()
-            .filter(|m| m.gates && bad(m.severity))
+            .filter(|m| observed_metrics(std::slice::from_ref(m)).next().is_some())
             .map(|m| Observation {
                 subject: m.metric.clone(), kind: AlertKind::Regression, severity: m.severity, value: Some(m.value), baseline: m.baseline,
                 change_pct: m.change_pct, ci: (m.change_ci_low, m.change_ci_high), pvalue: m.pvalue_adjusted.or(m.pvalue),
@@ -120,7 +120,13 @@ impl AlertBook {
         if self.config.findings {
             // A cluster detection already alerted on while the run streamed is not sent again.
             let repeats = |rule: &str, metric: &str| rule == CLUSTER_DETECTION_RULE && detected.iter().any(|d| metric == format!("cluster.{d}"));
-            observed.extend(v.findings.iter().filter(|f| bad(f.severity) && !repeats(&f.rule, &f.metric)).map(|f| Observation {
+            // Inhibition, as Alertmanager's: a finding about a metric that regressed in this
+            // verdict says the same thing again, and one about a metric that does not gate
+            // (telemetry, derived percentiles) must not page anyone when its KPI does not.
+            let regressed = |metric: &str| observed_metrics(&v.metrics).any(|m| m == metric);
+            let quiet = |metric: &str| v.metrics.iter().any(|m| m.metric == metric && !m.gates);
+            let wanted = |f: &&trackiq_schemas::Finding| bad(f.severity) && !repeats(&f.rule, &f.metric) && !regressed(&f.metric) && !quiet(&f.metric);
+            observed.extend(v.findings.iter().filter(wanted).map(|f| Observation {
                 subject: format!("finding:{}:{}", f.rule, f.metric), kind: AlertKind::Finding, severity: f.severity, value: f.value,
                 baseline: None, change_pct: None, ci: (None, None), pvalue: None, message: f.message.clone(),
             }));
@@ -285,6 +291,11 @@ impl AlertBook {
     pub fn silences(&self) -> impl Iterator<Item = &AlertAction> {
         self.silences.values()
     }
+}
+
+/// Metrics of a verdict that regressed and gate: the ones that alert.
+fn observed_metrics(metrics: &[trackiq_schemas::MetricVerdict]) -> impl Iterator<Item = &str> {
+    metrics.iter().filter(|m| m.gates && bad(m.severity)).map(|m| m.metric.as_str())
 }
 
 fn regression_message(metric: &str, value: f64, baseline: Option<f64>, change: Option<f64>) -> String {

@@ -111,11 +111,15 @@ fn silences_and_acks_keep_messages_from_being_sent_but_not_from_being_recorded()
 #[test]
 fn a_pin_resolves_and_findings_are_grouped_with_metrics() {
     let mut b = AlertBook::new(config());
-    let fired = b.on_verdict(&verdict("r1", 10, Some(8.0), &[("sustained_shift", "latency_ms")]));
-    assert_eq!(reasons(&fired), [("latency_ms", "firing", "firing"), ("finding:sustained_shift:latency_ms", "firing", "firing")]);
+    let fired = b.on_verdict(&verdict("r1", 10, Some(8.0), &[("sustained_shift", "queue_depth"), ("step_change", "latency_ms")]));
+    // The step change of the metric that regressed is inhibited: the regression says it.
+    assert_eq!(reasons(&fired), [("latency_ms", "firing", "firing"), ("finding:sustained_shift:queue_depth", "firing", "firing")]);
     assert!(fired.iter().all(|a| a.group_key == "verdict/r1" && a.group_size == 2 && a.series_firing == 2));
     assert_eq!(fired.iter().map(|a| a.group_index).collect::<Vec<_>>(), [0, 1]);
     let pin = BaselinePin { series_id: SERIES.into(), runs: vec![], set_at: 20 * S, reason: Some("accepted".into()) };
+    let mut quiet = verdict("r2", 15, Some(8.0), &[("step_change", "gpu_power_w")]);
+    quiet.metrics.push(MetricVerdict { metric: "gpu_power_w".into(), gates: false, ..quiet.metrics[0].clone() });
+    assert!(b.on_verdict(&quiet).iter().all(|a| !a.subject.contains("gpu_power_w")), "a finding on telemetry that does not gate pages nobody");
     let resolved = b.on_pin(&pin);
     assert_eq!(reasons(&resolved), [("latency_ms", "resolved", "resolved")]);
     assert!(resolved[0].message.contains("accepted"));
