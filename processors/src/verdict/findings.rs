@@ -45,7 +45,10 @@ pub fn from_summary(cfg: &FindingsConfig, s: &RunSummary) -> Vec<Finding> {
     let mut out = Vec::new();
     for m in &s.metrics {
         let name = m.metric.to_ascii_lowercase();
-        if (name.contains("allreduce") || name.contains("all_reduce")) && m.p50 > 0.0 && m.p99 > cfg.allreduce_tail_ratio * m.p50 {
+        // A tail of all-reduce *times*: the numerical error and byte counts of the collective
+        // share the name but not the meaning (a tail in the error is not a slow network).
+        let is_time = trackiq_schemas::metrics::is_duration(&m.metric);
+        if is_time && (name.contains("allreduce") || name.contains("all_reduce")) && m.p50 > 0.0 && m.p99 > cfg.allreduce_tail_ratio * m.p50 {
             let ratio = m.p99 / m.p50;
             out.push(finding("allreduce_tail", &m.metric, ratio, format!("{} p99 is {ratio:.2}× p50 (limit {}×)", m.metric, cfg.allreduce_tail_ratio)));
         }
@@ -127,4 +130,29 @@ pub fn sustained_shift(cfg: &FindingsConfig, metric: &str, runs: &[f64], baselin
             cfg.sustained_runs, cfg.sustained_pct
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use trackiq_schemas::{MetricSummary, RunStarted, RunStatus, RunSummary};
+
+    use super::*;
+
+    #[test]
+    fn an_allreduce_tail_is_about_times_not_the_collectives_error_or_bytes() {
+        let m = |metric: &str, unit: &str| MetricSummary {
+            metric: metric.into(), unit: unit.into(), count: 100, mean: 1.0, stdev: None, min: 0.5, p50: 1.0, p90: 1.5, p95: 1.8, p99: 2.0, max: 2.0,
+            histogram: None, percentile_error: None,
+        };
+        let run = RunStarted {
+            run_id: "r".into(), tool: "t".into(), tool_version: "0".into(), timestamp: 0, platform: Default::default(), workload: Default::default(),
+            version: Default::default(), labels: Default::default(), series_id: "s".into(),
+        };
+        let s = RunSummary {
+            run, status: RunStatus::Completed, ended_at: 1, sample_count: 300, expected_sample_count: None, error: None,
+            metrics: vec![m("cluster.allreduce_ms", "ms"), m("cluster.allreduce_error", "ratio"), m("cluster.allreduce_bytes", "bytes")], derived: vec![], cluster: None,
+        };
+        let found: Vec<String> = from_summary(&crate::verdict::config::FindingsConfig::default(), &s).into_iter().map(|f| f.metric).collect();
+        assert_eq!(found, ["cluster.allreduce_ms"], "p99 = 2 × p50 > 1.3 × for all three; only the time is a tail");
+    }
 }
