@@ -4,7 +4,7 @@
 //! Pure: the caller queries the tables into a [`FleetReport`]; this module derives the
 //! sections and renders them. HTML (`fleet.html`) is escaped by tera's autoescaping and its
 //! charts carry no user strings, so they go in with `| safe`. tera does not escape Markdown
-//! (`fleet.md`), so every user string passes [`md_escape`] before it reaches that template.
+//! (`fleet.md`), so every user string passes [`escape_md`](crate::notify::message::escape_md) before it reaches that template.
 
 pub mod chart;
 
@@ -177,13 +177,6 @@ impl FleetReport {
     }
 }
 
-/// A user string made safe for a GitHub-flavoured Markdown table cell: backslashes and pipes
-/// escaped (a pipe would end the cell), angle brackets as entities (GitHub would read HTML),
-/// line breaks flattened (they would end the row).
-pub fn md_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;").replace(['\r', '\n'], " ")
-}
-
 fn when(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
 }
@@ -255,7 +248,7 @@ fn render(name: &str, ctx: &Context) -> Result<String, SinkError> {
 
 /// The report as GitHub-flavoured Markdown (tables; charts only in the HTML format).
 pub fn render_markdown(r: &FleetReport) -> Result<String, SinkError> {
-    let mut ctx = context(r, &md_escape);
+    let mut ctx = context(r, &crate::notify::message::escape_md);
     ctx.insert("chart_count", &r.histories().len());
     render("fleet.md", &ctx)
 }

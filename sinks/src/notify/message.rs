@@ -167,9 +167,10 @@ pub fn escape_mrkdwn(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// Escapes what would break a Markdown table or start HTML in a GitHub comment.
+/// Escapes what would break a Markdown table, a code span or start HTML (GitHub comments,
+/// the fleet report).
 pub fn escape_md(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;").replace('`', "'").replace('\n', " ")
+    s.replace('\\', "\\\\").replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;").replace('`', "'").replace(['\r', '\n'], " ")
 }
 
 fn string_filter(f: fn(&str) -> String) -> impl tera::Filter {
