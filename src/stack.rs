@@ -77,6 +77,11 @@ impl Stack {
     pub async fn start_roles(config: &Config, roles: &[Role]) -> anyhow::Result<Stack> {
         let mut config = config.clone();
         let store = DataStore::open(&config.data)?;
+        // Unknown channels in routes, unset secrets and broken templates stop the start-up
+        // with the reason, before a broker or a stage starts (no restart loop, no noise).
+        if roles.contains(&Role::Sinks) && !config.notify.channels.is_empty() {
+            NotifyStage::new(config.notify.clone(), trackiq_schemas::Topics::new(&config.bus.topic_prefix), &store.to_string())?;
+        }
         // The compactor works on the object store alone: a process with only that role
         // neither starts a broker nor needs one to be reachable.
         let needs_kafka = roles.iter().any(|r| *r != Role::Compactor);
@@ -164,9 +169,6 @@ impl Stack {
             stages.push(("webhook", tokio::spawn(supervise(ctx("webhook", &config.webhook.group), make, shutdown.clone()))));
         }
         if roles.contains(&Role::Sinks) && !config.notify.channels.is_empty() {
-            // Unknown channels in routes, unreadable secrets and broken templates stop the
-            // start-up with the reason rather than a restart loop.
-            NotifyStage::new(config.notify.clone(), bus.topics().clone(), &store.to_string())?;
             let (c, b, st) = (config.notify.clone(), bus.clone(), store.clone());
             let make = move || {
                 let (c, b, st) = (c.clone(), b.clone(), st.clone());

@@ -130,7 +130,17 @@ pub async fn post_once(client: &reqwest::Client, url: &str, key: &str, body: &se
         Ok(r) if r.status().is_success() => Attempt::Delivered,
         Ok(r) if r.status().is_server_error() || matches!(r.status().as_u16(), 408 | 429) => Attempt::Transient(format!("HTTP {}", r.status())),
         Ok(r) => Attempt::Refused(format!("HTTP {}", r.status())),
-        Err(e) => Attempt::Transient(format!("request failed: {}", e.without_url())),
+        Err(e) => {
+            // The causes (refused, timed out, TLS) without the URL, which may hold a key.
+            let e = e.without_url();
+            let mut why = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                why.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            Attempt::Transient(format!("request failed: {why}"))
+        }
     }
 }
 

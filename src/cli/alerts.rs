@@ -1,7 +1,8 @@
 //! `trackiq alerts list | silences | ack | silence | unsilence`: the alert lifecycle from the
-//! on-call side. Lists read the `alerts` and `alert_actions` tables; actions are events on
-//! the alerts topic (key: the series), applied by the alert processor in order with the
-//! series' verdicts.
+//! on-call side. Every command reads the state as the alert processor rebuilds it (the
+//! `alerts` and `alert_actions` tables, then the retained alerts log, so what happened a
+//! second ago is there); actions are events on the alerts topic (key: the series), applied by
+//! the alert processor in order with the series' verdicts.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,9 +12,10 @@ use clap::{Args, Subcommand};
 use trackiq::config::Config;
 use trackiq_infra::Bus;
 use trackiq_infra::bus::send;
-use trackiq_schemas::{AlertAction, AlertActionKind, registry};
+use trackiq_processors::alerts::{AlertBook, add_log, book_from_tables};
+use trackiq_schemas::{Alert, AlertAction, AlertActionKind, AlertState, registry};
 
-use super::history::{OutFormat, lit, num, print_rows, rows};
+use super::history::{OutFormat, lit, num, print_rows};
 
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
@@ -28,9 +30,10 @@ pub enum AlertsCommand {
     Ack {
         /// The alert id (`trackiq alerts list`).
         id: String,
+        /// Why (kept with the acknowledgement).
         #[arg(long, default_value = "")]
         reason: String,
-        /// Who acknowledges. Default: $USER.
+        /// Who acknowledges. Default: the login name.
         #[arg(long)]
         by: Option<String>,
     },
@@ -40,6 +43,7 @@ pub enum AlertsCommand {
     Unsilence {
         /// The silence id (`trackiq alerts silences`).
         id: String,
+        /// Who ends it. Default: the login name.
         #[arg(long)]
         by: Option<String>,
     },
@@ -65,103 +69,148 @@ pub struct SilenceArgs {
     /// Only this metric (or alert subject, e.g. `finding:sustained_shift:latency_ms`).
     #[arg(long)]
     metric: Option<String>,
-    /// How long: `30m`, `2h`, `1d 12h`, ...
+    /// How long: `30m`, `2h`, `"1d 12h"` (quote a duration with spaces).
     #[arg(long = "for", value_parser = humantime::parse_duration)]
     duration: Duration,
     /// Why (kept with the silence).
     #[arg(long)]
     reason: String,
+    /// Who silences. Default: the login name.
     #[arg(long)]
     by: Option<String>,
 }
 
+/// Who acts: `--by`, else the login name ($USER, $LOGNAME, then the OS account).
 fn user(by: Option<String>) -> String {
-    by.or_else(|| std::env::var("USER").ok()).filter(|u| !u.is_empty()).unwrap_or_else(|| "unknown".into())
+    let os_user = || {
+        // SAFETY: getpwuid returns a pointer into static storage or null; read at once.
+        let pw = unsafe { libc::getpwuid(libc::geteuid()) };
+        (!pw.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr((*pw).pw_name) }.to_string_lossy().into_owned())
+    };
+    by.or_else(|| std::env::var("USER").ok()).or_else(|| std::env::var("LOGNAME").ok()).filter(|u| !u.is_empty()).or_else(os_user).unwrap_or_else(|| "unknown".into())
 }
 
-async fn publish(config: &Config, action: &AlertAction) -> anyhow::Result<()> {
+/// The alerts' state: the history tables, then the retained log of the alerts topic (what
+/// was changed or decided in the last seconds is not archived yet). Without a reachable
+/// broker, the tables alone, said on stderr.
+async fn book(config: &Config) -> anyhow::Result<(AlertBook, Option<Bus>)> {
+    let store = trackiq_infra::DataStore::open(&config.data)?;
+    let book = book_from_tables(&config.alerts, &store).await?;
     let bus = Bus::new(config.bus.clone());
-    bus.check_reachable().await?;
+    if bus.check_reachable().await.is_err() {
+        eprintln!("note: the broker at {} is not reachable: alerts as archived in the history (up to [archiver] flush_secs behind)", config.bus.bootstrap());
+        return Ok((book, None));
+    }
+    let (book, _) = add_log(book, &bus, &format!("{}-cli", config.alerts.group)).await?;
+    Ok((book, Some(bus)))
+}
+
+async fn publish(bus: Option<Bus>, action: &AlertAction) -> anyhow::Result<()> {
+    let Some(bus) = bus else { bail!("the broker is not reachable: start `trackiq up`, or pass --brokers host:port") };
     let producer = bus.producer()?;
     send(&producer, &bus.topics().alerts, action.series_id.as_bytes(), &registry().encode(action)?).await?;
     Ok(())
 }
 
-fn text(r: &trackiq_infra::tables::Row, k: &str) -> String {
-    match r.get(k) {
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(serde_json::Value::Number(n)) => n.as_f64().map(num).unwrap_or_default(),
-        Some(v) if !v.is_null() => v.to_string(),
-        _ => "—".into(),
-    }
+fn time(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us).map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map(num).unwrap_or_else(|| "—".into())
 }
 
 pub async fn run(config: Config, cmd: AlertsCommand) -> anyhow::Result<ExitCode> {
     let now = trackiq_schemas::now_us();
     match cmd {
         AlertsCommand::List(a) => {
-            let mut filter = vec!["rn = 1".to_string()];
-            if !a.all {
-                filter.push("state = 'firing'".into());
-            }
-            if let Some(s) = &a.series {
-                filter.push(format!("series_id = {}", lit(s)));
-            }
-            let sql = format!(
-                "SELECT alert_id, state, severity, series_id, subject, workload, hardware, value, baseline, change_pct, \
-                 CAST(fired_at AS VARCHAR) AS since, CAST(notified_at AS VARCHAR) AS notified, acked_by, silenced_by, run_id \
-                 FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY alert_id ORDER BY updated_at DESC, kafka_partition DESC, kafka_offset DESC) AS rn FROM alerts) \
-                 WHERE {} ORDER BY fired_at DESC",
-                filter.join(" AND ")
-            );
-            let header = ["id", "state", "severity", "series", "subject", "workload", "hardware", "value", "baseline", "change %", "since", "last sent", "acked by", "silenced by", "last run"];
-            let cols = ["alert_id", "state", "severity", "series_id", "subject", "workload", "hardware", "value", "baseline", "change_pct", "since", "notified", "acked_by", "silenced_by", "run_id"];
-            let out: Vec<Vec<String>> = rows(&config, &sql).await?.iter().map(|r| cols.iter().map(|c| text(r, c)).collect()).collect();
-            if out.is_empty() && a.format == OutFormat::Table {
+            let (book, _) = book(&config).await?;
+            let mut alerts: Vec<&Alert> = book.all().filter(|x| a.all || x.state == AlertState::Firing).filter(|x| a.series.as_ref().is_none_or(|s| *s == x.series_id)).collect();
+            alerts.sort_by_key(|x| std::cmp::Reverse(x.fired_at));
+            if a.format == OutFormat::Json {
+                let rows: Vec<serde_json::Value> = alerts
+                    .iter()
+                    .map(|x| {
+                        serde_json::json!({
+                            "alert_id": x.alert_id, "state": x.state.as_str(), "severity": x.severity.as_str(), "series_id": x.series_id,
+                            "subject": x.subject, "kind": x.kind.as_str(), "workload": x.workload, "hardware": x.hardware, "value": x.value,
+                            "baseline": x.baseline, "change_pct": x.change_pct, "fired_at": time(x.fired_at), "last_notified_at": x.notified_at.map(time),
+                            "acked_by": x.acked_by, "silenced_by": book.silenced_now(x, now), "last_run_id": x.run_id,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if alerts.is_empty() {
                 println!("no {}alerts", if a.all { "" } else { "firing " });
             } else {
-                print_rows(a.format, &header, out);
+                let header = ["id", "state", "severity", "series", "subject", "workload", "hardware", "value", "baseline", "change %", "since", "last sent", "acked by", "silenced by", "last run"];
+                let rows = alerts
+                    .iter()
+                    .map(|x| {
+                        vec![
+                            x.alert_id.clone(), x.state.as_str().into(), x.severity.as_str().into(), x.series_id.clone(), x.subject.clone(), x.workload.clone(),
+                            x.hardware.clone(), opt(x.value), opt(x.baseline), x.change_pct.map(|c| format!("{c:+.1}")).unwrap_or_else(|| "—".into()),
+                            time(x.fired_at), x.notified_at.map(time).unwrap_or_else(|| "—".into()), x.acked_by.clone().unwrap_or_else(|| "—".into()),
+                            book.silenced_now(x, now).unwrap_or_else(|| "—".into()), x.run_id.clone(),
+                        ]
+                    })
+                    .collect();
+                print_rows(a.format, &header, rows);
             }
         }
         AlertsCommand::Silences { format } => {
-            let sql = format!(
-                "SELECT s.id, s.series_id, s.subject, CAST(s.\"until\" AS VARCHAR) AS ends, s.reason, s.\"by\" AS who FROM alert_actions s \
-                 WHERE s.action = 'silence' AND s.\"until\" > to_timestamp_micros({now}) \
-                 AND s.id NOT IN (SELECT id FROM alert_actions WHERE action = 'unsilence') ORDER BY s.\"until\""
-            );
-            let cols = ["id", "series_id", "subject", "ends", "reason", "who"];
-            let out: Vec<Vec<String>> = rows(&config, &sql).await?.iter().map(|r| cols.iter().map(|c| text(r, c)).collect()).collect();
-            print_rows(format, &["id", "series", "metric", "until", "reason", "by"], out);
+            let (book, _) = book(&config).await?;
+            let rows = book
+                .active_silences(now)
+                .iter()
+                .map(|s| vec![s.id.clone(), s.series_id.clone(), s.subject.clone().unwrap_or_else(|| "(all)".into()), s.until.map(time).unwrap_or_default(), s.reason.clone(), s.by.clone()])
+                .collect();
+            print_rows(format, &["id", "series", "metric", "until", "reason", "by"], rows);
         }
         AlertsCommand::Ack { id, reason, by } => {
-            let sql = format!("SELECT series_id, max(CASE WHEN state = 'firing' THEN 1 ELSE 0 END) AS firing FROM alerts WHERE alert_id = {} GROUP BY series_id", lit(&id));
-            let found = rows(&config, &sql).await?;
-            let Some(series) = found.first().and_then(|r| r.get("series_id")).and_then(|v| v.as_str()) else {
-                bail!("no alert `{id}` in the history (`trackiq alerts list --all` shows the ids)");
-            };
-            let action = AlertAction { action: AlertActionKind::Ack, id: id.clone(), series_id: series.to_string(), subject: None, until: None, reason, by: user(by), at: now };
-            publish(&config, &action).await?;
-            println!("acknowledged alert {id} of series {series} as {}", action.by);
+            let (book, bus) = book(&config).await?;
+            let Some(alert) = book.get(&id) else { bail!("no alert `{id}` (`trackiq alerts list --all` shows the ids)") };
+            if alert.state != AlertState::Firing {
+                bail!("alert `{id}` ({} of series {}) is resolved: only a firing alert can be acknowledged", alert.subject, alert.series_id);
+            }
+            if let Some(who) = &alert.acked_by {
+                println!("alert {id} is already acknowledged by {who}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let action = AlertAction { action: AlertActionKind::Ack, id: id.clone(), series_id: alert.series_id.clone(), subject: None, until: None, reason, by: user(by), at: now };
+            publish(bus, &action).await?;
+            println!("acknowledged alert {id} ({} of series {}) as {}", alert.subject, alert.series_id, action.by);
         }
         AlertsCommand::Silence(a) => {
+            if a.duration.is_zero() {
+                bail!("--for must be longer than 0 s");
+            }
             let until = now + i64::try_from(a.duration.as_micros()).context("the silence is too long")?;
-            let id = uuid::Uuid::now_v7().simple().to_string()[..12].to_string();
+            let (book, bus) = book(&config).await?;
+            let store = trackiq_infra::DataStore::open(&config.data)?;
+            let known = !trackiq_infra::tables::query_rows(&store, &format!("SELECT 1 FROM runs WHERE series_id = {} LIMIT 1", lit(&a.series))).await?.is_empty()
+                || book.all().any(|x| x.series_id == a.series);
+            if !known {
+                eprintln!("warning: no run of series {} is in the history yet; the silence applies once it has one", a.series);
+            }
+            let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
             let action = AlertAction {
                 action: AlertActionKind::Silence, id: id.clone(), series_id: a.series.clone(), subject: a.metric.clone(), until: Some(until),
                 reason: a.reason, by: user(a.by), at: now,
             };
-            publish(&config, &action).await?;
-            let end = chrono::DateTime::from_timestamp_micros(until).map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default();
-            println!("silence {id}: series {}{} until {end}", a.series, a.metric.map(|m| format!(" metric {m}")).unwrap_or_default());
+            publish(bus, &action).await?;
+            println!("silence {id}: series {}{} until {}", a.series, a.metric.map(|m| format!(" metric {m}")).unwrap_or_default(), time(until));
         }
         AlertsCommand::Unsilence { id, by } => {
-            let sql = format!("SELECT series_id FROM alert_actions WHERE action = 'silence' AND id = {}", lit(&id));
-            let found = rows(&config, &sql).await?;
-            let Some(series) = found.first().and_then(|r| r.get("series_id")).and_then(|v| v.as_str()) else {
-                bail!("no silence `{id}` in the history (`trackiq alerts silences` shows the ids)");
+            let (book, bus) = book(&config).await?;
+            let silence = match book.silence(&id) {
+                (Some(s), _) if s.until.is_some_and(|u| u <= now) => bail!("silence `{id}` already ended at {}", s.until.map(time).unwrap_or_default()),
+                (Some(s), _) => s.clone(),
+                (None, true) => bail!("silence `{id}` was already ended"),
+                (None, false) => bail!("no silence `{id}` (`trackiq alerts silences` shows the ids)"),
             };
-            let action = AlertAction { action: AlertActionKind::Unsilence, id: id.clone(), series_id: series.to_string(), subject: None, until: None, reason: String::new(), by: user(by), at: now };
-            publish(&config, &action).await?;
+            let action = AlertAction { action: AlertActionKind::Unsilence, id: id.clone(), series_id: silence.series_id, subject: None, until: None, reason: String::new(), by: user(by), at: now };
+            publish(bus, &action).await?;
             println!("silence {id} ended");
         }
     }

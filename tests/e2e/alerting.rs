@@ -148,7 +148,9 @@ fn a_regression_reaches_every_channel_once_worsens_and_resolves() {
     record(&up, "step", 10.0);
     let last = record(&up, "step", 10.02);
     wait_or_log(&up, "the resolution", || (slack.messages.lock().unwrap().len() == 3).then_some(()));
-    assert_eq!(slack.headers()[2], "[RESOLVED] step on box: latency_ms resolved", "{:?}", slack.headers());
+    assert_eq!(slack.headers()[2], "[RESOLVED] step on box: latency_ms back within baseline", "{:?}", slack.headers());
+    let resolution = slack.messages.lock().unwrap()[2]["attachments"][0]["blocks"][2]["text"]["text"].as_str().unwrap().to_string();
+    assert!(resolution.contains("*10.02*") && resolution.contains("is back within its baseline for 2 runs after firing for"), "the good run's figures: {resolution}");
     assert_eq!(slack.messages.lock().unwrap()[2]["attachments"][0]["color"], "#2da44e");
     wait_or_log(&up, "three emails", || (smtp.messages().len() == 3).then_some(()));
     wait_or_log(&up, "the issue closed", || (github.calls.lock().unwrap().len() == 4).then_some(()));
@@ -238,6 +240,9 @@ fn an_outage_is_retried_then_dead_lettered_a_restart_sends_nothing_twice_and_a_s
     });
     let silenced = ok(&up.cli(&["alerts", "silence", "--series", &series, "--for", "2h", "--reason", "planned maintenance"]));
     assert!(silenced.starts_with("silence ") && silenced.contains(&series), "{silenced}");
+    // Listed at once (from the log, before the archiver wrote it).
+    let listed = ok(&up.cli(&["alerts", "silences", "--format", "json"]));
+    assert!(listed.contains("planned maintenance") && listed.contains(&series), "{listed}");
     // The silence travels on the alerts topic, the verdict on the verdicts topic: wait until
     // the silence is on record before the regression.
     wait_or_log(&up, "the silence in Parquet", || (sql_n(&up, "SELECT count(*) AS n FROM alert_actions WHERE action = 'silence'") == 1).then_some(()));

@@ -53,6 +53,8 @@ pub struct AlertBook {
     config: AlertsConfig,
     alerts: HashMap<String, Alert>,
     silences: HashMap<String, AlertAction>,
+    /// Silences ended early, so a second `unsilence` can say so.
+    ended: std::collections::HashSet<String>,
 }
 
 fn bad(s: Severity) -> bool {
@@ -151,10 +153,25 @@ impl AlertBook {
             a.run_id = v.run_id.clone();
             a.updated_at = now;
             a.notify = NotifyReason::None;
+            // The figures are the good run's now: a resolution shows where the metric is back to.
+            if let Some(m) = v.metrics.iter().find(|m| m.metric == a.subject) {
+                (a.value, a.baseline, a.change_pct, a.change_ci_low, a.change_ci_high) = (Some(m.value), m.baseline, m.change_pct, m.change_ci_low, m.change_ci_high);
+                a.pvalue = m.pvalue_adjusted.or(m.pvalue);
+            }
             if a.ok_runs >= self.config.resolve_after_runs as i32 {
                 a.state = AlertState::Resolved;
                 a.notify = NotifyReason::Resolved;
-                a.message = format!("{} is back within its baseline for {} runs", a.subject, a.ok_runs);
+                let fired_for = humanize_secs((now - a.fired_at) / 1_000_000);
+                a.message = match a.value {
+                    Some(value) if a.kind == AlertKind::Regression => {
+                        let against = match (a.baseline, a.change_pct) {
+                            (Some(b), Some(c)) => format!(" against {b:.4} ({c:+.1} %)"),
+                            _ => String::new(),
+                        };
+                        format!("{} is back within its baseline for {} runs after firing for {fired_for}: now {value:.4}{against}", a.subject, a.ok_runs)
+                    }
+                    _ => format!("{} has not fired for {} runs, after firing for {fired_for}", a.subject, a.ok_runs),
+                };
             }
             changes.push(a);
         }
@@ -258,6 +275,7 @@ impl AlertBook {
             }
             AlertActionKind::Unsilence => {
                 self.silences.remove(&action.id);
+                self.ended.insert(action.id.clone());
             }
             AlertActionKind::Ack => {}
         }
@@ -273,24 +291,48 @@ impl AlertBook {
     }
 
     /// Stamps silences, the series' firing count and the group on `changes`, and keeps them.
+    /// A silenced message does not count as sent: when the silence ends, the next change is
+    /// compared with what people last heard, so a worsening it hid is sent then.
     fn commit(&mut self, mut changes: Vec<Alert>, series: &str, group: &str, now: i64) -> Vec<Alert> {
-        for a in &changes {
+        for a in changes.iter_mut() {
+            a.silenced_by = if a.notify == NotifyReason::None { None } else { self.silence_of(a, now) };
+            if a.silenced_by.is_some() && a.state == AlertState::Firing {
+                let before = self.alerts.get(&a.alert_id).filter(|p| p.fired_at == a.fired_at);
+                (a.notified_at, a.notified_change_pct) = (before.and_then(|p| p.notified_at), before.and_then(|p| p.notified_change_pct));
+            }
             self.alerts.insert(a.alert_id.clone(), a.clone());
         }
         let firing = self.firing().filter(|a| a.series_id == series).count() as i32;
         let size = changes.len() as i32;
         for (i, a) in changes.iter_mut().enumerate() {
-            a.silenced_by = if a.notify == NotifyReason::None { None } else { self.silence_of(a, now) };
             (a.series_firing, a.group_key, a.group_size, a.group_index) = (firing, group.to_string(), size, i as i32);
             self.alerts.insert(a.alert_id.clone(), a.clone());
         }
         changes
     }
 
-    /// Active silences, for listing.
-    pub fn silences(&self) -> impl Iterator<Item = &AlertAction> {
-        self.silences.values()
+    /// Silences in force at `now` (not ended, not unsilenced), soonest end first.
+    pub fn active_silences(&self, now: i64) -> Vec<&AlertAction> {
+        let mut v: Vec<&AlertAction> = self.silences.values().filter(|s| s.until.is_some_and(|u| now < u)).collect();
+        v.sort_by_key(|s| s.until);
+        v
     }
+
+    /// The silence in force over `a` at `now`, if any (for listings).
+    pub fn silenced_now(&self, a: &Alert, now: i64) -> Option<String> {
+        self.silence_of(a, now)
+    }
+
+    /// A silence by id (ended or not, unless ended early) and whether it was ended early.
+    pub fn silence(&self, id: &str) -> (Option<&AlertAction>, bool) {
+        (self.silences.get(id), self.ended.contains(id))
+    }
+
+    /// Every alert's latest state.
+    pub fn all(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.values()
+    }
+
 }
 
 /// Metrics of a verdict that regressed and gate: the ones that alert.
@@ -302,6 +344,17 @@ fn regression_message(metric: &str, value: f64, baseline: Option<f64>, change: O
     match (baseline, change) {
         (Some(b), Some(c)) => format!("{metric} is {value:.4} against a baseline of {b:.4} ({c:+.1} %)"),
         _ => format!("{metric} is {value:.4}"),
+    }
+}
+
+/// "3 h 12 min", "45 s": how long an alert fired.
+fn humanize_secs(secs: i64) -> String {
+    let secs = secs.max(0);
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs / 60),
+        3600..86_400 => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
+        _ => format!("{} d {} h", secs / 86_400, secs % 86_400 / 3600),
     }
 }
 

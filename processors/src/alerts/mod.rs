@@ -74,27 +74,37 @@ const ALERTS_SQL: &str = "SELECT alert_id, series_id, subject, kind, state, seve
 const ACTIONS_SQL: &str = "SELECT action, id, series_id, subject, CAST(\"until\" AS BIGINT) AS \"until\", reason, \"by\", CAST(\"at\" AS BIGINT) AS \"at\" \
      FROM alert_actions WHERE action <> 'ack' ORDER BY \"at\", kafka_partition, kafka_offset";
 
-/// Rebuilds the book: tables first, then the retained log (see the module doc).
-pub async fn bootstrap(config: &AlertsConfig, bus: &Bus, store: &DataStore) -> Result<AlertBook, ProcessorError> {
+/// The book as the history tables have it (archived changes and actions).
+pub async fn book_from_tables(config: &AlertsConfig, store: &DataStore) -> Result<AlertBook, ProcessorError> {
     let mut book = AlertBook::new(config.clone());
     let alerts: Vec<Alert> = query_as(store, ALERTS_SQL).await?;
     let actions: Vec<AlertAction> = query_as(store, ACTIONS_SQL).await?;
-    let from_tables = alerts.len() + actions.len();
     for a in alerts {
         book.restore(&AnyEvent::Alert(Box::new(a)));
     }
     for a in actions {
         book.restore(&AnyEvent::AlertAction(a));
     }
-    let (bus, group, topic) = (bus.clone(), config.group.clone(), bus.topics().alerts.clone());
-    let (from_log, book) = tokio::task::spawn_blocking(move || {
+    Ok(book)
+}
+
+/// Adds the whole retained alerts log (newer than any archived row) to `book`; returns it and
+/// how many events were read.
+pub async fn add_log(mut book: AlertBook, bus: &Bus, group: &str) -> Result<(AlertBook, usize), ProcessorError> {
+    let (bus, group, topic) = (bus.clone(), group.to_string(), bus.topics().alerts.clone());
+    tokio::task::spawn_blocking(move || {
         let c = replay_consumer(&bus, &format!("{group}-bootstrap"))?;
         let n = read_log(&c, &topic, &Default::default(), |e| book.restore(&e))?;
-        Ok::<_, ProcessorError>((n, book))
+        Ok::<_, ProcessorError>((book, n))
     })
     .await
-    .map_err(|e| ProcessorError::Task(e.to_string()))??;
-    info!(from_tables, from_log, firing = book.firing().count(), "alert state rebuilt");
+    .map_err(|e| ProcessorError::Task(e.to_string()))?
+}
+
+/// Rebuilds the book: tables first, then the retained log (see the module doc).
+pub async fn bootstrap(config: &AlertsConfig, bus: &Bus, store: &DataStore) -> Result<AlertBook, ProcessorError> {
+    let (book, from_log) = add_log(book_from_tables(config, store).await?, bus, &config.group).await?;
+    info!(from_log, firing = book.firing().count(), "alert state rebuilt");
     Ok(book)
 }
 
