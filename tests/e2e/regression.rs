@@ -49,14 +49,19 @@ fn gate_changepoints_trends_baselines_and_compare() {
     }
     let last = record(&up, "after", 12.05);
     verdict_of(&up, &last);
+    // A run's summary and its verdict are archived to two tables, each flushed on its own
+    // clock: the last summaries can land a flush after the verdict waited for above.
+    let trend = wait_for("the trend over all 10 runs", Duration::from_secs(60), || {
+        let t: Vec<serde_json::Value> = serde_json::from_str(&ok(&up.cli(&["trend", "--metric", "latency_ms", "--format", "json"]))).unwrap();
+        t.first().is_some_and(|r| r["runs"] == "10").then_some(t)
+    });
+    assert_eq!(trend[0]["runs"], "10");
     let cps: Vec<serde_json::Value> = serde_json::from_str(&ok(&up.cli(&[
         "changepoints", "--metric", "latency_ms", "--window-len", "10", "--max-pvalue", "0.01", "--format", "json",
     ])))
     .unwrap();
     assert_eq!(cps.len(), 1, "{cps:?}");
     assert_eq!((cps[0]["first run after"].as_str(), cps[0]["index"].as_str()), (Some(step.as_str()), Some("6")));
-    let trend: Vec<serde_json::Value> = serde_json::from_str(&ok(&up.cli(&["trend", "--metric", "latency_ms", "--format", "json"]))).unwrap();
-    assert_eq!(trend[0]["runs"], "10");
     // The trends topic is archived too: the latest result saw all 10 runs and the step.
     let q = "SELECT points, change_points, last_change_run_id FROM trends WHERE metric = 'latency_ms' ORDER BY points DESC LIMIT 1";
     let rows = wait_for("trend results in Parquet", Duration::from_secs(60), || Some(sql(&up, q)).filter(|r| r.first().is_some_and(|r| r["points"] == 10)));
