@@ -132,6 +132,8 @@ fn a_regression_reaches_every_channel_once_worsens_and_resolves() {
     assert_eq!(header(&mail, "Subject"), title);
     assert!(mail.contains("multipart/alternative") && mail.contains("text/plain") && mail.contains("text/html"), "{mail}");
     assert!(header(&mail, "Message-ID").ends_with("@trackiq>"));
+    let thread = header(&mail, "References").to_string();
+    assert!(thread.ends_with("@trackiq>") && header(&mail, "In-Reply-To") == thread);
     wait_or_log(&up, "the GitHub issue", || (!github.calls.lock().unwrap().is_empty()).then_some(()));
     let (_, _, issue) = github.calls.lock().unwrap()[0].clone();
     assert_eq!((issue["title"].as_str(), issue["labels"][0].as_str()), (Some(title.as_str()), Some("performance-regression")));
@@ -153,6 +155,7 @@ fn a_regression_reaches_every_channel_once_worsens_and_resolves() {
     assert!(resolution.contains("*10.02*") && resolution.contains("is back within its baseline for 2 runs after firing for"), "the good run's figures: {resolution}");
     assert_eq!(slack.messages.lock().unwrap()[2]["attachments"][0]["color"], "#2da44e");
     wait_or_log(&up, "three emails", || (smtp.messages().len() == 3).then_some(()));
+    assert!(smtp.messages().iter().all(|m| header(m, "References") == thread), "fired, worse and resolved are one thread");
     wait_or_log(&up, "the issue closed", || (github.calls.lock().unwrap().len() == 4).then_some(()));
     assert_eq!(
         github.sequence(),

@@ -12,6 +12,12 @@ use super::Failure;
 use super::config::{Secret, SmtpSecurity};
 use crate::error::SinkError;
 
+/// `<hex@trackiq>`, the same for the same key.
+fn message_id(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    format!("<{}@trackiq>", digest.iter().take(12).map(|b| format!("{b:02x}")).collect::<String>())
+}
+
 /// One SMTP channel.
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -52,11 +58,12 @@ impl Mailer {
         Ok(Mailer { transport: builder.build(), from, to })
     }
 
-    /// Sends one message; returns its Message-ID.
-    pub async fn send(&self, notification_id: &str, subject: &str, text: String, html: String) -> Result<String, Failure> {
-        let digest = Sha256::digest(notification_id.as_bytes());
-        let id = format!("<{}@trackiq>", digest.iter().take(12).map(|b| format!("{b:02x}")).collect::<String>());
-        let mut b = Message::builder().from(self.from.clone()).subject(subject).header(MessageId::from(id.clone()));
+    /// Sends one message; returns its Message-ID. Messages of one episode (fired, worse,
+    /// resolved) refer to the same thread id, so mail clients show them as one thread.
+    pub async fn send(&self, notification_id: &str, episode: &str, subject: &str, text: String, html: String) -> Result<String, Failure> {
+        let id = message_id(notification_id);
+        let thread = message_id(episode);
+        let mut b = Message::builder().from(self.from.clone()).subject(subject).header(MessageId::from(id.clone())).in_reply_to(thread.clone()).references(thread);
         for t in &self.to {
             b = b.to(t.clone());
         }

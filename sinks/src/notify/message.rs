@@ -73,6 +73,10 @@ pub struct MessageModel {
     pub dashboard_url: Option<String>,
     /// Alerts of the series still firing after this message.
     pub series_firing: i32,
+    /// The episode this message belongs to (series and the earliest firing start): every
+    /// message of one problem shares it, so an email thread can hold them together.
+    #[serde(skip)]
+    pub episode: String,
     #[serde(skip)]
     pub reason_kind: NotifyReason,
     #[serde(skip)]
@@ -152,6 +156,7 @@ impl MessageModel {
             report_url: Some(format!("{base}/{}", crate::report::report_path(&first.run_id))),
             dashboard_url: dashboard_url.map(|d| format!("{}/runs/{}", d.trim_end_matches('/'), first.run_id)),
             series_firing: sent.iter().map(|a| a.series_firing).last().unwrap_or(0),
+            episode: format!("{}/{}", first.series_id, sent.iter().map(|a| a.fired_at).min().unwrap_or(0)),
             reason_kind: reason,
             severity_kind: severity,
         }

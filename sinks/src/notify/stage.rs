@@ -263,7 +263,7 @@ impl NotifyStage {
                     Attempt::Refused(e) => Err(Failure::Refused(format!("Slack webhook: {e}"))),
                 }
             }
-            Sender::Email(mailer) => mailer.send(nid, title, render("email.txt")?, render("email.html")?).await.map(Some),
+            Sender::Email(mailer) => mailer.send(nid, &m.episode, title, render("email.txt")?, render("email.html")?).await.map(Some),
             Sender::Github(issues) => {
                 let key = (ch.config.name().to_string(), m.series_id.clone());
                 let body = render("github.md")?;
