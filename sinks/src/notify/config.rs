@@ -87,7 +87,7 @@ impl<'de> Deserialize<'de> for SecretSource {
             Repr::Where(Where { env: Some(v), file: None }) => Ok(SecretSource::Env(v)),
             Repr::Where(Where { env: None, file: Some(f) }) => Ok(SecretSource::File(f)),
             _ => Err(serde::de::Error::custom(
-                "a secret is read from `{ env = \"VAR\" }` or `{ file = \"/path\" }`; it is never written in the config (its value is not repeated here)",
+                "a channel secret (`webhook_url`, `password`, `token`) is read from `{ env = \"VAR\" }` or `{ file = \"/path\" }`; it is never written in the config (its value is not repeated here)",
             )),
         }
     }
