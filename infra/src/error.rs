@@ -21,6 +21,11 @@ pub enum InfraError {
     CompactionRecord { object: String, reason: String },
     #[error("DataFusion error: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
+    /// The read-only console got DDL, DML (`COPY`, `INSERT`), `CREATE EXTERNAL TABLE`, `SET`...
+    #[error("only queries of the history can run here: {0}")]
+    NotAQuery(String),
+    #[error("the query ran longer than {0:?} and was stopped")]
+    QueryTimedOut(std::time::Duration),
     #[error("a blocking task failed: {0}")]
     Task(String),
     #[error("I/O error at {path}: {source}")]

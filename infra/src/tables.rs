@@ -91,3 +91,77 @@ pub async fn query_as<T: serde::de::DeserializeOwned>(store: &DataStore, sql: &s
         })
         .collect()
 }
+
+/// A query's answer as text cells, in the query's column order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TextTable {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// More rows matched than the cap: only the first `cap` are here.
+    pub truncated: bool,
+}
+
+/// Runs one read-only query over the history (DDL, DML and statements refused by DataFusion's
+/// own plan check, before anything runs), stopped after `timeout`, at most `cap` rows.
+pub async fn query_readonly(store: &DataStore, sql: &str, cap: usize, timeout: std::time::Duration) -> Result<TextTable, InfraError> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    use datafusion::execution::context::SQLOptions;
+    let ctx = session(store).await?;
+    let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+    let df = ctx.sql_with_options(sql, options).await.map_err(|e| {
+        let text = e.to_string();
+        if text.contains("not supported") && (text.contains("DDL") || text.contains("DML") || text.contains("Statement")) {
+            InfraError::NotAQuery(text)
+        } else {
+            InfraError::DataFusion(e)
+        }
+    })?;
+    let df = df.limit(0, Some(cap + 1))?;
+    let batches = tokio::time::timeout(timeout, df.collect()).await.map_err(|_| InfraError::QueryTimedOut(timeout))??;
+    let columns = batches.first().map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect()).unwrap_or_default();
+    let mut rows = Vec::new();
+    let options = FormatOptions::default().with_null("");
+    for b in &batches {
+        let formatters = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options)).collect::<Result<Vec<_>, _>>().map_err(|e| InfraError::DataFusion(e.into()))?;
+        for i in 0..b.num_rows() {
+            rows.push(formatters.iter().map(|f| f.value(i).to_string()).collect());
+        }
+    }
+    let truncated = rows.len() > cap;
+    rows.truncate(cap);
+    Ok(TextTable { columns, rows, truncated })
+}
+
+#[cfg(test)]
+mod readonly_tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn store() -> DataStore {
+        let dir = std::env::temp_dir().join(format!("trackiq-readonly-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        DataStore::open(&format!("file://{}", dir.display())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_console_runs_queries_and_refuses_everything_else() {
+        let s = store();
+        let t = query_readonly(&s, "SELECT 1 AS one, 'a' AS letter UNION ALL SELECT 2, NULL", 10, Duration::from_secs(10)).await.unwrap();
+        assert_eq!((t.columns.clone(), t.rows.len(), t.truncated), (vec!["one".to_string(), "letter".to_string()], 2, false));
+        let capped = query_readonly(&s, "SELECT * FROM generate_series(1, 100)", 10, Duration::from_secs(10)).await.unwrap();
+        assert_eq!((capped.rows.len(), capped.truncated), (10, true));
+        for sql in [
+            "COPY (SELECT 1) TO '/tmp/trackiq-copy-test.csv'",
+            "CREATE EXTERNAL TABLE leak STORED AS CSV LOCATION '/etc/passwd'",
+            "CREATE TABLE t AS SELECT 1",
+            "INSERT INTO runs SELECT * FROM runs",
+            "DROP TABLE runs",
+            "SET datafusion.execution.batch_size = 1",
+        ] {
+            let err = query_readonly(&s, sql, 10, Duration::from_secs(10)).await.unwrap_err();
+            assert!(matches!(err, InfraError::NotAQuery(_)), "{sql}: {err}");
+        }
+        assert!(!std::path::Path::new("/tmp/trackiq-copy-test.csv").exists());
+    }
+}
