@@ -12,6 +12,7 @@ use trackiq_processors::alerts::AlertsConfig;
 use trackiq_processors::archiver::ArchiverConfig;
 use trackiq_processors::compactor::CompactorConfig;
 use trackiq_processors::verdict::VerdictConfig;
+use trackiq_sinks::dashboard::DashboardConfig;
 use trackiq_sinks::notify::NotifyConfig;
 use trackiq_sinks::report::ReportConfig;
 use trackiq_sinks::webhook::WebhookConfig;
@@ -46,6 +47,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// On-call notifications of alerts: log, Slack, email, GitHub issues; routes and templates.
     pub notify: NotifyConfig,
+    /// The web dashboard (`trackiq ui`).
+    pub dashboard: DashboardConfig,
     /// The pipeline's own Prometheus metrics (`trackiq status` reads them).
     pub metrics: MetricsConfig,
 }
@@ -81,6 +84,7 @@ impl Default for Config {
             webhook: WebhookConfig::default(),
             alerts: AlertsConfig::default(),
             notify: NotifyConfig::default(),
+            dashboard: DashboardConfig::default(),
             metrics: MetricsConfig::default(),
         }
     }

@@ -11,6 +11,8 @@ pub enum SinkError {
     Template(String),
     #[error("notification channel `{channel}`: {what}: {reason}")]
     Secret { channel: String, what: String, reason: String },
+    #[error("dashboard: {0}")]
+    Dashboard(String),
     #[error("notification settings: {0}")]
     NotifyConfig(String),
     #[error("invalid webhook URL `{url}`: {reason}")]

@@ -5,11 +5,13 @@
 //! answered, and retries an unreachable store or endpoint with backoff.
 //!
 //! # Layout
+//! - [`dashboard`] — the web dashboard over the history (`trackiq ui`)
 //! - [`report`] — HTML report per run (tera + plotters SVG charts)
 //! - [`fleet`] — fleet report over a period of the history: Markdown or HTML with SVG history charts
 //! - [`webhook`] — JSON POST, retried while the endpoint is down; refusals go to the dead-letter topic
 //! - [`notify`] — alert changes → log, Slack, email, GitHub issues; outcomes → `notifications`
 
+pub mod dashboard;
 pub mod error;
 pub mod fleet;
 pub mod notify;

@@ -22,6 +22,7 @@ mod report;
 mod sql;
 mod status;
 mod transfer;
+mod ui;
 mod up;
 
 use std::path::PathBuf;
@@ -85,6 +86,8 @@ enum Command {
     /// Pin, reset or show series baselines.
     #[command(subcommand)]
     Baseline(baseline::BaselineCommand),
+    /// The web dashboard over a history (read-only; no pipeline needed).
+    Ui(ui::UiArgs),
     /// On-call: list, acknowledge and silence alerts.
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
@@ -162,6 +165,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compact(a) => compact::run(config, a).await,
         Command::Baseline(c) => baseline::run(config, c).await,
         Command::Alerts(c) => alerts::run(config, c).await,
+        Command::Ui(a) => ui::run(config, a).await,
         Command::Regression(a) => analysis::regression(config, a).await,
         Command::Trend(a) => analysis::trend(config, a).await,
         Command::Changepoints(a) => analysis::changepoints(config, a).await,

@@ -13,6 +13,7 @@ mod compaction;
 mod cluster;
 mod crash_loop;
 mod crash_restart;
+mod dashboard;
 mod dead_letters;
 mod deploy;
 mod fleet_report;

@@ -1,0 +1,60 @@
+//! The token check (constant time) and the headers every answer carries.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+
+use super::Dashboard;
+
+/// Cookie that carries the token after a `?token=` visit.
+pub const COOKIE: &str = "trackiq_token";
+
+/// No script but this server's (there is none yet), no inline script, no framing.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn equal(given: &str, token: &str) -> bool {
+    given.as_bytes().ct_eq(token.as_bytes()).into()
+}
+
+/// The token a request carries, if any: bearer header, cookie, or `token` query parameter.
+fn presented(req: &Request) -> (Option<String>, bool) {
+    let h = req.headers();
+    if let Some(t) = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
+        return (Some(t.to_string()), false);
+    }
+    let cookie = h.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_string));
+    if cookie.is_some() {
+        return (cookie, false);
+    }
+    let query = req.uri().query().unwrap_or_default();
+    let from_query = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned());
+    let set_cookie = from_query.is_some();
+    (from_query, set_cookie)
+}
+
+/// Refuses requests without the token (when one is set) and adds the security headers.
+pub async fn guard(State(d): State<Arc<Dashboard>>, req: Request, next: Next) -> Response {
+    let mut set_cookie = None;
+    if let Some(token) = &d.token {
+        let (given, from_query) = presented(&req);
+        if !given.as_deref().is_some_and(|g| equal(g, token.expose())) {
+            return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "a token is needed: `Authorization: Bearer <token>`, or open the page once with ?token=<token>\n").into_response();
+        }
+        if from_query {
+            set_cookie = HeaderValue::from_str(&format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", token.expose())).ok();
+        }
+    }
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if let Some(c) = set_cookie {
+        h.insert(header::SET_COOKIE, c);
+    }
+    res
+}

@@ -1,0 +1,244 @@
+//! The pages: each runs its queries over the history with DataFusion and renders a template.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use tera::{Context, Tera};
+use trackiq_infra::InfraError;
+use trackiq_infra::tables::{Row, query_readonly, query_rows};
+
+use super::{Dashboard, auth};
+
+static TEMPLATES: LazyLock<Tera> = LazyLock::new(|| {
+    let mut t = Tera::default();
+    // tera's own `urlencode` is behind its `builtins` feature (and its dependencies).
+    t.register_filter("urlencode", |v: &tera::Value, _: &std::collections::HashMap<String, tera::Value>| {
+        let s = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+        Ok(tera::Value::String(url::form_urlencoded::byte_serialize(s.as_bytes()).collect()))
+    });
+    t.add_raw_templates([
+        ("dashboard/base.html", include_str!("../../templates/dashboard/base.html")),
+        ("dashboard/overview.html", include_str!("../../templates/dashboard/overview.html")),
+        ("dashboard/runs.html", include_str!("../../templates/dashboard/runs.html")),
+        ("dashboard/sql.html", include_str!("../../templates/dashboard/sql.html")),
+        ("dashboard/message.html", include_str!("../../templates/dashboard/message.html")),
+    ])
+    .expect("dashboard templates parse");
+    t
+});
+
+/// Severities a verdict can have, for the filter.
+const SEVERITIES: [&str; 5] = ["block", "warn", "pass", "improved", "insufficient_data"];
+
+type Shared = Arc<Dashboard>;
+
+/// Every route, behind the token check and security headers.
+pub fn router(d: Shared) -> Router {
+    Router::new()
+        .route("/", get(overview))
+        .route("/runs", get(runs))
+        .route("/runs/{id}", get(run))
+        .route("/sql", get(sql))
+        .route("/sql.csv", get(sql_csv))
+        .layer(axum::middleware::from_fn_with_state(d.clone(), auth::guard))
+        .with_state(d)
+}
+
+fn render(name: &str, page: &str, mut ctx: Context) -> Response {
+    ctx.insert("page", page);
+    match TEMPLATES.render(name, &ctx) {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("rendering {name}: {e:?}")).into_response(),
+    }
+}
+
+fn message(status: StatusCode, heading: &str, text: &str) -> Response {
+    let mut ctx = Context::new();
+    ctx.insert("heading", heading);
+    ctx.insert("message", text);
+    (status, render("dashboard/message.html", "", ctx)).into_response()
+}
+
+fn failed(e: InfraError) -> Response {
+    message(StatusCode::INTERNAL_SERVER_ERROR, "The history could not be read", &e.to_string())
+}
+
+/// A SQL string literal.
+fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn text(r: &Row, k: &str) -> String {
+    match r.get(k) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(v) => v.to_string(),
+    }
+}
+
+async fn overview(State(d): State<Shared>) -> Response {
+    let counts = "SELECT count(DISTINCT CASE WHEN started_at > now() - INTERVAL '1 day' THEN run_id END) AS d1, \
+        count(DISTINCT CASE WHEN started_at > now() - INTERVAL '7 days' THEN run_id END) AS d7, count(DISTINCT run_id) AS total FROM runs WHERE event = 'started'";
+    let verdicts = "SELECT run_severity AS severity, count(DISTINCT run_id) AS n FROM verdicts WHERE evaluated_at > now() - INTERVAL '7 days' GROUP BY run_severity ORDER BY n DESC";
+    let alerts = "SELECT alert_id, severity, workload, hardware, subject, change_pct, CAST(fired_at AS VARCHAR) AS since, run_id FROM \
+        (SELECT *, ROW_NUMBER() OVER (PARTITION BY alert_id ORDER BY updated_at DESC, kafka_partition DESC, kafka_offset DESC) AS rn FROM alerts) \
+        WHERE rn = 1 AND state = 'firing' ORDER BY fired_at DESC LIMIT 100";
+    let (c, v, a) = match (query_rows(&d.store, counts).await, query_rows(&d.store, verdicts).await, query_rows(&d.store, alerts).await) {
+        (Ok(c), Ok(v), Ok(a)) => (c, v, a),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return failed(e),
+    };
+    let mut ctx = Context::new();
+    let n = |k: &str| c.first().and_then(|r| r.get(k)).and_then(|v| v.as_i64()).unwrap_or(0);
+    ctx.insert("runs_24h", &n("d1"));
+    ctx.insert("runs_7d", &n("d7"));
+    ctx.insert("runs_total", &n("total"));
+    ctx.insert("verdicts", &v.iter().map(|r| BTreeMap::from([("severity", text(r, "severity")), ("n", text(r, "n"))])).collect::<Vec<_>>());
+    let alerts: Vec<BTreeMap<&str, String>> = a
+        .iter()
+        .map(|r| {
+            let change = r.get("change_pct").and_then(|v| v.as_f64()).map(|c| format!("{c:+.1} %")).unwrap_or_default();
+            BTreeMap::from([
+                ("alert_id", text(r, "alert_id")), ("severity", text(r, "severity")), ("workload", text(r, "workload")), ("hardware", text(r, "hardware")),
+                ("subject", text(r, "subject")), ("change", change), ("since", text(r, "since")), ("run_id", text(r, "run_id")),
+            ])
+        })
+        .collect();
+    ctx.insert("alerts", &alerts);
+    render("dashboard/overview.html", "overview", ctx)
+}
+
+/// Filters of the runs list (query parameters).
+#[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
+#[serde(default)]
+pub struct RunFilter {
+    pub workload: String,
+    pub hardware: String,
+    pub version: String,
+    pub commit: String,
+    pub severity: String,
+    pub page: usize,
+}
+
+impl RunFilter {
+    fn sql_where(&self) -> String {
+        let mut w = vec!["event = 'started'".to_string()];
+        for (col, v) in [("workload", &self.workload), ("hardware_name", &self.hardware), ("version_tag", &self.version)] {
+            if !v.is_empty() {
+                w.push(format!("{col} = {}", lit(v)));
+            }
+        }
+        if !self.commit.is_empty() {
+            w.push(format!("starts_with(git_commit, {})", lit(&self.commit)));
+        }
+        w.join(" AND ")
+    }
+
+    fn link(&self, page: usize) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [("workload", &self.workload), ("hardware", &self.hardware), ("version", &self.version), ("commit", &self.commit), ("severity", &self.severity)] {
+            if !v.is_empty() {
+                q.append_pair(k, v);
+            }
+        }
+        q.append_pair("page", &page.to_string());
+        format!("/runs?{}", q.finish())
+    }
+}
+
+async fn runs(State(d): State<Shared>, Query(f): Query<RunFilter>) -> Response {
+    let size = d.config.page_size.max(1);
+    let severity = if f.severity.is_empty() { String::new() } else { format!("WHERE v.severity = {}", lit(&f.severity)) };
+    let sql = format!(
+        "SELECT r.run_id, r.workload, r.hardware_name, r.version_tag, r.git_commit, CAST(r.started_at AS VARCHAR) AS started, v.severity FROM \
+         (SELECT DISTINCT run_id, workload, hardware_name, version_tag, git_commit, started_at FROM runs WHERE {}) r \
+         LEFT JOIN (SELECT run_id, max(run_severity) AS severity FROM verdicts GROUP BY run_id) v ON r.run_id = v.run_id {severity} \
+         ORDER BY r.started_at DESC, r.run_id LIMIT {} OFFSET {}",
+        f.sql_where(),
+        size + 1,
+        f.page * size
+    );
+    let rows = match query_rows(&d.store, &sql).await {
+        Ok(r) => r,
+        Err(e) => return failed(e),
+    };
+    let more = rows.len() > size;
+    let runs: Vec<BTreeMap<&str, String>> = rows
+        .iter()
+        .take(size)
+        .map(|r| {
+            BTreeMap::from([
+                ("run_id", text(r, "run_id")), ("workload", text(r, "workload")), ("hardware", text(r, "hardware_name")), ("version", text(r, "version_tag")),
+                ("commit", text(r, "git_commit").chars().take(12).collect()), ("started", text(r, "started").chars().take(19).collect()), ("severity", text(r, "severity")),
+            ])
+        })
+        .collect();
+    let mut ctx = Context::new();
+    ctx.insert("runs", &runs);
+    ctx.insert("f", &f);
+    ctx.insert("severities", &SEVERITIES);
+    ctx.insert("page_no", &(f.page + 1));
+    ctx.insert("prev", &(f.page > 0).then(|| f.link(f.page - 1)));
+    ctx.insert("next", &more.then(|| f.link(f.page + 1)));
+    render("dashboard/runs.html", "runs", ctx)
+}
+
+/// A run's report, as the report sink wrote it.
+async fn run(State(d): State<Shared>, Path(id): Path<String>) -> Response {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return message(StatusCode::BAD_REQUEST, "Not a run id", "A run id has letters, digits and dashes only.");
+    }
+    match d.store.get(&crate::report::report_path(&id)).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], bytes).into_response(),
+        Err(_) => message(StatusCode::NOT_FOUND, "No report for this run", &format!("Run {id} has no report yet: it is written when its verdict is.")),
+    }
+}
+
+/// Query text of the console.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct SqlQuery {
+    pub q: String,
+}
+
+async fn sql(State(d): State<Shared>, Query(SqlQuery { q }): Query<SqlQuery>) -> Response {
+    let mut ctx = Context::new();
+    ctx.insert("q", &q);
+    ctx.insert("tables", &trackiq_schemas::arrow::TABLES.join(", "));
+    ctx.insert("timeout", &d.config.query_timeout_secs);
+    ctx.insert("max_rows", &d.config.max_rows);
+    let mut status = StatusCode::OK;
+    if !q.trim().is_empty() {
+        match query_readonly(&d.store, &q, d.config.max_rows, d.query_timeout()).await {
+            Ok(t) => ctx.insert("table", &t),
+            Err(e) => {
+                status = if matches!(e, InfraError::NotAQuery(_)) { StatusCode::FORBIDDEN } else { StatusCode::BAD_REQUEST };
+                ctx.insert("error", &e.to_string());
+            }
+        }
+    }
+    (status, render("dashboard/sql.html", "sql", ctx)).into_response()
+}
+
+/// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+async fn sql_csv(State(d): State<Shared>, Query(SqlQuery { q }): Query<SqlQuery>) -> Response {
+    match query_readonly(&d.store, &q, d.config.max_rows, d.query_timeout()).await {
+        Ok(t) => {
+            let mut out = t.columns.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",") + "\r\n";
+            for r in &t.rows {
+                out.push_str(&(r.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",") + "\r\n"));
+            }
+            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"trackiq.csv\"")], out).into_response()
+        }
+        Err(e @ InfraError::NotAQuery(_)) => (StatusCode::FORBIDDEN, e.to_string()).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
