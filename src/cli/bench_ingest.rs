@@ -91,6 +91,8 @@ pub async fn run(config: Config, a: IngestBenchArgs) -> anyhow::Result<ExitCode>
     if pipeline_config.bus.embedded() {
         pipeline_config.bus.listen = format!("127.0.0.1:{}", free_port()?);
     }
+    // The measured pipeline serves no dashboard on the default port a user's may hold.
+    pipeline_config.dashboard.listen = "127.0.0.1:0".into();
     let config_file = dir.join("bench-ingest.toml");
     std::fs::write(&config_file, toml::to_string(&pipeline_config)?)?;
     println!("pipeline: `trackiq up` over {} ({})", pipeline_config.data, if config.bus.embedded() { "embedded broker" } else { "external brokers" });

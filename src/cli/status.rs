@@ -160,6 +160,23 @@ fn unescape_until_quote(s: &str) -> Option<(String, &str)> {
     None
 }
 
+/// The stages as rows of `trackiq_sinks::dashboard::HEALTH_COLUMNS`, from `PipelineMetrics::encode`.
+pub(crate) fn health_rows(text: &str) -> Vec<Vec<String>> {
+    let Ok(samples) = parse(text) else { return Vec::new() };
+    status(&samples)
+        .stages
+        .into_iter()
+        .map(|s| {
+            let up = match s.up {
+                Some(true) => "up",
+                Some(false) => "down",
+                None => "?",
+            };
+            vec![s.stage, up.into(), s.records_in.to_string(), s.records_out.to_string(), s.errors.to_string(), s.dead_letters.to_string(), s.lag.to_string()]
+        })
+        .collect()
+}
+
 fn status(samples: &[Sample]) -> Status {
     let mut stages: BTreeMap<&str, StageStatus> = BTreeMap::new();
     let mut tables: BTreeMap<&str, TableWrites> = BTreeMap::new();

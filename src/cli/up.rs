@@ -17,14 +17,44 @@ pub struct UpArgs {
     /// its partitions in one consumer group.
     #[arg(long = "role", value_enum, value_delimiter = ',')]
     pub roles: Vec<Role>,
+    /// Do not serve the web dashboard (served by default with the `sinks` role, on
+    /// `[dashboard] listen`, 127.0.0.1:8080).
+    #[arg(long)]
+    pub no_ui: bool,
+}
+
+/// Binds and serves the dashboard with the pipeline's health; returns its address and stopper.
+async fn start_ui(config: &Config, stack: &Stack) -> anyhow::Result<(std::net::SocketAddr, trackiq_infra::ShutdownTrigger, tokio::task::JoinHandle<()>)> {
+    use anyhow::Context;
+    let addr: std::net::SocketAddr = config.dashboard.listen.parse().with_context(|| format!("[dashboard] listen `{}` is not host:port", config.dashboard.listen))?;
+    let mut dashboard = trackiq_sinks::dashboard::Dashboard::new(stack.store.clone(), config.dashboard.clone(), addr)?;
+    let metrics = stack.metrics.clone();
+    dashboard.health = Some(std::sync::Arc::new(move || super::status::health_rows(&metrics.encode())));
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the dashboard to {addr} (set [dashboard] listen, or --no-ui)"))?;
+    let bound = listener.local_addr()?;
+    let (trigger, shutdown) = trackiq_infra::Shutdown::new();
+    let task = tokio::spawn(async move {
+        if let Err(e) = trackiq_sinks::dashboard::serve(dashboard, listener, shutdown).await {
+            eprintln!("dashboard stopped: {e}");
+        }
+    });
+    Ok((bound, trigger, task))
 }
 
 pub async fn run(config: Config, a: UpArgs) -> anyhow::Result<ExitCode> {
     let roles = if a.roles.is_empty() { Role::ALL.to_vec() } else { a.roles };
+    let serve_ui = !a.no_ui && roles.contains(&Role::Sinks);
+    if serve_ui {
+        // A non-loopback address without a token is refused before anything starts.
+        let addr = config.dashboard.listen.parse().map_err(|_| anyhow::anyhow!("[dashboard] listen `{}` is not host:port", config.dashboard.listen))?;
+        trackiq_sinks::dashboard::Dashboard::new(trackiq_infra::DataStore::open(&config.data)?, config.dashboard.clone(), addr)?;
+    }
     let stack = Stack::start_roles(&config, &roles).await?;
     stack.wait_ready(std::time::Duration::from_secs(60)).await?;
+    let ui = if serve_ui { Some(start_ui(&config, &stack).await?) } else { None };
     let metrics = stack.metrics_addr.map(|a| format!(" · metrics http://{a}/metrics")).unwrap_or_default();
-    println!("trackiq is up: brokers {} · data {}{metrics} · Ctrl-C to stop", stack.brokers(), stack.store);
+    let dashboard = ui.as_ref().map(|(a, _, _)| format!(" · dashboard http://{a}/")).unwrap_or_default();
+    println!("trackiq is up: brokers {} · data {}{metrics}{dashboard} · Ctrl-C to stop", stack.brokers(), stack.store);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut check = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut down: Vec<String> = Vec::new();
@@ -44,6 +74,10 @@ pub async fn run(config: Config, a: UpArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+    }
+    if let Some((_, trigger, task)) = ui {
+        trigger.trigger();
+        let _ = task.await;
     }
     println!("stopping: flushing Parquet and committing offsets");
     stack.stop().await?;

@@ -26,6 +26,8 @@ fn config(dir: &Path, smtp_port: u16, github_api: &str, max_attempts: u32) -> st
 flush_secs = 1
 [metrics]
 listen = "127.0.0.1:0"
+[dashboard]
+listen = "127.0.0.1:0"
 [alerts]
 resolve_after_runs = 2
 [notify]

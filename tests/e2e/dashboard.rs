@@ -48,6 +48,10 @@ fn pages_filters_escaping_console_limits_and_the_token() {
         ids.push(recorded_run_id(&ok(&up.cli(&["record", "--workload", w, "--hardware", "box", "--metric", &metric]))));
     }
     wait_for("3 verdicts in Parquet", Duration::from_secs(60), || (sql_n(&up, "SELECT count(DISTINCT run_id) AS n FROM verdicts") == 3).then_some(()));
+    // `trackiq up` serves it too, with the stages' health.
+    let served = up.log.lock().unwrap().lines().find_map(|l| l.split("dashboard http://").nth(1).map(|r| r.split('/').next().unwrap().to_string())).expect("up prints its dashboard");
+    let (status, page, _) = get(&format!("http://{served}/"), None);
+    assert!(status == 200 && page.contains("Pipeline health") && page.contains("<td>aggregator</td><td class=\"n\">up</td>"), "{page}");
     let server = ui(&up, "127.0.0.1:0", &[], &[]);
     let at = base(&server);
 

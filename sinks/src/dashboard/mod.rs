@@ -48,11 +48,20 @@ impl Default for DashboardConfig {
     }
 }
 
+/// The pipeline's health as table rows (stage, up, records in, out, errors, dead letters,
+/// lag), when the dashboard runs inside `trackiq up`.
+pub type HealthFn = Arc<dyn Fn() -> Vec<Vec<String>> + Send + Sync>;
+
+/// Column names of [`HealthFn`]'s rows.
+pub const HEALTH_COLUMNS: [&str; 7] = ["stage", "up", "records in", "records out", "errors", "dead letters", "lag"];
+
 /// What the pages need.
 pub struct Dashboard {
     pub store: DataStore,
     pub config: DashboardConfig,
     pub token: Option<Secret>,
+    /// Set by `trackiq up`; `trackiq ui` has no pipeline.
+    pub health: Option<HealthFn>,
 }
 
 impl Dashboard {
@@ -64,7 +73,7 @@ impl Dashboard {
                 "{addr} is not a loopback address: set [dashboard] token = {{ env = \"VAR\" }} (or `--token-env VAR`) so only people with the token can read the history"
             )));
         }
-        Ok(Dashboard { store, config, token })
+        Ok(Dashboard { store, config, token, health: None })
     }
 
     fn query_timeout(&self) -> Duration {

@@ -109,6 +109,10 @@ async fn overview(State(d): State<Shared>) -> Response {
         })
         .collect();
     ctx.insert("alerts", &alerts);
+    if let Some(h) = &d.health {
+        ctx.insert("health_columns", &super::HEALTH_COLUMNS);
+        ctx.insert("health", &h());
+    }
     render("dashboard/overview.html", "overview", ctx)
 }
 
