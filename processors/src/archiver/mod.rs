@@ -11,11 +11,15 @@
 //! has its records mistaken for archived ones. Objects written before incarnations were
 //! named (no `-i…` part) belong to the embedded broker's original cluster id `trackiq`.
 //!
+//! A run event the log holds twice (a producer's retry after a lost acknowledgement; see
+//! [`repeats`]) is archived once.
+//!
 //! Offsets: a record is held until the object holding its rows is written. Parquet encoding
 //! runs on the blocking pool; a failed upload keeps the rows and is retried with backoff.
 
 mod alert_rows;
 pub mod naming;
+mod repeats;
 pub mod rows;
 #[cfg(test)]
 mod handover_tests;
@@ -103,6 +107,8 @@ pub struct Archive {
     /// Highest offset already in an object of this incarnation, per table and partition.
     covered: HashMap<Slot, i64>,
     pending: HashMap<Slot, Pending>,
+    /// Run events already archived or buffered, by identity.
+    repeats: repeats::Repeats,
 }
 
 /// What a flush wrote.
@@ -121,8 +127,10 @@ impl Archive {
     /// objects already hold.
     pub async fn open(store: DataStore, incarnation: &str) -> Result<Self, ProcessorError> {
         let (covered, other) = archived_offsets(&store, incarnation).await?;
-        info!(incarnation, partitions = covered.len(), objects_of_other_incarnations = other, "archive opened");
-        Ok(Archive { store, incarnation: incarnation.to_string(), covered, pending: HashMap::new() })
+        let mut repeats = repeats::Repeats::default();
+        let recent = repeats.seed(&store, incarnation, |_, _| true).await?;
+        info!(incarnation, partitions = covered.len(), objects_of_other_incarnations = other, recent_objects_read = recent, "archive opened");
+        Ok(Archive { store, incarnation: incarnation.to_string(), covered, pending: HashMap::new(), repeats })
     }
 
     /// Partitions moved between instances of the archiver group: buffered rows of a revoked
@@ -133,9 +141,17 @@ impl Archive {
         let moved = |slot: &Slot, list: &[(String, i32)]| list.iter().any(|(t, p)| *t == slot.1 && *p == slot.2);
         self.pending.retain(|slot, _| !moved(slot, revoked));
         self.covered.retain(|slot, _| !moved(slot, revoked));
+        for (topic, partition) in revoked {
+            self.repeats.forget(topic, *partition);
+        }
         if assigned.is_empty() {
             return Ok(());
         }
+        for (topic, partition) in assigned {
+            self.repeats.forget(topic, *partition);
+        }
+        let is_assigned = |topic: &str, partition: i32| assigned.iter().any(|(t, p)| t == topic && *p == partition);
+        self.repeats.seed(&self.store, &self.incarnation, is_assigned).await?;
         let (listed, _) = archived_offsets(&self.store, &self.incarnation).await?;
         for (slot, last) in listed.into_iter().filter(|(slot, _)| moved(slot, assigned)) {
             let e = self.covered.entry(slot).or_insert(last);
@@ -150,12 +166,18 @@ impl Archive {
         if self.covered.get(&slot).is_some_and(|&c| position.offset <= c) {
             return false;
         }
-        let rows = rows_of(&event);
-        let p = self.pending.entry(slot).or_insert_with(|| Pending { records: Vec::new(), first_timestamp_ms: timestamp_ms, rows: 0, since: Instant::now() });
         // A replay after a rebalance can deliver an offset again: keep offsets increasing.
-        if p.records.last().is_some_and(|(o, _)| *o >= position.offset) {
+        if self.pending.get(&slot).and_then(|p| p.records.last()).is_some_and(|(o, _)| *o >= position.offset) {
             return true;
         }
+        if let Some(identity) = repeats::identity(&event)
+            && !self.repeats.first_time(&position.topic, position.partition, identity)
+        {
+            debug!(topic = %position.topic, partition = position.partition, offset = position.offset, "the log holds this run event twice; archived once");
+            return false;
+        }
+        let rows = rows_of(&event);
+        let p = self.pending.entry(slot).or_insert_with(|| Pending { records: Vec::new(), first_timestamp_ms: timestamp_ms, rows: 0, since: Instant::now() });
         p.records.push((position.offset, event));
         p.rows += rows;
         true
