@@ -10,7 +10,13 @@ pub enum SinkError {
     #[error("template failed: {0}")]
     Template(String),
     #[error("notification channel `{channel}`: {what}: {reason}")]
-    Secret { channel: String, what: String, reason: String },
+    Secret {
+        channel: String,
+        what: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Compare(String),
     #[error("dashboard: {0}")]
     Dashboard(String),
     #[error("notification settings: {0}")]

@@ -13,7 +13,7 @@ use super::Dashboard;
 /// Cookie that carries the token after a `?token=` visit.
 pub const COOKIE: &str = "trackiq_token";
 
-/// No script but this server's (there is none yet), no inline script, no framing.
+/// No script but this server's (`/assets/dashboard.js`), no inline script, no framing.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 fn equal(given: &str, token: &str) -> bool {
@@ -34,6 +34,18 @@ fn presented(req: &Request) -> (Option<String>, bool) {
     let from_query = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned());
     let set_cookie = from_query.is_some();
     (from_query, set_cookie)
+}
+
+/// Whether a form post comes from this dashboard's own pages: the browser's `Origin` (or,
+/// without one, `Sec-Fetch-Site`) must name this host. A page elsewhere cannot make a
+/// visitor's browser pin a baseline here (cross-site request forgery), token or not.
+pub fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+    let get = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
+    match (get(header::ORIGIN), get(header::HOST)) {
+        (Some(origin), Some(host)) => origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host),
+        (Some(_), None) => false,
+        (None, _) => matches!(headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()), None | Some("same-origin") | Some("none")),
+    }
 }
 
 /// Refuses requests without the token (when one is set) and adds the security headers.

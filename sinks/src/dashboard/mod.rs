@@ -1,7 +1,14 @@
-//! The web dashboard over the history (issue 13, first part): overview, runs with filters and
-//! paging, each run's report, and a read-only SQL console with CSV download. Served by
-//! `trackiq ui` (and later `trackiq up`); pages are server-rendered tera templates (every
-//! user string escaped) with no script and nothing from a CDN.
+//! The web dashboard over the history: overview, runs with filters and paging, each run's
+//! report in tabs with its exports, a series' history with its baseline (and a form to pin
+//! one), a comparison of any two runs or run groups, and a read-only SQL console with CSV
+//! download. Served by `trackiq up` (live: new runs appear as their verdicts stream in,
+//! over server-sent events fed from the verdicts and summaries topics) and by `trackiq ui`
+//! over a history alone.
+//!
+//! Pages are rendered on the server with tera (every user string escaped) and charts are
+//! SVG drawn by the same code as the HTML reports: a page is readable without script, looks
+//! like the reports, and needs nothing from a CDN. The one script, served by the binary,
+//! adds tabs and the live updates.
 //!
 //! Security: loopback by default; any other address needs a token (compared in constant
 //! time) given as `Authorization: Bearer`, or once as `?token=` which sets a cookie. Every
@@ -9,11 +16,18 @@
 //! server and inline scripts from data.
 //!
 //! # Layout
-//! - [`auth`] — token check and security headers
-//! - [`pages`] — the pages and their queries
+//! - [`auth`] — token check, same-origin check of forms, security headers
+//! - [`pages`] — the router, overview, runs list and SQL console
+//! - [`run`] — a run's page and exports; [`series`] — a series' history and pins;
+//!   [`compare`] — two runs or groups side by side
+//! - [`live`] — server-sent events; `assets/dashboard.js` — the script
 
 pub mod auth;
+pub mod compare;
+pub mod live;
 pub mod pages;
+pub mod run;
+pub mod series;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +36,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 use trackiq_infra::{DataStore, Shutdown};
+use trackiq_schemas::Direction;
 
 use crate::error::SinkError;
 use crate::notify::{Secret, SecretSource};
@@ -44,7 +59,13 @@ pub struct DashboardConfig {
 
 impl Default for DashboardConfig {
     fn default() -> Self {
-        DashboardConfig { listen: "127.0.0.1:8080".into(), token: None, query_timeout_secs: 30, max_rows: 10_000, page_size: 50 }
+        DashboardConfig {
+            listen: "127.0.0.1:8080".into(),
+            token: None,
+            query_timeout_secs: 30,
+            max_rows: 10_000,
+            page_size: 50,
+        }
     }
 }
 
@@ -53,7 +74,29 @@ impl Default for DashboardConfig {
 pub type HealthFn = Arc<dyn Fn() -> Vec<Vec<String>> + Send + Sync>;
 
 /// Column names of [`HealthFn`]'s rows.
-pub const HEALTH_COLUMNS: [&str; 7] = ["stage", "up", "records in", "records out", "errors", "dead letters", "lag"];
+pub const HEALTH_COLUMNS: [&str; 7] = [
+    "stage",
+    "up",
+    "records in",
+    "records out",
+    "errors",
+    "dead letters",
+    "lag",
+];
+
+/// A request to pin a series' baseline to some of its runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PinRequest {
+    pub series_id: String,
+    pub run_ids: Vec<String>,
+    pub reason: String,
+}
+
+/// Publishes a pin (as `trackiq baseline set` does); the answer says what was pinned.
+pub type PinFn = Arc<dyn Fn(PinRequest) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>> + Send + Sync>;
+
+/// Which way is better for a metric (the verdict settings' overrides over the catalog).
+pub type DirectionFn = Arc<dyn Fn(&str) -> Direction + Send + Sync>;
 
 /// What the pages need.
 pub struct Dashboard {
@@ -62,29 +105,52 @@ pub struct Dashboard {
     pub token: Option<Secret>,
     /// Set by `trackiq up`; `trackiq ui` has no pipeline.
     pub health: Option<HealthFn>,
+    /// New summaries and verdicts as they happen.
+    pub live: live::LiveFeed,
+    /// Set where the dashboard can publish to the pipeline.
+    pub pin: Option<PinFn>,
+    pub direction_of: DirectionFn,
 }
 
 impl Dashboard {
     /// Checks the settings for `addr`: a non-loopback address without a token is refused.
-    pub fn new(store: DataStore, config: DashboardConfig, addr: SocketAddr) -> Result<Dashboard, SinkError> {
-        let token = config.token.as_ref().map(|t| Secret::read("dashboard", "token", t)).transpose()?;
+    pub fn new(
+        store: DataStore,
+        config: DashboardConfig,
+        addr: SocketAddr,
+    ) -> Result<Dashboard, SinkError> {
+        let token = config
+            .token
+            .as_ref()
+            .map(|t| Secret::read("dashboard", "token", t))
+            .transpose()?;
         if !addr.ip().is_loopback() && token.is_none() {
             return Err(SinkError::Dashboard(format!(
                 "{addr} is not a loopback address: set [dashboard] token = {{ env = \"VAR\" }} (or `--token-env VAR`) so only people with the token can read the history"
             )));
         }
-        Ok(Dashboard { store, config, token, health: None })
+        let catalog: DirectionFn = Arc::new(|m: &str| trackiq_schemas::catalog::lookup(m).map_or(Direction::LowerIsBetter, |d| d.direction));
+        Ok(Dashboard { store, config, token, health: None, live: live::feed(), pin: None, direction_of: catalog })
     }
 
-    fn query_timeout(&self) -> Duration {
+    pub(crate) fn query_timeout(&self) -> Duration {
         Duration::from_secs(self.config.query_timeout_secs)
     }
 }
 
 /// Serves the dashboard on `listener` until `shutdown`.
-pub async fn serve(d: Dashboard, listener: tokio::net::TcpListener, mut shutdown: Shutdown) -> Result<(), SinkError> {
-    let addr = listener.local_addr().map_err(|e| SinkError::Dashboard(e.to_string()))?;
+pub async fn serve(
+    d: Dashboard,
+    listener: tokio::net::TcpListener,
+    mut shutdown: Shutdown,
+) -> Result<(), SinkError> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| SinkError::Dashboard(e.to_string()))?;
     let app = pages::router(Arc::new(d));
     info!("dashboard at http://{addr}/");
-    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.wait().await }).await.map_err(|e| SinkError::Dashboard(format!("serving {addr}: {e}")))
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await
+        .map_err(|e| SinkError::Dashboard(format!("serving {addr}: {e}")))
 }

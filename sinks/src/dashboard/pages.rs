@@ -4,29 +4,52 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tera::{Context, Tera};
 use trackiq_infra::InfraError;
-use trackiq_infra::tables::{Row, query_readonly, query_rows};
+use trackiq_infra::tables::{Row, TextTable, query_readonly, query_rows};
 
 use super::{Dashboard, auth};
 
 static TEMPLATES: LazyLock<Tera> = LazyLock::new(|| {
     let mut t = Tera::default();
     // tera's own `urlencode` is behind its `builtins` feature (and its dependencies).
-    t.register_filter("urlencode", |v: &tera::Value, _: &std::collections::HashMap<String, tera::Value>| {
-        let s = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-        Ok(tera::Value::String(url::form_urlencoded::byte_serialize(s.as_bytes()).collect()))
-    });
+    t.register_filter(
+        "urlencode",
+        |v: &tera::Value, _: &std::collections::HashMap<String, tera::Value>| {
+            let s = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            Ok(tera::Value::String(
+                url::form_urlencoded::byte_serialize(s.as_bytes()).collect(),
+            ))
+        },
+    );
     t.add_raw_templates([
-        ("dashboard/base.html", include_str!("../../templates/dashboard/base.html")),
-        ("dashboard/overview.html", include_str!("../../templates/dashboard/overview.html")),
-        ("dashboard/runs.html", include_str!("../../templates/dashboard/runs.html")),
-        ("dashboard/sql.html", include_str!("../../templates/dashboard/sql.html")),
-        ("dashboard/message.html", include_str!("../../templates/dashboard/message.html")),
+        (
+            "dashboard/base.html",
+            include_str!("../../templates/dashboard/base.html"),
+        ),
+        (
+            "dashboard/overview.html",
+            include_str!("../../templates/dashboard/overview.html"),
+        ),
+        (
+            "dashboard/runs.html",
+            include_str!("../../templates/dashboard/runs.html"),
+        ),
+        (
+            "dashboard/sql.html",
+            include_str!("../../templates/dashboard/sql.html"),
+        ),
+        (
+            "dashboard/message.html",
+            include_str!("../../templates/dashboard/message.html"),
+        ),
     ])
     .expect("dashboard templates parse");
     t
@@ -35,45 +58,60 @@ static TEMPLATES: LazyLock<Tera> = LazyLock::new(|| {
 /// Severities a verdict can have, for the filter.
 const SEVERITIES: [&str; 5] = ["block", "warn", "pass", "improved", "insufficient_data"];
 
-type Shared = Arc<Dashboard>;
+pub(super) type Shared = Arc<Dashboard>;
 
 /// Every route, behind the token check and security headers.
 pub fn router(d: Shared) -> Router {
     Router::new()
         .route("/", get(overview))
         .route("/runs", get(runs))
-        .route("/runs/{id}", get(run))
+        .route("/runs/{id}", get(super::run::page))
+        .route("/runs/{id}/verdict.json", get(super::run::verdict_json))
+        .route("/runs/{id}/samples.csv", get(super::run::samples_csv))
+        .route("/series", get(super::series::page))
+        .route("/series/pin", axum::routing::post(super::series::pin))
+        .route("/compare", get(super::compare::page))
         .route("/sql", get(sql))
         .route("/sql.csv", get(sql_csv))
+        .route("/events", get(super::live::events))
+        .route("/assets/dashboard.js", get(script))
         .layer(axum::middleware::from_fn_with_state(d.clone(), auth::guard))
         .with_state(d)
 }
 
-fn render(name: &str, page: &str, mut ctx: Context) -> Response {
+pub(super) fn render(name: &str, page: &str, mut ctx: Context) -> Response {
     ctx.insert("page", page);
     match TEMPLATES.render(name, &ctx) {
         Ok(html) => Html(html).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("rendering {name}: {e:?}")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("rendering {name}: {e:?}"),
+        )
+            .into_response(),
     }
 }
 
-fn message(status: StatusCode, heading: &str, text: &str) -> Response {
+pub(super) fn message(status: StatusCode, heading: &str, text: &str) -> Response {
     let mut ctx = Context::new();
     ctx.insert("heading", heading);
     ctx.insert("message", text);
     (status, render("dashboard/message.html", "", ctx)).into_response()
 }
 
-fn failed(e: InfraError) -> Response {
-    message(StatusCode::INTERNAL_SERVER_ERROR, "The history could not be read", &e.to_string())
+pub(super) fn failed(e: InfraError) -> Response {
+    message(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "The history could not be read",
+        &e.to_string(),
+    )
 }
 
 /// A SQL string literal.
-fn lit(s: &str) -> String {
+pub(super) fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-fn text(r: &Row, k: &str) -> String {
+pub(super) fn text(r: &Row, k: &str) -> String {
     match r.get(k) {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(serde_json::Value::Null) | None => String::new(),
@@ -88,23 +126,47 @@ async fn overview(State(d): State<Shared>) -> Response {
     let alerts = "SELECT alert_id, severity, workload, hardware, subject, change_pct, CAST(fired_at AS VARCHAR) AS since, run_id FROM \
         (SELECT *, ROW_NUMBER() OVER (PARTITION BY alert_id ORDER BY updated_at DESC, kafka_partition DESC, kafka_offset DESC) AS rn FROM alerts) \
         WHERE rn = 1 AND state = 'firing' ORDER BY fired_at DESC LIMIT 100";
-    let (c, v, a) = match (query_rows(&d.store, counts).await, query_rows(&d.store, verdicts).await, query_rows(&d.store, alerts).await) {
+    let (c, v, a) = match (
+        query_rows(&d.store, counts).await,
+        query_rows(&d.store, verdicts).await,
+        query_rows(&d.store, alerts).await,
+    ) {
         (Ok(c), Ok(v), Ok(a)) => (c, v, a),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return failed(e),
     };
     let mut ctx = Context::new();
-    let n = |k: &str| c.first().and_then(|r| r.get(k)).and_then(|v| v.as_i64()).unwrap_or(0);
+    let n = |k: &str| {
+        c.first()
+            .and_then(|r| r.get(k))
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0)
+    };
     ctx.insert("runs_24h", &n("d1"));
     ctx.insert("runs_7d", &n("d7"));
     ctx.insert("runs_total", &n("total"));
-    ctx.insert("verdicts", &v.iter().map(|r| BTreeMap::from([("severity", text(r, "severity")), ("n", text(r, "n"))])).collect::<Vec<_>>());
+    ctx.insert(
+        "verdicts",
+        &v.iter()
+            .map(|r| BTreeMap::from([("severity", text(r, "severity")), ("n", text(r, "n"))]))
+            .collect::<Vec<_>>(),
+    );
     let alerts: Vec<BTreeMap<&str, String>> = a
         .iter()
         .map(|r| {
-            let change = r.get("change_pct").and_then(|v| v.as_f64()).map(|c| format!("{c:+.1} %")).unwrap_or_default();
+            let change = r
+                .get("change_pct")
+                .and_then(|v| v.as_f64())
+                .map(|c| format!("{c:+.1} %"))
+                .unwrap_or_default();
             BTreeMap::from([
-                ("alert_id", text(r, "alert_id")), ("severity", text(r, "severity")), ("workload", text(r, "workload")), ("hardware", text(r, "hardware")),
-                ("subject", text(r, "subject")), ("change", change), ("since", text(r, "since")), ("run_id", text(r, "run_id")),
+                ("alert_id", text(r, "alert_id")),
+                ("severity", text(r, "severity")),
+                ("workload", text(r, "workload")),
+                ("hardware", text(r, "hardware")),
+                ("subject", text(r, "subject")),
+                ("change", change),
+                ("since", text(r, "since")),
+                ("run_id", text(r, "run_id")),
             ])
         })
         .collect();
@@ -112,6 +174,13 @@ async fn overview(State(d): State<Shared>) -> Response {
     if let Some(h) = &d.health {
         ctx.insert("health_columns", &super::HEALTH_COLUMNS);
         ctx.insert("health", &h());
+    }
+    match run_rows(&d, &RunFilter::default(), LATEST_RUNS).await {
+        Ok(mut latest) => {
+            latest.truncate(LATEST_RUNS);
+            ctx.insert("latest", &latest);
+        }
+        Err(e) => return failed(e),
     }
     render("dashboard/overview.html", "overview", ctx)
 }
@@ -131,7 +200,11 @@ pub struct RunFilter {
 impl RunFilter {
     fn sql_where(&self) -> String {
         let mut w = vec!["event = 'started'".to_string()];
-        for (col, v) in [("workload", &self.workload), ("hardware_name", &self.hardware), ("version_tag", &self.version)] {
+        for (col, v) in [
+            ("workload", &self.workload),
+            ("hardware_name", &self.hardware),
+            ("version_tag", &self.version),
+        ] {
             if !v.is_empty() {
                 w.push(format!("{col} = {}", lit(v)));
             }
@@ -144,7 +217,13 @@ impl RunFilter {
 
     fn link(&self, page: usize) -> String {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [("workload", &self.workload), ("hardware", &self.hardware), ("version", &self.version), ("commit", &self.commit), ("severity", &self.severity)] {
+        for (k, v) in [
+            ("workload", &self.workload),
+            ("hardware", &self.hardware),
+            ("version", &self.version),
+            ("commit", &self.commit),
+            ("severity", &self.severity),
+        ] {
             if !v.is_empty() {
                 q.append_pair(k, v);
             }
@@ -154,8 +233,9 @@ impl RunFilter {
     }
 }
 
-async fn runs(State(d): State<Shared>, Query(f): Query<RunFilter>) -> Response {
-    let size = d.config.page_size.max(1);
+/// A page of runs matching `f`, newest first, with their verdicts; one more than `size` when
+/// there is a next page.
+async fn run_rows(d: &Dashboard, f: &RunFilter, size: usize) -> Result<Vec<BTreeMap<&'static str, String>>, InfraError> {
     let severity = if f.severity.is_empty() { String::new() } else { format!("WHERE v.severity = {}", lit(&f.severity)) };
     let sql = format!(
         "SELECT r.run_id, r.workload, r.hardware_name, r.version_tag, r.git_commit, CAST(r.started_at AS VARCHAR) AS started, v.severity FROM \
@@ -166,21 +246,29 @@ async fn runs(State(d): State<Shared>, Query(f): Query<RunFilter>) -> Response {
         size + 1,
         f.page * size
     );
-    let rows = match query_rows(&d.store, &sql).await {
-        Ok(r) => r,
-        Err(e) => return failed(e),
-    };
-    let more = rows.len() > size;
-    let runs: Vec<BTreeMap<&str, String>> = rows
+    let rows = query_rows(&d.store, &sql).await?;
+    Ok(rows
         .iter()
-        .take(size)
         .map(|r| {
             BTreeMap::from([
                 ("run_id", text(r, "run_id")), ("workload", text(r, "workload")), ("hardware", text(r, "hardware_name")), ("version", text(r, "version_tag")),
                 ("commit", text(r, "git_commit").chars().take(12).collect()), ("started", text(r, "started").chars().take(19).collect()), ("severity", text(r, "severity")),
             ])
         })
-        .collect();
+        .collect())
+}
+
+/// Runs on the overview.
+const LATEST_RUNS: usize = 10;
+
+async fn runs(State(d): State<Shared>, Query(f): Query<RunFilter>) -> Response {
+    let size = d.config.page_size.max(1);
+    let mut runs = match run_rows(&d, &f, size).await {
+        Ok(r) => r,
+        Err(e) => return failed(e),
+    };
+    let more = runs.len() > size;
+    runs.truncate(size);
     let mut ctx = Context::new();
     ctx.insert("runs", &runs);
     ctx.insert("f", &f);
@@ -191,15 +279,9 @@ async fn runs(State(d): State<Shared>, Query(f): Query<RunFilter>) -> Response {
     render("dashboard/runs.html", "runs", ctx)
 }
 
-/// A run's report, as the report sink wrote it.
-async fn run(State(d): State<Shared>, Path(id): Path<String>) -> Response {
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return message(StatusCode::BAD_REQUEST, "Not a run id", "A run id has letters, digits and dashes only.");
-    }
-    match d.store.get(&crate::report::report_path(&id)).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], bytes).into_response(),
-        Err(_) => message(StatusCode::NOT_FOUND, "No report for this run", &format!("Run {id} has no report yet: it is written when its verdict is.")),
-    }
+/// The dashboard's one script (tabs, live updates, the compare picker).
+async fn script() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], include_str!("../../assets/dashboard.js")).into_response()
 }
 
 /// Query text of the console.
@@ -220,7 +302,11 @@ async fn sql(State(d): State<Shared>, Query(SqlQuery { q }): Query<SqlQuery>) ->
         match query_readonly(&d.store, &q, d.config.max_rows, d.query_timeout()).await {
             Ok(t) => ctx.insert("table", &t),
             Err(e) => {
-                status = if matches!(e, InfraError::NotAQuery(_)) { StatusCode::FORBIDDEN } else { StatusCode::BAD_REQUEST };
+                status = if matches!(e, InfraError::NotAQuery(_)) {
+                    StatusCode::FORBIDDEN
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
                 ctx.insert("error", &e.to_string());
             }
         }
@@ -230,17 +316,48 @@ async fn sql(State(d): State<Shared>, Query(SqlQuery { q }): Query<SqlQuery>) ->
 
 /// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// A table as CSV with a header line.
+pub(super) fn csv(t: &TextTable) -> String {
+    let mut out = t.columns.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",") + "\r\n";
+    for r in &t.rows {
+        out.push_str(&(r.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",") + "\r\n"));
+    }
+    out
 }
 
 async fn sql_csv(State(d): State<Shared>, Query(SqlQuery { q }): Query<SqlQuery>) -> Response {
     match query_readonly(&d.store, &q, d.config.max_rows, d.query_timeout()).await {
         Ok(t) => {
-            let mut out = t.columns.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",") + "\r\n";
+            let mut out = t
+                .columns
+                .iter()
+                .map(|c| csv_field(c))
+                .collect::<Vec<_>>()
+                .join(",")
+                + "\r\n";
             for r in &t.rows {
-                out.push_str(&(r.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",") + "\r\n"));
+                out.push_str(
+                    &(r.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",") + "\r\n"),
+                );
             }
-            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"trackiq.csv\"")], out).into_response()
+            (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"trackiq.csv\"",
+                    ),
+                ],
+                out,
+            )
+                .into_response()
         }
         Err(e @ InfraError::NotAQuery(_)) => (StatusCode::FORBIDDEN, e.to_string()).into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),

@@ -1,6 +1,7 @@
 //! History chart of one series' metric over the report period: the judged value per run,
 //! the baseline as a band (the model's lower..upper limits, else the baseline line), change
-//! points as vertical lines, and a mark per run coloured by its verdict.
+//! points as vertical lines, the trend (Theil-Sen, dashed), and a mark per run coloured by
+//! its verdict.
 //!
 //! The SVG holds no user strings (series, workload and metric names are in the page around
 //! it, where the template escapes them), so the page can insert it verbatim.
@@ -16,6 +17,8 @@ pub const BAND: RGBColor = RGBColor(0x78, 0x90, 0x9C);
 pub const BASELINE: RGBColor = RGBColor(0x60, 0x7D, 0x8B);
 /// Change-point lines.
 pub const CHANGE: RGBColor = RGBColor(0x6A, 0x1B, 0x9A);
+/// The trend line (Theil-Sen over the charted runs).
+pub const TREND: RGBColor = RGBColor(0xAD, 0x14, 0x57);
 /// The value line joining the marks.
 const VALUE: RGBColor = RGBColor(0x37, 0x47, 0x4F);
 
@@ -65,6 +68,21 @@ fn y_range(points: &[&HistoryPoint]) -> (f64, f64) {
     let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let pad = if hi > lo { (hi - lo) * 0.08 } else { lo.abs().max(1.0) * 0.05 };
     (lo - pad, hi + pad)
+}
+
+/// Theil-Sen line (intercept, slope per run) through the values; robust to the outliers a
+/// regression puts in the history. `None` below three runs.
+pub fn trend_line(points: &[&HistoryPoint]) -> Option<(f64, f64)> {
+    if points.len() < 3 {
+        return None;
+    }
+    let y: Vec<f64> = points.iter().map(|p| p.value).collect();
+    let slope = trackiq_stats::trend::theil_sen(&y)?;
+    let mut residuals: Vec<f64> = y.iter().enumerate().map(|(i, v)| v - slope * i as f64).collect();
+    residuals.sort_by(f64::total_cmp);
+    let mid = residuals.len() / 2;
+    let intercept = if residuals.len() % 2 == 1 { residuals[mid] } else { (residuals[mid - 1] + residuals[mid]) / 2.0 };
+    Some((intercept, slope))
 }
 
 /// SVG line chart of a series history (runs on the x axis, labelled with their start time).
@@ -135,6 +153,10 @@ pub fn history_svg(h: &SeriesHistory) -> Result<String, SinkError> {
         chart
             .draw_series(LineSeries::new(points.iter().enumerate().map(|(i, p)| (i as f64, p.value)), VALUE.stroke_width(1)))
             .map_err(|e| err(h, e))?;
+        if let Some((intercept, slope)) = trend_line(&points) {
+            let ends = [(0.0, intercept), ((n - 1) as f64, intercept + slope * (n - 1) as f64)];
+            chart.draw_series(DashedLineSeries::new(ends, 6, 4, TREND.stroke_width(2))).map_err(|e| err(h, e))?;
+        }
         let marks = points.iter().enumerate().map(|(i, p)| Circle::new((i as f64, p.value), 5, severity_color(&p.severity).filled()));
         chart.draw_series(marks).map_err(|e| err(h, e))?;
         root.present().map_err(|e| err(h, e))?;

@@ -79,12 +79,23 @@ pub struct Winner {
 }
 
 /// Headline metric of a family: the first of `names` both runs have, else any of `family`.
-fn headline<'a>(c: &'a Comparison, names: &[&str], family: Option<Family>) -> Option<&'a MetricComparison> {
+fn headline<'a>(
+    c: &'a Comparison,
+    names: &[&str],
+    family: Option<Family>,
+) -> Option<&'a MetricComparison> {
     let both = |m: &&MetricComparison| m.a.is_some() && m.b.is_some();
     names
         .iter()
         .find_map(|n| c.metrics.iter().filter(both).find(|m| m.metric == *n))
-        .or_else(|| family.and_then(|f| c.metrics.iter().filter(both).find(|m| family_of(&m.metric, &m.unit) == f)))
+        .or_else(|| {
+            family.and_then(|f| {
+                c.metrics
+                    .iter()
+                    .filter(both)
+                    .find(|m| family_of(&m.metric, &m.unit) == f)
+            })
+        })
 }
 
 /// Which side is better on `m` given which way is better, tested where samples allow.
@@ -93,24 +104,62 @@ fn decide(family: &'static str, m: &MetricComparison, lower_is_better: bool, alp
     let change = m.change_pct().unwrap_or(0.0);
     let better = if (b < a) == lower_is_better { "B" } else { "A" };
     let how = if b < a { "lower" } else { "higher" };
-    let claim = format!("B's {} is {} % {how} than A's", m.metric, fmt_num(super::sections::round(change.abs(), 1)));
+    let claim = format!(
+        "B's {} is {} % {how} than A's",
+        m.metric,
+        fmt_num(super::sections::round(change.abs(), 1))
+    );
     let (winner, reason) = match m.pvalue {
         _ if a == b => (None, format!("{} is equal in both runs", m.metric)),
         Some(p) if p < alpha => (Some(better), format!("{claim} (Mann-Whitney p = {p:.2e})")),
-        Some(p) => (None, format!("{claim}, but not significantly (p = {p:.2e} ≥ {alpha})")),
-        None if change.abs() < UNTESTED_TIE_PCT => (None, format!("{claim}: within {UNTESTED_TIE_PCT} %, a tie (single figures, not tested)")),
-        None => (Some(better), format!("{claim} (single figures, not tested for significance)")),
+        Some(p) => (
+            None,
+            format!("{claim}, but not significantly (p = {p:.2e} ≥ {alpha})"),
+        ),
+        None if change.abs() < UNTESTED_TIE_PCT => (
+            None,
+            format!("{claim}: within {UNTESTED_TIE_PCT} %, a tie (single figures, not tested)"),
+        ),
+        None => (
+            Some(better),
+            format!("{claim} (single figures, not tested for significance)"),
+        ),
     };
-    Winner { family, winner, metric: Some(m.metric.clone()), reason }
+    Winner {
+        family,
+        winner,
+        metric: Some(m.metric.clone()),
+        reason,
+    }
 }
 
 fn nobody(family: &'static str, reason: &str) -> Winner {
-    Winner { family, winner: None, metric: None, reason: reason.into() }
+    Winner {
+        family,
+        winner: None,
+        metric: None,
+        reason: reason.into(),
+    }
 }
 
-const LATENCY: &[&str] = &["latency_ms", "latency_p50_ms", "e2el_ms", "ttft_ms", "cluster.step_ms"];
-const THROUGHPUT: &[&str] = &["throughput_samples_per_sec", "throughput_per_sec", "tokens_per_sec", "cluster_samples_per_sec"];
-const POWER: &[&str] = &["power_consumption_watts", "gpu_power_watts", "cpu_package_power_watts"];
+const LATENCY: &[&str] = &[
+    "latency_ms",
+    "latency_p50_ms",
+    "e2el_ms",
+    "ttft_ms",
+    "cluster.step_ms",
+];
+const THROUGHPUT: &[&str] = &[
+    "throughput_samples_per_sec",
+    "throughput_per_sec",
+    "tokens_per_sec",
+    "cluster_samples_per_sec",
+];
+const POWER: &[&str] = &[
+    "power_consumption_watts",
+    "gpu_power_watts",
+    "cpu_package_power_watts",
+];
 
 /// The winner of each family: latency (lower), throughput (higher), power (lower, at
 /// comparable throughput), performance per watt (higher), variance (lower spread).
@@ -118,8 +167,14 @@ pub fn winners(c: &Comparison) -> Vec<Winner> {
     let lat = headline(c, LATENCY, Some(Family::Latency));
     let thr = headline(c, THROUGHPUT, Some(Family::Throughput));
     let mut out = vec![
-        lat.map_or_else(|| nobody("latency", "no latency metric in both runs"), |m| decide("latency", m, true, c.alpha)),
-        thr.map_or_else(|| nobody("throughput", "no throughput figure in both runs"), |m| decide("throughput", m, false, c.alpha)),
+        lat.map_or_else(
+            || nobody("latency", "no latency metric in both runs"),
+            |m| decide("latency", m, true, c.alpha),
+        ),
+        thr.map_or_else(
+            || nobody("throughput", "no throughput figure in both runs"),
+            |m| decide("throughput", m, false, c.alpha),
+        ),
     ];
     // Less power for less work is no win: only at comparable throughput.
     out.push(match (headline(c, POWER, None), thr.and_then(MetricComparison::change_pct)) {
@@ -134,19 +189,45 @@ pub fn winners(c: &Comparison) -> Vec<Winner> {
             w
         }
     });
-    out.push(headline(c, &["performance_per_watt"], None).map_or_else(|| nobody("perf/W", "no perf/W in both runs"), |m| decide("perf/W", m, false, c.alpha)));
+    out.push(headline(c, &["performance_per_watt"], None).map_or_else(
+        || nobody("perf/W", "no perf/W in both runs"),
+        |m| decide("perf/W", m, false, c.alpha),
+    ));
     out.push(match lat {
         Some(m) if m.stdev_a.is_some() && m.stdev_b.is_some() && m.variance_pvalue.is_some() => {
-            let (sa, sb, p) = (m.stdev_a.unwrap_or(0.0), m.stdev_b.unwrap_or(0.0), m.variance_pvalue.unwrap_or(1.0));
-            let claim = format!("{} stdev {} (A) vs {} (B)", m.metric, fmt_num(sa), fmt_num(sb));
+            let (sa, sb, p) = (
+                m.stdev_a.unwrap_or(0.0),
+                m.stdev_b.unwrap_or(0.0),
+                m.variance_pvalue.unwrap_or(1.0),
+            );
+            let claim = format!(
+                "{} stdev {} (A) vs {} (B)",
+                m.metric,
+                fmt_num(sa),
+                fmt_num(sb)
+            );
             let (winner, reason) = if p < c.alpha && sa != sb {
-                (Some(if sb < sa { "B" } else { "A" }), format!("{claim}, Brown-Forsythe p = {p:.2e}"))
+                (
+                    Some(if sb < sa { "B" } else { "A" }),
+                    format!("{claim}, Brown-Forsythe p = {p:.2e}"),
+                )
             } else {
-                (None, format!("{claim}: spreads not significantly different (p = {p:.2e})"))
+                (
+                    None,
+                    format!("{claim}: spreads not significantly different (p = {p:.2e})"),
+                )
             };
-            Winner { family: "variance", winner, metric: Some(m.metric.clone()), reason }
+            Winner {
+                family: "variance",
+                winner,
+                metric: Some(m.metric.clone()),
+                reason,
+            }
         }
-        _ => nobody("variance", "no latency samples in both runs to compare spreads"),
+        _ => nobody(
+            "variance",
+            "no latency samples in both runs to compare spreads",
+        ),
     });
     out
 }
@@ -163,9 +244,29 @@ fn mark(x: Option<bool>) -> serde_json::Value {
 
 /// Renders the comparison as a standalone HTML page.
 pub fn render_compare(c: &Comparison) -> Result<String, SinkError> {
+    TEMPLATES.render("compare.html", &context(c)).map_err(|e| SinkError::Template(format!("{e:?}")))
+}
+
+/// The comparison without the document around it, for the dashboard's compare page.
+pub fn render_compare_body(c: &Comparison) -> Result<String, SinkError> {
+    TEMPLATES.render("compare_body.html", &context(c)).map_err(|e| SinkError::Template(format!("{e:?}")))
+}
+
+fn context(c: &Comparison) -> Context {
     let mut names: Vec<&str> = c.a.fields.iter().map(|(k, _)| k.as_str()).collect();
-    names.extend(c.b.fields.iter().map(|(k, _)| k.as_str()).filter(|k| !c.a.fields.iter().any(|(a, _)| a == k)));
-    let get = |id: &RunIdentity, k: &str| id.fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    names.extend(
+        c.b.fields
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !c.a.fields.iter().any(|(a, _)| a == k)),
+    );
+    let get = |id: &RunIdentity, k: &str| {
+        id.fields
+            .iter()
+            .find(|(f, _)| f == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     let identity: Vec<_> = names
         .iter()
         .map(|k| (k, get(&c.a, k), get(&c.b, k)))
@@ -199,7 +300,7 @@ pub fn render_compare(c: &Comparison) -> Result<String, SinkError> {
     ctx.insert("winners", &winners(c));
     ctx.insert("notes", &c.notes);
     ctx.insert("generated", &time_us(trackiq_schemas::now_us()));
-    TEMPLATES.render("compare.html", &ctx).map_err(|e| SinkError::Template(format!("{e:?}")))
+    ctx
 }
 
 #[cfg(test)]
@@ -208,18 +309,38 @@ mod tests {
 
     fn m(metric: &str, a: f64, b: f64, pvalue: Option<f64>) -> MetricComparison {
         MetricComparison {
-            metric: metric.into(), unit: String::new(), direction: trackiq_schemas::metrics::direction_of(metric), a: Some(a), b: Some(b), pvalue,
-            variance_pvalue: None, stdev_a: None, stdev_b: None, n_a: if pvalue.is_some() { 30 } else { 0 }, n_b: if pvalue.is_some() { 30 } else { 0 },
+            metric: metric.into(),
+            unit: String::new(),
+            direction: trackiq_schemas::metrics::direction_of(metric),
+            a: Some(a),
+            b: Some(b),
+            pvalue,
+            variance_pvalue: None,
+            stdev_a: None,
+            stdev_b: None,
+            n_a: if pvalue.is_some() { 30 } else { 0 },
+            n_b: if pvalue.is_some() { 30 } else { 0 },
         }
     }
 
     fn comparison(metrics: Vec<MetricComparison>) -> Comparison {
-        let id = |r: &str, hw: &str| RunIdentity { run_id: r.into(), fields: vec![("hardware".into(), hw.into())] };
-        Comparison { a: id("a<1>", "h100"), b: id("b&2", "<script>alert(1)</script>"), alpha: 0.05, metrics, notes: vec!["stdev <grew>".into()] }
+        let id = |r: &str, hw: &str| RunIdentity {
+            run_id: r.into(),
+            fields: vec![("hardware".into(), hw.into())],
+        };
+        Comparison {
+            a: id("a<1>", "h100"),
+            b: id("b&2", "<script>alert(1)</script>"),
+            alpha: 0.05,
+            metrics,
+            notes: vec!["stdev <grew>".into()],
+        }
     }
 
     fn winner<'a>(w: &'a [Winner], family: &str) -> &'a Winner {
-        w.iter().find(|w| w.family == family).expect("family present")
+        w.iter()
+            .find(|w| w.family == family)
+            .expect("family present")
     }
 
     #[test]
@@ -235,7 +356,13 @@ mod tests {
         let w = winners(&c);
         // 8 vs 10 ms, p = 0.001 < 0.05: B, 20 % lower.
         assert_eq!(winner(&w, "latency").winner, Some("B"));
-        assert!(winner(&w, "latency").reason.starts_with("B's latency_ms is 20 % lower than A's"), "{}", winner(&w, "latency").reason);
+        assert!(
+            winner(&w, "latency")
+                .reason
+                .starts_with("B's latency_ms is 20 % lower than A's"),
+            "{}",
+            winner(&w, "latency").reason
+        );
         // 103 vs 100, untested, 3 % ≥ the 2 % tie band: B.
         assert_eq!(winner(&w, "throughput").winner, Some("B"));
         // Throughput within 5 %: the lower power (B, 180 W) wins.
@@ -252,11 +379,27 @@ mod tests {
             m("performance_per_watt", 0.5, 0.495, None),
         ]);
         let w = winners(&c);
-        assert_eq!(winner(&w, "latency").winner, None, "p = 0.2: not significant");
+        assert_eq!(
+            winner(&w, "latency").winner,
+            None,
+            "p = 0.2: not significant"
+        );
         assert!(winner(&w, "latency").reason.contains("not significantly"));
-        assert_eq!(winner(&w, "power").winner, None, "20 % more throughput: power is not comparable");
-        assert!(winner(&w, "power").reason.contains("throughput differs by 20 %"));
-        assert_eq!(winner(&w, "perf/W").winner, None, "1 % apart, untested: a tie");
+        assert_eq!(
+            winner(&w, "power").winner,
+            None,
+            "20 % more throughput: power is not comparable"
+        );
+        assert!(
+            winner(&w, "power")
+                .reason
+                .contains("throughput differs by 20 %")
+        );
+        assert_eq!(
+            winner(&w, "perf/W").winner,
+            None,
+            "1 % apart, untested: a tie"
+        );
         assert_eq!(winner(&w, "variance").winner, None, "no spreads to compare");
         // Higher is better for throughput: 120 beats 100.
         assert_eq!(winner(&w, "throughput").winner, Some("B"));
@@ -266,12 +409,25 @@ mod tests {
     fn compare_report_escapes_and_shows_every_part() {
         let mut lat = m("latency_ms", 10.0, 8.0, Some(0.001));
         lat.n_a = 5;
-        let html = render_compare(&comparison(vec![lat, m("<b>custom</b>", 1.0, 2.0, None)])).unwrap();
-        assert!(!html.contains("<script>alert") && html.contains("&lt;script&gt;alert(1)"), "identity escaped");
-        assert!(!html.contains("<b>custom") && html.contains("&lt;b&gt;custom"), "metric name escaped");
-        assert!(html.contains("a&lt;1&gt;") && html.contains("b&amp;2"), "run ids escaped");
+        let html =
+            render_compare(&comparison(vec![lat, m("<b>custom</b>", 1.0, 2.0, None)])).unwrap();
+        assert!(
+            !html.contains("<script>alert") && html.contains("&lt;script&gt;alert(1)"),
+            "identity escaped"
+        );
+        assert!(
+            !html.contains("<b>custom") && html.contains("&lt;b&gt;custom"),
+            "metric name escaped"
+        );
+        assert!(
+            html.contains("a&lt;1&gt;") && html.contains("b&amp;2"),
+            "run ids escaped"
+        );
         assert!(html.contains("stdev &lt;grew&gt;"), "notes escaped");
-        assert!(html.contains("<td>-20.00 %</td>") && html.contains("<td>1.00e-3</td>"), "change and p-value");
+        assert!(
+            html.contains("<td>-20.00 %</td>") && html.contains("<td>1.00e-3</td>"),
+            "change and p-value"
+        );
         // Samples 5 / 30: significant, but not enough samples.
         assert!(html.contains(r#"<td class="l">latency_ms</td><td class="yes">yes</td><td class="na">—</td><td class="no">no</td><td>5 / 30</td>"#), "{html}");
         assert!(html.contains("B wins") && html.contains("Winner per family"));

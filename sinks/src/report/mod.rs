@@ -1,4 +1,5 @@
-//! HTML report per run, written to `<data>/reports/<run_id>.html`: summary cards, identity
+//! HTML report per run, written to `<data>/reports/<run_id>.html` (its verdict beside it as
+//! `<run_id>.json`): summary cards, identity
 //! tables, the verdict, one section per metric family (with interpretation notes and
 //! distribution charts), and cluster health with its fault timeline. [`compare`] renders a
 //! two-run comparison in the same style. Every user-supplied string is escaped by tera's
@@ -7,9 +8,10 @@
 pub mod cards;
 pub mod chart;
 pub mod compare;
-pub mod sections;
+pub mod compare_data;
 #[cfg(test)]
 mod samples;
+pub mod sections;
 #[cfg(test)]
 mod tests;
 
@@ -37,7 +39,9 @@ pub struct ReportConfig {
 
 impl Default for ReportConfig {
     fn default() -> Self {
-        ReportConfig { group: "trackiq-report".into() }
+        ReportConfig {
+            group: "trackiq-report".into(),
+        }
     }
 }
 
@@ -45,8 +49,13 @@ static TEMPLATES: LazyLock<Tera> = LazyLock::new(|| {
     let mut t = Tera::default();
     // The style is one template both reports include, so they look alike.
     t.add_raw_templates([
-        ("report_style.html", include_str!("../../templates/report_style.html")),
+        (
+            "report_style.html",
+            include_str!("../../templates/report_style.html"),
+        ),
+        ("report_body.html", include_str!("../../templates/report_body.html")),
         ("report.html", include_str!("../../templates/report.html")),
+        ("compare_body.html", include_str!("../../templates/compare_body.html")),
         ("compare.html", include_str!("../../templates/compare.html")),
     ])
     .expect("report templates parse");
@@ -56,6 +65,12 @@ static TEMPLATES: LazyLock<Tera> = LazyLock::new(|| {
 /// Object name of a run's report inside the data store.
 pub fn report_path(run_id: &str) -> String {
     format!("reports/{run_id}.html")
+}
+
+/// Object name of a run's verdict as JSON (the report's input; the dashboard's run page
+/// renders from it and offers it as the run's JSON export).
+pub fn verdict_path(run_id: &str) -> String {
+    format!("reports/{run_id}.json")
 }
 
 /// A number for people: up to 4 decimals, trailing zeros dropped.
@@ -73,12 +88,17 @@ fn opt(x: Option<f64>) -> String {
 }
 
 fn time_us(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us).map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
 }
 
 /// Rows of a metadata table: (field, value); empty values are left out.
 fn table(title: &str, rows: Vec<(&str, Option<String>)>) -> serde_json::Value {
-    let rows: Vec<_> = rows.into_iter().filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| [k.to_string(), v])).collect();
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| [k.to_string(), v]))
+        .collect();
     serde_json::json!({"title": title, "rows": rows})
 }
 
@@ -91,7 +111,17 @@ fn gpu_list(gpus: &[String]) -> String {
             _ => groups.push((g, 1)),
         }
     }
-    groups.iter().map(|(g, n)| if *n > 1 { format!("{n} × {g}") } else { g.to_string() }).collect::<Vec<_>>().join(", ")
+    groups
+        .iter()
+        .map(|(g, n)| {
+            if *n > 1 {
+                format!("{n} × {g}")
+            } else {
+                g.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The run's identity as tables: run, platform, workload, version, labels.
@@ -99,34 +129,79 @@ fn metadata(s: &RunSummary) -> Vec<serde_json::Value> {
     let (r, p, w, ver) = (&s.run, &s.run.platform, &s.run.workload, &s.run.version);
     let int = |x: Option<i64>| x.map(|x| x.to_string());
     let mut out = vec![
-        table("Run", vec![
-            ("run id", Some(r.run_id.clone())), ("series", Some(r.series_id.clone())),
-            ("tool", Some(format!("{} {}", r.tool, r.tool_version))), ("started", Some(time_us(r.timestamp))),
-            ("ended", Some(time_us(s.ended_at))), ("status", Some(s.status.as_str().into())), ("error", s.error.clone()),
-        ]),
-        table("Platform", vec![
-            ("hardware", Some(p.hardware_name.clone())), ("CPU", Some(p.cpu.clone())), ("GPUs", Some(gpu_list(&p.gpus))),
-            ("OS", Some(p.os.clone())), ("kernel", p.kernel.clone()), ("driver", p.driver.clone()),
-            ("framework", p.framework.as_ref().map(|f| format!("{f} {}", p.framework_version.as_deref().unwrap_or("")).trim_end().to_string())),
-        ]),
-        table("Workload", vec![
-            ("name", Some(w.name.clone())), ("type", Some(w.kind.clone())), ("batch size", int(w.batch_size)),
-            ("precision", w.precision.clone()), ("sequence length", int(w.sequence_length)), ("backend", w.backend.clone()), ("steps", int(w.steps)),
-        ]),
-        table("Version", vec![
-            ("version tag", ver.version_tag.clone()), ("git commit", ver.git_commit.clone()),
-            ("environment hash", Some(ver.env_hash.clone())), ("run group", ver.run_group.clone()),
-        ]),
+        table(
+            "Run",
+            vec![
+                ("run id", Some(r.run_id.clone())),
+                ("series", Some(r.series_id.clone())),
+                ("tool", Some(format!("{} {}", r.tool, r.tool_version))),
+                ("started", Some(time_us(r.timestamp))),
+                ("ended", Some(time_us(s.ended_at))),
+                ("status", Some(s.status.as_str().into())),
+                ("error", s.error.clone()),
+            ],
+        ),
+        table(
+            "Platform",
+            vec![
+                ("hardware", Some(p.hardware_name.clone())),
+                ("CPU", Some(p.cpu.clone())),
+                ("GPUs", Some(gpu_list(&p.gpus))),
+                ("OS", Some(p.os.clone())),
+                ("kernel", p.kernel.clone()),
+                ("driver", p.driver.clone()),
+                (
+                    "framework",
+                    p.framework.as_ref().map(|f| {
+                        format!("{f} {}", p.framework_version.as_deref().unwrap_or(""))
+                            .trim_end()
+                            .to_string()
+                    }),
+                ),
+            ],
+        ),
+        table(
+            "Workload",
+            vec![
+                ("name", Some(w.name.clone())),
+                ("type", Some(w.kind.clone())),
+                ("batch size", int(w.batch_size)),
+                ("precision", w.precision.clone()),
+                ("sequence length", int(w.sequence_length)),
+                ("backend", w.backend.clone()),
+                ("steps", int(w.steps)),
+            ],
+        ),
+        table(
+            "Version",
+            vec![
+                ("version tag", ver.version_tag.clone()),
+                ("git commit", ver.git_commit.clone()),
+                ("environment hash", Some(ver.env_hash.clone())),
+                ("run group", ver.run_group.clone()),
+            ],
+        ),
     ];
     if !r.labels.is_empty() {
-        out.push(table("Labels", r.labels.iter().map(|(k, v)| (k.as_str(), Some(v.clone()))).collect()));
+        out.push(table(
+            "Labels",
+            r.labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), Some(v.clone())))
+                .collect(),
+        ));
     }
     out
 }
 
 fn change_of(v: &Verdict, metric: &str) -> (String, &'static str) {
     match v.metrics.iter().find(|m| m.metric == metric) {
-        Some(m) => (m.change_pct.map(|c| format!("{c:+.1} %")).unwrap_or_else(|| "—".into()), m.severity.as_str()),
+        Some(m) => (
+            m.change_pct
+                .map(|c| format!("{c:+.1} %"))
+                .unwrap_or_else(|| "—".into()),
+            m.severity.as_str(),
+        ),
         None => ("—".into(), ""),
     }
 }
@@ -151,7 +226,11 @@ fn sections(v: &Verdict) -> Vec<serde_json::Value> {
     let figures = Figures::of(s);
     let mut out = Vec::new();
     for fam in Family::ALL {
-        let metrics: Vec<_> = s.metrics.iter().filter(|m| family_of(&m.metric, &m.unit) == fam).collect();
+        let metrics: Vec<_> = s
+            .metrics
+            .iter()
+            .filter(|m| family_of(&m.metric, &m.unit) == fam)
+            .collect();
         let derived = derived_rows(v, fam);
         if metrics.is_empty() && derived.is_empty() {
             continue;
@@ -200,33 +279,77 @@ fn cluster(v: &Verdict, c: &ClusterHealth) -> serde_json::Value {
         Ok(svg) => charts.push(serde_json::json!({"title": title, "svg": svg})),
         Err(e) => warn!(chart = %title, error = %e, "could not draw a cluster chart"),
     };
-    add(format!("all-reduce time per rank and step ({} ranks)", c.world_size), chart::heatmap_svg("all-reduce time per rank and step", "ms", &c.allreduce_ms, c.steps_per_column.max(1) as usize));
+    add(
+        format!("all-reduce time per rank and step ({} ranks)", c.world_size),
+        chart::heatmap_svg(
+            "all-reduce time per rank and step",
+            "ms",
+            &c.allreduce_ms,
+            c.steps_per_column.max(1) as usize,
+        ),
+    );
     let cells: Vec<f64> = c.allreduce_ms.iter().flatten().flatten().copied().collect();
     if let Some(h) = chart::histogram_of(&cells, ALLREDUCE_BINS.min(cells.len())) {
         // Cells of a downsampled matrix are means of several steps: the title says so.
-        let what = if c.steps_per_column > 1 { format!("means of {} steps", c.steps_per_column) } else { "one per rank and step".into() };
-        add(format!("all-reduce time distribution ({} cells, {what})", cells.len()), chart::histogram_svg("all-reduce time", "ms", &h));
+        let what = if c.steps_per_column > 1 {
+            format!("means of {} steps", c.steps_per_column)
+        } else {
+            "one per rank and step".into()
+        };
+        add(
+            format!(
+                "all-reduce time distribution ({} cells, {what})",
+                cells.len()
+            ),
+            chart::histogram_svg("all-reduce time", "ms", &h),
+        );
     }
-    add("loss curve".into(), chart::line_svg("training loss (mean over ranks)", "loss", &c.loss));
+    add(
+        "loss curve".into(),
+        chart::line_svg("training loss (mean over ranks)", "loss", &c.loss),
+    );
     // A fault's detection is the one of the same detector raised at the same instant.
-    let matched = |f: &FaultOutcome| c.detections.iter().find(|d| Some(&d.detector) == f.detector.as_ref() && Some(d.detected_at) == f.detected_at);
+    let matched = |f: &FaultOutcome| {
+        c.detections.iter().find(|d| {
+            Some(&d.detector) == f.detector.as_ref() && Some(d.detected_at) == f.detected_at
+        })
+    };
     let marks: Vec<_> = c
         .faults
         .iter()
-        .map(|f| chart::FaultMark { rank: f.rank, step: f.step, detected_step: matched(f).and_then(|d| d.step), latency_ms: f.latency_ms })
+        .map(|f| chart::FaultMark {
+            rank: f.rank,
+            step: f.step,
+            detected_step: matched(f).and_then(|d| d.step),
+            latency_ms: f.latency_ms,
+        })
         .collect();
     // The other detections split as the health summary counts them (processors' health
     // `match_faults`): after the first fault a knock-on effect, before it a false alarm.
     let first_fault = c.faults.iter().map(|f| f.injected_at).min();
     let (mut knock_on, mut alarms) = (Vec::new(), Vec::new());
-    for d in c.detections.iter().filter(|d| !c.faults.iter().any(|f| matched(f).is_some_and(|m| std::ptr::eq(m, *d)))) {
-        let (Some(rank), Some(step)) = (d.rank, d.step) else { continue };
-        if first_fault.is_some_and(|t| d.event_ts >= t) { knock_on.push((rank, step)) } else { alarms.push((rank, step)) }
+    for d in c.detections.iter().filter(|d| {
+        !c.faults
+            .iter()
+            .any(|f| matched(f).is_some_and(|m| std::ptr::eq(m, *d)))
+    }) {
+        let (Some(rank), Some(step)) = (d.rank, d.step) else {
+            continue;
+        };
+        if first_fault.is_some_and(|t| d.event_ts >= t) {
+            knock_on.push((rank, step))
+        } else {
+            alarms.push((rank, step))
+        }
     }
     if !marks.is_empty() || !alarms.is_empty() {
         // The axis spans every step that ran, not only those every rank completed.
-        let ran = c.allreduce_ms.iter().map(Vec::len).max().unwrap_or(0) as i64 * i64::from(c.steps_per_column.max(1));
-        add("fault timeline".into(), chart::fault_timeline_svg(c.world_size, c.steps.max(ran), &marks, &knock_on, &alarms));
+        let ran = c.allreduce_ms.iter().map(Vec::len).max().unwrap_or(0) as i64
+            * i64::from(c.steps_per_column.max(1));
+        add(
+            "fault timeline".into(),
+            chart::fault_timeline_svg(c.world_size, c.steps.max(ran), &marks, &knock_on, &alarms),
+        );
     }
     let faults: Vec<_> = c
         .faults
@@ -253,6 +376,19 @@ const ALLREDUCE_BINS: usize = 24;
 
 /// Renders the HTML report of a verdict.
 pub fn render(v: &Verdict) -> Result<String, SinkError> {
+    TEMPLATES.render("report.html", &context(v)).map_err(|e| SinkError::Template(format!("{e:?}")))
+}
+
+/// The report's content without the document around it (and without its style, which
+/// [`STYLE`] holds), for a page that frames it: the dashboard's run page.
+pub fn render_body(v: &Verdict) -> Result<String, SinkError> {
+    TEMPLATES.render("report_body.html", &context(v)).map_err(|e| SinkError::Template(format!("{e:?}")))
+}
+
+/// The `<style>` element of the reports.
+pub const STYLE: &str = include_str!("../../templates/report_style.html");
+
+fn context(v: &Verdict) -> Context {
     let s = &v.summary;
     let mut ctx = Context::new();
     ctx.insert("run", &s.run);
@@ -288,7 +424,7 @@ pub fn render(v: &Verdict) -> Result<String, SinkError> {
     if let Some(c) = &s.cluster {
         ctx.insert("cluster", &cluster(v, c));
     }
-    TEMPLATES.render("report.html", &ctx).map_err(|e| SinkError::Template(format!("{e:?}")))
+    ctx
 }
 
 /// The report sink as a stage of the runtime.
@@ -313,16 +449,25 @@ impl Stage for ReportStage {
 
     async fn handle(&mut self, input: Input, _now: Instant) -> Result<Effects, StageError> {
         let AnyEvent::Verdict(v) = input.event else {
-            return Err(StageError::Permanent(format!("unexpected {} on {}: the report sink reads verdicts", input.event.name(), input.position.topic)));
+            return Err(StageError::Permanent(format!(
+                "unexpected {} on {}: the report sink reads verdicts",
+                input.event.name(),
+                input.position.topic
+            )));
         };
         // Rendering (templates, SVG charts) is CPU work: off the async workers.
         let run_id = v.run_id.clone();
+        let json = serde_json::to_vec_pretty(&v).map_err(|e| StageError::Permanent(format!("the verdict as JSON: {e}")))?;
+        self.store.put(&verdict_path(&run_id), json).await.map_err(|e| StageError::Transient(e.to_string()))?;
         let html = tokio::task::spawn_blocking(move || render(&v))
             .await
             .map_err(|e| StageError::Permanent(format!("rendering the report panicked: {e}")))?
             .map_err(|e| StageError::Permanent(e.to_string()))?;
         let path = report_path(&run_id);
-        self.store.put(&path, html.into_bytes()).await.map_err(|e| StageError::Transient(e.to_string()))?;
+        self.store
+            .put(&path, html.into_bytes())
+            .await
+            .map_err(|e| StageError::Transient(e.to_string()))?;
         info!(report = %format!("{}/{path}", self.store), "wrote report");
         Ok(Effects::done())
     }

@@ -1,0 +1,82 @@
+//! A run's page: the report's summary cards and sections as tabs (overview, verdict, one per
+//! metric family, cluster health), rendered from the verdict the report sink keeps beside
+//! the report, with the run's exports: the verdict as JSON and the raw samples as CSV.
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tera::Context;
+use trackiq_infra::tables::query_readonly;
+use trackiq_schemas::Verdict;
+
+use super::pages::{Shared, csv, message, render};
+use crate::report::{STYLE, render_body, report_path, verdict_path};
+
+/// Rows of the samples export at most (a run's samples; more are cut with a note).
+pub const MAX_EXPORT_SAMPLES: usize = 1_000_000;
+
+fn checked(id: &str) -> Result<(), Response> {
+    if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(message(StatusCode::BAD_REQUEST, "Not a run id", "A run id has letters, digits, dashes and underscores only."));
+    }
+    Ok(())
+}
+
+async fn verdict(d: &Shared, id: &str) -> Option<Verdict> {
+    let bytes = d.store.get(&verdict_path(id)).await.ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// `GET /runs/{id}`.
+pub async fn page(State(d): State<Shared>, Path(id): Path<String>) -> Response {
+    if let Err(r) = checked(&id) {
+        return r;
+    }
+    let Some(v) = verdict(&d, &id).await else {
+        // Reports written before verdicts were kept beside them are served as they are.
+        return match d.store.get(&report_path(&id)).await {
+            Ok(bytes) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], bytes).into_response(),
+            Err(_) => message(StatusCode::NOT_FOUND, "No report for this run", &format!("Run {id} has no report yet: it is written when its verdict is.")),
+        };
+    };
+    let body = match tokio::task::spawn_blocking(move || render_body(&v)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return message(StatusCode::INTERNAL_SERVER_ERROR, "The report could not be rendered", &e.to_string()),
+        Err(e) => return message(StatusCode::INTERNAL_SERVER_ERROR, "The report could not be rendered", &e.to_string()),
+    };
+    let mut ctx = Context::new();
+    ctx.insert("run_id", &id);
+    ctx.insert("report", &body);
+    ctx.insert("report_style", STYLE);
+    render("dashboard/run.html", "runs", ctx)
+}
+
+/// `GET /runs/{id}/verdict.json`: the verdict with the run's summary, as the pipeline made it.
+pub async fn verdict_json(State(d): State<Shared>, Path(id): Path<String>) -> Response {
+    if let Err(r) = checked(&id) {
+        return r;
+    }
+    match d.store.get(&verdict_path(&id)).await {
+        Ok(bytes) => (
+            [(header::CONTENT_TYPE, "application/json".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{id}.json\""))],
+            bytes,
+        )
+            .into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, format!("run {id} has no verdict yet\n")).into_response(),
+    }
+}
+
+/// `GET /runs/{id}/samples.csv`: the run's raw samples.
+pub async fn samples_csv(State(d): State<Shared>, Path(id): Path<String>) -> Response {
+    if let Err(r) = checked(&id) {
+        return r;
+    }
+    let sql = format!(
+        "SELECT DISTINCT metric, unit, rank, step, batch_seq, CAST(ts AS VARCHAR) AS ts, value FROM samples WHERE run_id = '{id}' ORDER BY metric, ts, rank, step"
+    );
+    match query_readonly(&d.store, &sql, MAX_EXPORT_SAMPLES, d.query_timeout()).await {
+        Ok(t) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{id}-samples.csv\""))], csv(&t))
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
