@@ -76,6 +76,25 @@ async fn run_values(config: &Config, filter: &str) -> anyhow::Result<BTreeMap<St
     Ok(out)
 }
 
+/// Pins `series_id` to `run_ids` (completed runs of that series) with `reason`; for the
+/// dashboard's pin form. Says what was pinned.
+pub async fn pin_runs(config: &Config, series_id: &str, run_ids: &[String], reason: &str) -> anyhow::Result<String> {
+    if run_ids.is_empty() {
+        bail!("choose at least one run to pin the baseline to");
+    }
+    let ids = run_ids.iter().map(|r| lit(r)).collect::<Vec<_>>().join(", ");
+    let filter = format!("series_id = {} AND run_id IN ({ids})", lit(series_id));
+    let values = run_values(config, &filter).await?;
+    let Some(runs) = values.get(series_id) else {
+        bail!("none of the chosen runs is a completed run of series {series_id}");
+    };
+    let runs: Vec<PinnedRun> = runs.iter().map(|(run_id, values)| PinnedRun { run_id: run_id.clone(), values: values.clone() }).collect();
+    let n = runs.len();
+    let reason = Some(reason.trim().to_string()).filter(|r| !r.is_empty());
+    publish(config, &[BaselinePin { series_id: series_id.to_string(), runs, set_at: trackiq_schemas::now_us(), reason }]).await?;
+    Ok(format!("pinned series {series_id} to {n} run(s)"))
+}
+
 pub async fn run(config: Config, cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
     let now = trackiq_schemas::now_us();
     match cmd {

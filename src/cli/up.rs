@@ -30,9 +30,31 @@ async fn start_ui(config: &Config, stack: &Stack) -> anyhow::Result<(std::net::S
     let mut dashboard = trackiq_sinks::dashboard::Dashboard::new(stack.store.clone(), config.dashboard.clone(), addr)?;
     let metrics = stack.metrics.clone();
     dashboard.health = Some(std::sync::Arc::new(move || super::status::health_rows(&metrics.encode())));
+    let verdict = config.verdict.clone();
+    dashboard.direction_of = std::sync::Arc::new(move |m: &str| verdict.direction_of(m));
+    let pin_config = config.clone();
+    dashboard.pin = Some(std::sync::Arc::new(move |req: trackiq_sinks::dashboard::PinRequest| {
+        let config = pin_config.clone();
+        Box::pin(async move { super::baseline::pin_runs(&config, &req.series_id, &req.run_ids, &req.reason).await.map_err(|e| format!("{e:#}")) })
+    }));
+    let (trigger, shutdown) = trackiq_infra::Shutdown::new();
+    // Live pages: every summary and verdict the pipeline publishes from now on.
+    let feed = dashboard.live.clone();
+    let bus = stack.bus.clone();
+    let topics = [bus.topics().summaries.clone(), bus.topics().verdicts.clone()];
+    let follow_stop = shutdown.clone();
+    tokio::spawn(async move {
+        let send = |e: trackiq_schemas::AnyEvent| {
+            if let Some(ev) = trackiq_sinks::dashboard::live::LiveEvent::of(&e) {
+                let _ = feed.send(ev);
+            }
+        };
+        if let Err(e) = trackiq_infra::replay::follow(&bus, &topics, follow_stop, send).await {
+            eprintln!("the dashboard's live feed stopped: {e}");
+        }
+    });
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the dashboard to {addr} (set [dashboard] listen, or --no-ui)"))?;
     let bound = listener.local_addr()?;
-    let (trigger, shutdown) = trackiq_infra::Shutdown::new();
     let task = tokio::spawn(async move {
         if let Err(e) = trackiq_sinks::dashboard::serve(dashboard, listener, shutdown).await {
             eprintln!("dashboard stopped: {e}");

@@ -8,6 +8,7 @@ mod alert_endpoints;
 mod alerting;
 mod bad_input;
 mod bad_records;
+mod browser;
 mod build_sharing;
 mod compaction;
 mod cluster;

@@ -36,15 +36,22 @@ fn presented(req: &Request) -> (Option<String>, bool) {
     (from_query, set_cookie)
 }
 
-/// Whether a form post comes from this dashboard's own pages: the browser's `Origin` (or,
-/// without one, `Sec-Fetch-Site`) must name this host. A page elsewhere cannot make a
+/// Whether a form post comes from this dashboard's own pages: the browser's `Sec-Fetch-Site`
+/// must say same-origin (or, from a browser without fetch metadata, `Origin` must name this
+/// host). A page elsewhere cannot make a
 /// visitor's browser pin a baseline here (cross-site request forgery), token or not.
 pub fn same_origin(headers: &axum::http::HeaderMap) -> bool {
-    let get = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
-    match (get(header::ORIGIN), get(header::HOST)) {
+    let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+    // Browsers say where a request comes from in Sec-Fetch-Site; with `Referrer-Policy:
+    // no-referrer` their Origin on a form POST is "null", so the fetch metadata decides.
+    if let Some(site) = get("sec-fetch-site") {
+        return matches!(site, "same-origin" | "none");
+    }
+    match (get("origin"), get("host")) {
         (Some(origin), Some(host)) => origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host),
         (Some(_), None) => false,
-        (None, _) => matches!(headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()), None | Some("same-origin") | Some("none")),
+        // Neither header: not a browser (curl, a script), which a forged form cannot be.
+        (None, _) => true,
     }
 }
 

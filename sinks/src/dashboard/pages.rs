@@ -46,6 +46,10 @@ static TEMPLATES: LazyLock<Tera> = LazyLock::new(|| {
             "dashboard/sql.html",
             include_str!("../../templates/dashboard/sql.html"),
         ),
+        ("dashboard/run.html", include_str!("../../templates/dashboard/run.html")),
+        ("dashboard/series.html", include_str!("../../templates/dashboard/series.html")),
+        ("dashboard/series_list.html", include_str!("../../templates/dashboard/series_list.html")),
+        ("dashboard/compare.html", include_str!("../../templates/dashboard/compare.html")),
         (
             "dashboard/message.html",
             include_str!("../../templates/dashboard/message.html"),

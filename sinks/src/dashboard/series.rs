@@ -131,10 +131,13 @@ pub async fn page(State(d): State<Shared>, Query(q): Query<SeriesQuery>) -> Resp
 }
 
 async fn list(d: &Shared) -> Response {
-    let sql = "SELECT t.series_id, t.metric, r.workload, r.hardware, t.points, t.class, t.total_change_pct, t.change_points FROM \
-        (SELECT *, ROW_NUMBER() OVER (PARTITION BY series_id, metric ORDER BY computed_at DESC) AS rn FROM trends) t \
-        LEFT JOIN (SELECT series_id, max(workload) AS workload, max(hardware_name) AS hardware FROM runs WHERE event = 'started' GROUP BY series_id) r \
-        ON t.series_id = r.series_id WHERE t.rn = 1 ORDER BY r.workload, t.series_id, t.metric LIMIT 1000";
+    // Every judged series and metric, with its latest trend where one has been computed
+    // (a trend needs a few runs; a new series is listed from its first verdict).
+    let sql = "SELECT v.series_id, v.metric, max(v.workload) AS workload, max(v.hardware_name) AS hardware, count(DISTINCT v.run_id) AS points, \
+        max(t.class) AS class, max(t.total_change_pct) AS total_change_pct, max(t.change_points) AS change_points FROM verdicts v \
+        LEFT JOIN (SELECT series_id, metric, class, total_change_pct, change_points, ROW_NUMBER() OVER (PARTITION BY series_id, metric ORDER BY computed_at DESC) AS rn FROM trends) t \
+        ON v.series_id = t.series_id AND v.metric = t.metric AND t.rn = 1 WHERE v.kind = 'metric' \
+        GROUP BY v.series_id, v.metric ORDER BY workload, v.series_id, v.metric LIMIT 1000";
     let rows = match query_rows(&d.store, sql).await {
         Ok(r) => r,
         Err(e) => return failed(e),
@@ -144,7 +147,7 @@ async fn list(d: &Shared) -> Response {
         .map(|r| {
             HashMap::from([
                 ("series", text(r, "series_id")), ("metric", text(r, "metric")), ("workload", text(r, "workload")), ("hardware", text(r, "hardware")),
-                ("points", text(r, "points")), ("class", text(r, "class")), ("change_points", text(r, "change_points")),
+                ("points", text(r, "points")), ("class", Some(text(r, "class")).filter(|c| !c.is_empty()).unwrap_or_else(|| "not enough runs yet".into())), ("change_points", text(r, "change_points")),
                 ("total", r.get("total_change_pct").and_then(|v| v.as_f64()).map(|c| format!("{c:+.2} %")).unwrap_or_default()),
             ])
         })
