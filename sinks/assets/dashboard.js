@@ -79,7 +79,9 @@ function onRun(e) {
     cell(tr, e.workload);
     cell(tr, e.hardware);
     cell(tr, e.version);
-    cell(tr, "");
+    const commit = document.createElement("code");
+    commit.textContent = e.commit;
+    cell(tr, "").appendChild(commit);
     const sev = cell(tr, "");
     const badge = document.createElement("span");
     badge.className = "badge " + e.severity.replace(/[^a-z_]/g, "");

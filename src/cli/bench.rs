@@ -31,6 +31,8 @@ pub enum BenchCommand {
     Ingest(super::bench_ingest::IngestBenchArgs),
     /// Analyst queries over ≥ 10M archived samples, each as a whole process, against DuckDB's shell.
     Sql(super::bench_sql::SqlBenchArgs),
+    /// Dashboard page load times over a large synthetic history (100,000 runs by default).
+    Dashboard(super::bench_dashboard::DashboardBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +208,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
         BenchCommand::Verdicts(a) => super::bench_verdicts::run(config, a).await,
         BenchCommand::Ingest(a) => super::bench_ingest::run(config, a).await,
         BenchCommand::Sql(a) => super::bench_sql::run(config, a).await,
+        BenchCommand::Dashboard(a) => super::bench_dashboard::run(config, a).await,
         BenchCommand::Llm(a) => {
             use trackiq_producers::llm::{LlmWorkload, Slo, prompts_from_jsonl, synthetic_prompts};
             let prompts = match (&a.prompts, a.input_len) {

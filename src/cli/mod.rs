@@ -6,6 +6,7 @@ mod analysis;
 mod baseline;
 mod bench;
 mod bench_ingest;
+mod bench_dashboard;
 mod bench_sql;
 mod bench_verdicts;
 mod broker;

@@ -37,11 +37,13 @@ pub struct LiveEvent {
     pub workload: String,
     pub hardware: String,
     pub version: String,
+    /// The first 12 characters of the commit measured, or empty.
+    pub commit: String,
     /// The run's status (completed, failed, incomplete).
     pub status: String,
     /// The verdict's severity; empty for a summary.
     pub severity: String,
-    /// When the run started, RFC 3339 (UTC).
+    /// When the run started (UTC), as the pages show it: `2026-12-05T07:45:31`.
     pub started: String,
 }
 
@@ -61,9 +63,10 @@ impl LiveEvent {
             workload: run.workload.name.clone(),
             hardware: run.platform.hardware_name.clone(),
             version: run.version.version_tag.clone().unwrap_or_default(),
+            commit: run.version.git_commit.as_deref().unwrap_or_default().chars().take(12).collect(),
             status: summary.status.as_str().to_string(),
             severity,
-            started: chrono::DateTime::from_timestamp_micros(run.timestamp).map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default(),
+            started: chrono::DateTime::from_timestamp_micros(run.timestamp).map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string()).unwrap_or_default(),
         })
     }
 }
