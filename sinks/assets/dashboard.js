@@ -59,8 +59,9 @@ function onRun(e) {
   }
   if (e.kind !== "verdict") return;
   for (const body of document.querySelectorAll("[data-live-runs]")) {
-    const f = body.dataset.filterWorkload;
-    if (f && f !== e.workload) continue;
+    const f = body.dataset;
+    if ((f.filterWorkload && f.filterWorkload !== e.workload) || (f.filterHardware && f.filterHardware !== e.hardware) ||
+        (f.filterVersion && f.filterVersion !== e.version) || (f.filterSeverity && f.filterSeverity !== e.severity)) continue;
     const old = body.querySelector('tr[data-run-id="' + CSS.escape(e.run_id) + '"]');
     if (old) old.remove();
     const tr = document.createElement("tr");

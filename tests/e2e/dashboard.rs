@@ -1,8 +1,8 @@
 //! `trackiq ui` over a real pipeline's history, through real HTTP: every page renders with
 //! the runs, filters and paging work, a hostile workload name is shown as text, the SQL
 //! console answers queries and refuses COPY, DDL and CREATE EXTERNAL TABLE, and a
-//! non-loopback bind needs the token (constant-time compared) — 401 without it.
-//! (The headless-browser tests of issue 13 come with the live pages.)
+//! non-loopback bind needs the token (constant-time compared) — 401 without it, and a pin
+//! posted from another site is refused. (`browser.rs` drives the same pages in Chromium.)
 
 use std::time::Duration;
 
@@ -45,7 +45,8 @@ fn pages_filters_escaping_console_limits_and_the_token() {
     let mut ids = Vec::new();
     for (w, v) in [("step", 10.0), ("step", 10.1), (HOSTILE, 5.0)] {
         let metric = format!("latency_ms={v}");
-        ids.push(recorded_run_id(&ok(&up.cli(&["record", "--workload", w, "--hardware", "box", "--metric", &metric]))));
+        let team = if w == "step" { "team=perf" } else { "team=red" };
+        ids.push(recorded_run_id(&ok(&up.cli(&["record", "--workload", w, "--hardware", "box", "--label", team, "--metric", &metric]))));
     }
     wait_for("3 verdicts in Parquet", Duration::from_secs(60), || (sql_n(&up, "SELECT count(DISTINCT run_id) AS n FROM verdicts") == 3).then_some(()));
     // `trackiq up` serves it too, with the stages' health.
@@ -70,6 +71,17 @@ fn pages_filters_escaping_console_limits_and_the_token() {
     assert!(filtered.contains(&ids[0]) && filtered.contains(&ids[1]) && !filtered.contains(&ids[2]));
     let (_, paged, _) = get(&format!("{at}/runs?workload=step&page=0"), None);
     assert!(paged.contains("Page 1"));
+    let (_, labelled, _) = get(&format!("{at}/runs?label=team%3Dred"), None);
+    assert!(labelled.contains(&ids[2]) && !labelled.contains(&ids[0]) && !labelled.contains(&ids[1]), "{labelled}");
+    let today = chrono::Utc::now().date_naive();
+    let (_, dated, _) = get(&format!("{at}/runs?since={}&until={today}", today - chrono::Days::new(1)), None);
+    assert!(ids.iter().all(|id| dated.contains(id.as_str())), "{dated}");
+    let (_, future, _) = get(&format!("{at}/runs?since={}", today + chrono::Days::new(2)), None);
+    assert!(future.contains("No runs match") && !future.contains(&ids[0]), "{future}");
+    let (status, bad, _) = get(&format!("{at}/runs?label=team&since=yesterday"), None);
+    assert!(status == 400 && bad.contains("label `team` is not key=value"), "{status}: {bad}");
+    let (status, bad, _) = get(&format!("{at}/runs?since=yesterday"), None);
+    assert!(status == 400 && bad.contains("since `yesterday` is not a day written YYYY-MM-DD"), "{status}: {bad}");
 
     // A run's page is its report.
     let (status, report, _) = wait_for("the run's report", Duration::from_secs(60), || Some(get(&format!("{at}/runs/{}", ids[0]), None)).filter(|r| r.0 == 200));
@@ -90,6 +102,32 @@ fn pages_filters_escaping_console_limits_and_the_token() {
         assert!(page.contains("only queries of the history can run here"), "{q}: {page}");
     }
     assert!(!dir.path().join("leak.csv").exists());
+    // Files outside the history cannot be read as tables either.
+    for q in ["SELECT * FROM '/etc/passwd'", "SELECT * FROM read_csv('/etc/passwd')"] {
+        let url = reqwest::Url::parse_with_params(&format!("{at}/sql"), [("q", q)]).unwrap();
+        let (status, page, _) = get(url.as_str(), None);
+        assert!(status >= 400 && !page.contains("root:"), "{q}: {status} {page}");
+    }
+
+    // Pins: refused from another site's page (cross-site request forgery), and `trackiq ui`
+    // has no pipeline to publish one to.
+    let pin = |base: &str, headers: &[(&str, &str)]| {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut req = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap().post(format!("{base}/series/pin"));
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            let body = format!("series=x&metric=latency_ms&run={}&reason=forged", ids[0]);
+            let r = req.header("content-type", "application/x-www-form-urlencoded").body(body).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    let (status, page) = pin(&format!("http://{served}"), &[("origin", "http://evil.example"), ("sec-fetch-site", "cross-site")]);
+    assert!(status == 403 && page.contains("only accepted from this dashboard"), "{status}: {page}");
+    assert_eq!(pin(&format!("http://{served}"), &[("origin", "http://evil.example")]).0, 403);
+    let (status, page) = pin(&at, &[("sec-fetch-site", "same-origin")]);
+    assert!(status == 409 && page.contains("trackiq baseline set"), "{status}: {page}");
 
     // Any other address needs a token: refused without one, then 401 unless it is given.
     let refused = up.cli(&["ui", "--listen", "0.0.0.0:0"]);

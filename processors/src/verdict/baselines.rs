@@ -241,13 +241,19 @@ impl Baselines {
                 let at = h.partition_point(|e| e.started <= started);
                 let flagged = matches!(m.severity, Severity::Warn | Severity::Block);
                 h.insert(at, Entry { started, run_id: s.run.run_id.clone(), value: f.value, stdev: f.stdev, count: f.count, flagged });
+                // The run's index moves down as the oldest runs leave the window (and it is
+                // gone when it was itself older than the whole window).
+                let mut at = Some(at);
                 while h.len() > cap {
                     h.pop_front();
+                    at = at.and_then(|i| i.checked_sub(1));
                 }
                 if let Some(t) = trend_of(cfg, &series_id, &f.metric, h, now_us) {
                     if let Some(step) = findings::step_change(&cfg.findings, &t, m.direction) {
                         // A run on the far side of a step is not baseline either.
-                        h[at].flagged = true;
+                        if let Some(i) = at {
+                            h[i].flagged = true;
+                        }
                         findings.push(step);
                     }
                     trends.push(t);

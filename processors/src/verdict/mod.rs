@@ -190,6 +190,25 @@ mod tests {
     }
 
     #[test]
+    fn a_step_after_the_window_is_full_is_flagged_without_panicking() {
+        // The window holds `cap` runs; once it is full, each new run pushes the oldest out,
+        // and the new run's index moves with it (found by `trackiq bench dashboard`: the
+        // verdict stage panicked at the first step change of a series with a full window).
+        let config = VerdictConfig::default();
+        let cap = config.window.max(config.trends.window);
+        let mut b = Baselines::new(config);
+        let mut steps = 0;
+        for i in 0..(cap as i64 * 3) {
+            let latency = if i < cap as i64 * 2 { 10.0 + (i % 3) as f64 * 0.01 } else { 12.0 + (i % 3) as f64 * 0.01 };
+            let (v, _) = b.judge(&summary(&format!("r{i}"), i, latency, RunStatus::Completed), 0).unwrap();
+            steps += v.findings.iter().filter(|f| f.rule == "step_change").count();
+        }
+        assert!(steps > 0, "the step after the full window is found");
+        // A run older than the whole window is judged and leaves it at once.
+        assert!(b.judge(&summary("ancient", -1, 50.0, RunStatus::Completed), 0).is_some());
+    }
+
+    #[test]
     fn replaying_the_same_summaries_gives_the_same_verdicts() {
         let log: Vec<RunSummary> = (0..12).map(|i| summary(&format!("r{i}"), i, 10.0 + (i % 3) as f64 + if i == 11 { 5.0 } else { 0.0 }, RunStatus::Completed)).collect();
         let judge_all = || {

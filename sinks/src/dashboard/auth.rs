@@ -77,3 +77,33 @@ pub async fn guard(State(d): State<Arc<Dashboard>>, req: Request, next: Next) ->
     }
     res
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> axum::http::HeaderMap {
+        pairs.iter().map(|(k, v)| (header::HeaderName::from_static(k), HeaderValue::from_str(v).unwrap())).collect()
+    }
+
+    #[test]
+    fn a_form_post_is_accepted_only_from_this_dashboards_pages() {
+        // Chromium's form post under `Referrer-Policy: no-referrer`: Origin "null", fetch metadata same-origin.
+        assert!(same_origin(&headers(&[("origin", "null"), ("host", "127.0.0.1:8080"), ("sec-fetch-site", "same-origin")])));
+        assert!(!same_origin(&headers(&[("origin", "http://evil.example"), ("host", "127.0.0.1:8080"), ("sec-fetch-site", "cross-site")])));
+        assert!(!same_origin(&headers(&[("origin", "http://127.0.0.1:8080"), ("host", "127.0.0.1:8080"), ("sec-fetch-site", "same-site")])));
+        // A browser without fetch metadata: the Origin must name this host.
+        assert!(same_origin(&headers(&[("origin", "http://127.0.0.1:8080"), ("host", "127.0.0.1:8080")])));
+        assert!(!same_origin(&headers(&[("origin", "http://evil.example"), ("host", "127.0.0.1:8080")])));
+        assert!(!same_origin(&headers(&[("origin", "null"), ("host", "127.0.0.1:8080")])));
+        // Not a browser at all (curl): no cross-site forgery is possible.
+        assert!(same_origin(&headers(&[("host", "127.0.0.1:8080")])));
+    }
+
+    #[test]
+    fn tokens_compare_in_constant_time_and_exactly() {
+        assert!(equal("ui-token-7f3a9c", "ui-token-7f3a9c"));
+        assert!(!equal("ui-token-7f3a9d", "ui-token-7f3a9c"));
+        assert!(!equal("ui-token-7f3a9", "ui-token-7f3a9c"));
+    }
+}

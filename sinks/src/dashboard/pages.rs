@@ -179,7 +179,7 @@ async fn overview(State(d): State<Shared>) -> Response {
         ctx.insert("health_columns", &super::HEALTH_COLUMNS);
         ctx.insert("health", &h());
     }
-    match run_rows(&d, &RunFilter::default(), LATEST_RUNS).await {
+    match run_rows(&d, &RunFilter::default(), "event = 'started'", LATEST_RUNS).await {
         Ok(mut latest) => {
             latest.truncate(LATEST_RUNS);
             ctx.insert("latest", &latest);
@@ -198,11 +198,25 @@ pub struct RunFilter {
     pub version: String,
     pub commit: String,
     pub severity: String,
+    /// `key=value`: runs with this label.
+    pub label: String,
+    /// Runs started on or after this day (`YYYY-MM-DD`, UTC).
+    pub since: String,
+    /// Runs started on or before this day (`YYYY-MM-DD`, UTC).
+    pub until: String,
     pub page: usize,
 }
 
+fn day(field: &str, v: &str) -> Result<Option<chrono::NaiveDate>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").map(Some).map_err(|e| format!("{field} `{v}` is not a day written YYYY-MM-DD ({e})"))
+}
+
 impl RunFilter {
-    fn sql_where(&self) -> String {
+    /// The filter as SQL, or what is wrong with it.
+    fn sql_where(&self) -> Result<String, String> {
         let mut w = vec!["event = 'started'".to_string()];
         for (col, v) in [
             ("workload", &self.workload),
@@ -216,7 +230,17 @@ impl RunFilter {
         if !self.commit.is_empty() {
             w.push(format!("starts_with(git_commit, {})", lit(&self.commit)));
         }
-        w.join(" AND ")
+        if !self.label.is_empty() {
+            let (k, v) = self.label.split_once('=').ok_or_else(|| format!("label `{}` is not key=value", self.label))?;
+            w.push(format!("labels[{}] = {}", lit(k.trim()), lit(v.trim())));
+        }
+        if let Some(d) = day("since", &self.since)? {
+            w.push(format!("started_at >= TIMESTAMP '{d}T00:00:00Z'"));
+        }
+        if let Some(d) = day("until", &self.until)? {
+            w.push(format!("started_at < TIMESTAMP '{}T00:00:00Z'", d + chrono::Days::new(1)));
+        }
+        Ok(w.join(" AND "))
     }
 
     fn link(&self, page: usize) -> String {
@@ -227,6 +251,9 @@ impl RunFilter {
             ("version", &self.version),
             ("commit", &self.commit),
             ("severity", &self.severity),
+            ("label", &self.label),
+            ("since", &self.since),
+            ("until", &self.until),
         ] {
             if !v.is_empty() {
                 q.append_pair(k, v);
@@ -239,14 +266,15 @@ impl RunFilter {
 
 /// A page of runs matching `f`, newest first, with their verdicts; one more than `size` when
 /// there is a next page.
-async fn run_rows(d: &Dashboard, f: &RunFilter, size: usize) -> Result<Vec<BTreeMap<&'static str, String>>, InfraError> {
+/// `filter` is `f`'s checked [`RunFilter::sql_where`].
+async fn run_rows(d: &Dashboard, f: &RunFilter, filter: &str, size: usize) -> Result<Vec<BTreeMap<&'static str, String>>, InfraError> {
     let severity = if f.severity.is_empty() { String::new() } else { format!("WHERE v.severity = {}", lit(&f.severity)) };
     let sql = format!(
         "SELECT r.run_id, r.workload, r.hardware_name, r.version_tag, r.git_commit, CAST(r.started_at AS VARCHAR) AS started, v.severity FROM \
          (SELECT DISTINCT run_id, workload, hardware_name, version_tag, git_commit, started_at FROM runs WHERE {}) r \
          LEFT JOIN (SELECT run_id, max(run_severity) AS severity FROM verdicts GROUP BY run_id) v ON r.run_id = v.run_id {severity} \
          ORDER BY r.started_at DESC, r.run_id LIMIT {} OFFSET {}",
-        f.sql_where(),
+        filter,
         size + 1,
         f.page * size
     );
@@ -267,7 +295,11 @@ const LATEST_RUNS: usize = 10;
 
 async fn runs(State(d): State<Shared>, Query(f): Query<RunFilter>) -> Response {
     let size = d.config.page_size.max(1);
-    let mut runs = match run_rows(&d, &f, size).await {
+    let filter = match f.sql_where() {
+        Ok(w) => w,
+        Err(e) => return message(StatusCode::BAD_REQUEST, "Bad filter", &e),
+    };
+    let mut runs = match run_rows(&d, &f, &filter, size).await {
         Ok(r) => r,
         Err(e) => return failed(e),
     };
