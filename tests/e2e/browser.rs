@@ -1,5 +1,5 @@
 //! The dashboard in a real browser: headless Chromium driven over WebDriver (chromedriver,
-//! through fantoccini) against the dashboard of a real `trackiq up` with runs from real
+//! through [`crate::webdriver`]) against the dashboard of a real `trackiq up` with runs from real
 //! benchmarks and a real cluster run with an injected fault. Every page renders with no
 //! console error (the browser's own log, so a script the CSP refused or a missing asset
 //! counts), a run recorded while the overview is open appears on it without a reload, the
@@ -14,11 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
-use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 use crate::support::*;
+use crate::webdriver::{Element, Session};
 
 const HOSTILE: &str = "<script>alert(1)</script>";
 const WAIT: Duration = Duration::from_secs(30);
@@ -46,23 +45,10 @@ fn driver(chromedriver: &Path) -> Driver {
     Driver(child, url)
 }
 
-/// The browser's console since the last call (chromedriver's `goog:loggingPrefs` log).
-#[derive(Debug)]
-struct BrowserLog;
-
-impl WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
-    }
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(json!({ "type": "browser" }).to_string()))
-    }
-}
-
 /// A page visit: waits for `ready`, saves a screenshot as `name.png`, and fails on any
 /// console message of level SEVERE (errors, CSP refusals, failed loads).
 struct Tour {
-    client: Client,
+    client: Session,
     base: String,
     shots: PathBuf,
 }
@@ -74,11 +60,11 @@ impl Tour {
     }
 
     /// The first element matching `css` once there is one; on a timeout, fails with the page.
-    async fn wait(&self, css: &str, timeout: Duration) -> fantoccini::elements::Element {
-        match self.client.wait().at_most(timeout).for_element(Locator::Css(css)).await {
+    async fn wait(&self, css: &str, timeout: Duration) -> Element<'_> {
+        match self.client.wait_for(css, timeout).await {
             Ok(e) => e,
             Err(e) => {
-                let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+                let url = self.client.current_url().await.unwrap_or_default();
                 let page = self.client.source().await.unwrap_or_default();
                 panic!("{url}: no `{css}` after {timeout:?} ({e}); the page:\n{page}")
             }
@@ -89,18 +75,18 @@ impl Tour {
         let png = self.client.screenshot().await.unwrap();
         assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{name}: a screenshot of a drawn page");
         std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
-        let log = self.client.issue_cmd(BrowserLog).await.expect("reading the browser's console");
-        let severe: Vec<&Value> = log.as_array().into_iter().flatten().filter(|m| m["level"] == "SEVERE").collect();
+        let log = self.client.browser_log().await.expect("reading the browser's console");
+        let severe: Vec<&Value> = log.iter().filter(|m| m["level"] == "SEVERE").collect();
         assert!(severe.is_empty(), "{name}: console errors: {severe:#?}");
-        assert!(self.client.get_alert_text().await.is_err(), "{name}: no alert ever opens");
+        assert!(self.client.alert_text().await.is_err(), "{name}: no alert ever opens");
     }
 
     async fn text(&self, css: &str) -> String {
-        self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no `{css}`: {e}")).text().await.unwrap()
+        self.client.find(css).await.unwrap_or_else(|e| panic!("no `{css}`: {e}")).text().await.unwrap()
     }
 
     async fn count(&self, css: &str) -> usize {
-        self.client.find_all(Locator::Css(css)).await.unwrap().len()
+        self.client.find_all(css).await.unwrap().len()
     }
 }
 
@@ -133,16 +119,15 @@ fn every_page_in_headless_chromium_live_updates_filters_compare_and_escaping() {
     let chromedriver = driver(&chromedriver);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let caps: Capabilities = serde_json::from_value(json!({
+        let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": chromium,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1100", "--hide-scrollbars"]
             },
             "goog:loggingPrefs": { "browser": "ALL" }
-        }))
-        .unwrap();
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(caps).connect(&chromedriver.1).await.expect("a chromium session");
+        });
+        let client = Session::start(&chromedriver.1, caps).await.expect("a chromium session");
         let t = Tour { client, base: format!("http://{served}"), shots: shots.clone() };
 
         // Overview, then live: a run recorded while it is open appears without a reload.
@@ -163,45 +148,45 @@ fn every_page_in_headless_chromium_live_updates_filters_compare_and_escaping() {
         assert!(hostile_row.contains(HOSTILE), "shown as text: {hostile_row}");
         assert_eq!(t.count("main script").await, 0, "no script element came from data");
         t.check("runs").await;
-        t.client.find(Locator::Css("input[name=workload]")).await.unwrap().send_keys("sleepy").await.unwrap();
-        t.client.find(Locator::Css("form.filters button")).await.unwrap().click().await.unwrap();
+        t.client.find("input[name=workload]").await.unwrap().send_keys("sleepy").await.unwrap();
+        t.client.find("form.filters button").await.unwrap().click().await.unwrap();
         t.wait("tbody[data-filter-workload=\"sleepy\"]", WAIT).await;
-        let listed: Vec<String> = futures::future::join_all(t.client.find_all(Locator::Css("tbody[data-live-runs] tr")).await.unwrap().iter().map(|r| async move { r.attr("data-run-id").await.unwrap().unwrap() })).await;
+        let listed: Vec<String> = futures::future::join_all(t.client.find_all("tbody[data-live-runs] tr").await.unwrap().iter().map(|r| async move { r.attr("data-run-id").await.unwrap().unwrap() })).await;
         assert_eq!(listed.len(), 2, "the filter keeps the two sleepy runs: {listed:?}");
         assert!(listed.contains(&fast) && listed.contains(&slow));
         t.check("runs-filtered").await;
 
         // The compare picker: its button waits for exactly two runs, then compares them.
-        let button = t.client.find(Locator::Css("form[data-compare-picker] button[type=submit]")).await.unwrap();
+        let button = t.client.find("form[data-compare-picker] button[type=submit]").await.unwrap();
         assert!(!button.is_enabled().await.unwrap(), "disabled before two are checked");
         for id in [&fast, &slow] {
-            t.client.find(Locator::Css(&format!("input[name=run][value=\"{id}\"]"))).await.unwrap().click().await.unwrap();
+            t.client.find(&format!("input[name=run][value=\"{id}\"]")).await.unwrap().click().await.unwrap();
         }
         assert!(button.is_enabled().await.unwrap());
         button.click().await.unwrap();
         t.wait("main table", WAIT).await;
         let compared = t.text("main").await;
-        assert!(t.client.current_url().await.unwrap().path() == "/compare" && compared.contains(&fast) && compared.contains(&slow), "{compared}");
+        assert!(url::Url::parse(&t.client.current_url().await.unwrap()).unwrap().path() == "/compare" && compared.contains(&fast) && compared.contains(&slow), "{compared}");
         assert!(compared.contains("Winner") || compared.contains("winner"), "winner per metric family: {compared}");
         t.check("compare").await;
 
         // A run's page: summary cards, tabs that switch, exports.
         t.visit(&format!("/runs/{slow}"), ".tabs button").await;
-        let tabs: Vec<String> = futures::future::join_all(t.client.find_all(Locator::Css(".tabs button")).await.unwrap().iter().map(|b| async move { b.text().await.unwrap() })).await;
+        let tabs: Vec<String> = futures::future::join_all(t.client.find_all(".tabs button").await.unwrap().iter().map(|b| async move { b.text().await.unwrap() })).await;
         assert!(tabs.iter().any(|n| n == "Overview") && tabs.iter().any(|n| n.contains("Latency")), "{tabs:?}");
         t.check("run-overview").await;
         let latency = tabs.iter().find(|n| n.contains("Latency")).unwrap().clone();
-        t.client.find(Locator::Css(&format!(".tabs button[data-tab=\"{latency}\"]"))).await.unwrap().click().await.unwrap();
-        let pane = t.client.find(Locator::Css(&format!(".pane[data-pane=\"{latency}\"]"))).await.unwrap();
-        assert!(pane.is_displayed().await.unwrap() && !t.client.find(Locator::Css(".pane[data-pane=\"Overview\"]")).await.unwrap().is_displayed().await.unwrap());
+        t.client.find(&format!(".tabs button[data-tab=\"{latency}\"]")).await.unwrap().click().await.unwrap();
+        let pane = t.client.find(&format!(".pane[data-pane=\"{latency}\"]")).await.unwrap();
+        assert!(pane.is_displayed().await.unwrap() && !t.client.find(".pane[data-pane=\"Overview\"]").await.unwrap().is_displayed().await.unwrap());
         assert!(t.count(&format!(".pane[data-pane=\"{latency}\"] svg")).await > 0, "a latency chart");
         t.check("run-latency").await;
         assert!(t.count(&format!("a[href=\"/runs/{slow}/verdict.json\"]")).await == 1 && t.count(&format!("a[href=\"/runs/{slow}/samples.csv\"]")).await == 1);
 
         // The cluster run: its cluster-health tab with the rank x step heatmap.
         t.visit(&format!("/runs/{cluster}"), ".tabs button").await;
-        let cluster_tab = t.client.find(Locator::XPath("//div[@class='tabs']/button[contains(., 'Cluster')]")).await.expect("a cluster tab");
-        cluster_tab.click().await.unwrap();
+        t.client.find(".tabs button[data-tab=\"Cluster health\"]").await.expect("a cluster tab").click().await.unwrap();
+        assert!(t.count(".pane[data-pane=\"Cluster health\"] svg").await >= 2, "the heatmap and the all-reduce histogram");
         t.check("run-cluster").await;
 
         // The hostile run's page.
@@ -215,9 +200,9 @@ fn every_page_in_headless_chromium_live_updates_filters_compare_and_escaping() {
         t.check("series-list").await;
         t.visit(&format!("/series?series={series}&metric=latency_ms"), "main figure svg").await;
         t.check("series").await;
-        t.client.find(Locator::Css(&format!("form input[name=run][value=\"{fast}\"]"))).await.unwrap().click().await.unwrap();
-        t.client.find(Locator::Css("form input[name=reason]")).await.unwrap().send_keys("browser test: the fast run is the reference").await.unwrap();
-        t.client.find(Locator::Css("form[action=\"/series/pin\"] button[type=submit]")).await.unwrap().click().await.unwrap();
+        t.client.find(&format!("form input[name=run][value=\"{fast}\"]")).await.unwrap().click().await.unwrap();
+        t.client.find("form input[name=reason]").await.unwrap().send_keys("browser test: the fast run is the reference").await.unwrap();
+        t.client.find("form[action=\"/series/pin\"] button[type=submit]").await.unwrap().click().await.unwrap();
         let pinned = t.wait("p.card", WAIT).await.text().await.unwrap();
         assert_eq!(pinned, format!("Pinned: pinned series {series} to 1 run(s)"));
         t.check("series-pinned").await;

@@ -58,7 +58,7 @@ fn pages_filters_escaping_console_limits_and_the_token() {
 
     let (status, page, headers) = get(&format!("{at}/"), None);
     assert_eq!(status, 200, "{page}");
-    assert!(page.contains("runs in the history") && page.contains("<b>3</b>"), "{page}");
+    assert!(page.contains("<b data-live-count>3</b>runs in the history"), "{page}");
     let csp = headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(!csp.split(';').any(|d| d.trim().starts_with("script-src") && d.contains("unsafe-inline")), "no inline script: {csp}");

@@ -29,4 +29,5 @@ mod s3;
 mod scale_out;
 mod transfer;
 mod verdict_restart;
+mod webdriver;
 mod webhook_delivery;
