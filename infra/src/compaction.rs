@@ -129,6 +129,17 @@ impl Visibility {
         v
     }
 
+    /// The visibility the records make for one listing of the table, whose objects are
+    /// `listed` (`date=D/name`). A listing taken before a compaction's outputs were written
+    /// still holds all its inputs (they are deleted only after the record), while the record
+    /// may be read after it was created: such a record is left out for this listing, or the
+    /// reader would hide the inputs and see no outputs, and lose their rows.
+    pub fn of_listing<'a>(records: impl IntoIterator<Item = &'a CompactionRecord>, listed: &HashSet<String>) -> Self {
+        let seen = |r: &CompactionRecord, f: &str| listed.contains(&format!("date={}/{f}", r.date));
+        let before_outputs = |r: &CompactionRecord| r.inputs.iter().any(|i| seen(r, i)) && r.outputs.iter().any(|o| !seen(r, &o.name));
+        Visibility::of(records.into_iter().filter(|r| !before_outputs(r)))
+    }
+
     /// Whether the object `file_name` in partition directory `date_dir` (`date=D`) is part
     /// of the table now.
     pub fn shows(&self, date_dir: &str, file_name: &str) -> bool {
@@ -175,6 +186,20 @@ mod tests {
         let v = Visibility::of(&[record("ab12", &["t-0000-1-2.parquet"]), record("cd34", &["c-ab12-0.parquet", "t-0000-3-4.parquet"])]);
         assert!(!v.shows("date=2026-12-04", "c-ab12-0.parquet"));
         assert!(v.shows("date=2026-12-04", "c-cd34-0.parquet"));
+    }
+
+    #[test]
+    fn a_listing_taken_before_the_outputs_were_written_keeps_the_inputs() {
+        let r = record("ab12", &["t-0000-1-2.parquet", "t-0000-3-4.parquet"]);
+        let listed = |names: &[&str]| names.iter().map(|n| format!("date=2026-12-04/{n}")).collect::<HashSet<_>>();
+        // Listed before the output was put, record read after it was committed: inputs stay.
+        let v = Visibility::of_listing(&[r.clone()], &listed(&["t-0000-1-2.parquet", "t-0000-3-4.parquet"]));
+        assert!(v.shows("date=2026-12-04", "t-0000-1-2.parquet") && v.shows("date=2026-12-04", "t-0000-3-4.parquet"));
+        // Listed after the output was put: the output replaces the inputs (deleted or not yet).
+        let v = Visibility::of_listing(&[r.clone()], &listed(&["t-0000-1-2.parquet", "c-ab12-0.parquet"]));
+        assert!(v.shows("date=2026-12-04", "c-ab12-0.parquet") && !v.shows("date=2026-12-04", "t-0000-1-2.parquet"));
+        let v = Visibility::of_listing(&[r], &listed(&["c-ab12-0.parquet"]));
+        assert!(v.shows("date=2026-12-04", "c-ab12-0.parquet"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! immutable, so each is fetched once per process, see [`crate::compaction::read_record`]): a query planned after a compaction
 //! commits sees its outputs, one planned before sees its inputs, none sees both.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -54,8 +54,9 @@ fn placement(location: &Path) -> Option<(Path, String, String)> {
     Some((table_dir, parts[n - 2].clone(), parts[n - 1].clone()))
 }
 
-/// The visibility of the table in `table_dir`, from its commit records.
-async fn visibility(inner: &Arc<dyn ObjectStore>, table_dir: &Path) -> Result<Visibility> {
+/// The visibility of the table in `table_dir` for a listing holding `objects` (`date=D/name`),
+/// from its commit records (read after the listing).
+async fn visibility(inner: &Arc<dyn ObjectStore>, table_dir: &Path, objects: &HashSet<String>) -> Result<Visibility> {
     let dir = table_dir.clone().join(RECORDS_DIR);
     let listed: Vec<ObjectMeta> = inner.list(Some(&dir)).try_collect().await?;
     let mut records = Vec::with_capacity(listed.len());
@@ -65,11 +66,17 @@ async fn visibility(inner: &Arc<dyn ObjectStore>, table_dir: &Path) -> Result<Vi
             .map_err(|e| object_store::Error::Generic { store: "trackiq history", source: Box::new(e) })?;
         records.push(record);
     }
-    Ok(Visibility::of(&records))
+    Ok(Visibility::of_listing(&records, objects))
 }
 
 /// `objects` without those the commit records of their tables hide.
 async fn visible(inner: &Arc<dyn ObjectStore>, objects: Vec<ObjectMeta>) -> Result<Vec<ObjectMeta>> {
+    let mut listed: HashMap<Path, HashSet<String>> = HashMap::new();
+    for meta in &objects {
+        if let Some((table_dir, date_dir, file)) = placement(&meta.location) {
+            listed.entry(table_dir).or_default().insert(format!("{date_dir}/{file}"));
+        }
+    }
     let mut tables: HashMap<Path, Visibility> = HashMap::new();
     let mut out = Vec::with_capacity(objects.len());
     for meta in objects {
@@ -78,7 +85,7 @@ async fn visible(inner: &Arc<dyn ObjectStore>, objects: Vec<ObjectMeta>) -> Resu
             continue;
         };
         if !tables.contains_key(&table_dir) {
-            let v = visibility(inner, &table_dir).await?;
+            let v = visibility(inner, &table_dir, &listed[&table_dir]).await?;
             tables.insert(table_dir.clone(), v);
         }
         if tables[&table_dir].shows(&date_dir, &file) {
