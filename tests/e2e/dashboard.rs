@@ -80,6 +80,8 @@ fn pages_filters_escaping_console_limits_and_the_token() {
     assert!(future.contains("No runs match") && !future.contains(&ids[0]), "{future}");
     let (status, bad, _) = get(&format!("{at}/runs?label=team&since=yesterday"), None);
     assert!(status == 400 && bad.contains("label `team` is not key=value"), "{status}: {bad}");
+    let (status, bad, _) = get(&format!("{at}/runs?severity=bogus"), None);
+    assert!(status == 400 && bad.contains("severity `bogus` is not one of block, warn"), "{status}: {bad}");
     let (status, bad, _) = get(&format!("{at}/runs?since=yesterday"), None);
     assert!(status == 400 && bad.contains("since `yesterday` is not a day written YYYY-MM-DD"), "{status}: {bad}");
 
@@ -87,6 +89,11 @@ fn pages_filters_escaping_console_limits_and_the_token() {
     let (status, report, _) = wait_for("the run's report", Duration::from_secs(60), || Some(get(&format!("{at}/runs/{}", ids[0]), None)).filter(|r| r.0 == 200));
     assert!(status == 200 && report.contains(&ids[0]));
     assert_eq!(get(&format!("{at}/runs/..%2F..%2Fetc%2Fpasswd"), None).0, 400);
+    let series = sql(&up, &format!("SELECT DISTINCT series_id FROM summaries WHERE run_id = '{}'", ids[0]))[0]["series_id"].as_str().unwrap().to_string();
+    let (status, page, _) = get(&format!("{at}/series?series={series}&metric=latency_ms"), None);
+    assert!(status == 200 && page.contains("<svg"), "{status}: {page}");
+    let (status, page, _) = get(&format!("{at}/series?series={series}&metric=nonesuch"), None);
+    assert!(status == 404 && page.contains("has no judged metric `nonesuch`; it has: latency_ms"), "{status}: {page}");
 
     // The console: queries answer (and download as CSV); writing and reading files do not.
     let (status, page, _) = get(&format!("{at}/sql?q=SELECT%20count(*)%20AS%20n%20FROM%20verdicts"), None);

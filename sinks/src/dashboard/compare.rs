@@ -45,7 +45,7 @@ pub async fn page(State(d): State<Shared>, RawQuery(query): RawQuery) -> Respons
     let recent = match query_rows(&d.store, &recent).await {
         Ok(r) => r
             .iter()
-            .map(|r| serde_json::json!({"run_id": text(r, "run_id"), "label": format!("{} · {} · {}", text(r, "workload"), text(r, "hardware_name"), text(r, "started").chars().take(19).collect::<String>())}))
+            .map(|r| serde_json::json!({"run_id": text(r, "run_id"), "label": format!("{} · {} · {} · {}", text(r, "workload"), text(r, "hardware_name"), text(r, "started").chars().take(19).collect::<String>(), text(r, "run_id").chars().take(13).collect::<String>())}))
             .collect::<Vec<_>>(),
         Err(e) => return failed(e),
     };

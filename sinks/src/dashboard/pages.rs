@@ -217,6 +217,9 @@ fn day(field: &str, v: &str) -> Result<Option<chrono::NaiveDate>, String> {
 impl RunFilter {
     /// The filter as SQL, or what is wrong with it.
     fn sql_where(&self) -> Result<String, String> {
+        if !self.severity.is_empty() && !SEVERITIES.contains(&self.severity.as_str()) {
+            return Err(format!("severity `{}` is not one of {}", self.severity, SEVERITIES.join(", ")));
+        }
         let mut w = vec!["event = 'started'".to_string()];
         for (col, v) in [
             ("workload", &self.workload),

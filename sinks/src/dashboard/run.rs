@@ -36,7 +36,7 @@ pub async fn page(State(d): State<Shared>, Path(id): Path<String>) -> Response {
         // Reports written before verdicts were kept beside them are served as they are.
         return match d.store.get(&report_path(&id)).await {
             Ok(bytes) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], bytes).into_response(),
-            Err(_) => message(StatusCode::NOT_FOUND, "No report for this run", &format!("Run {id} has no report yet: it is written when its verdict is.")),
+            Err(_) => message(StatusCode::NOT_FOUND, "No report for this run", &format!("Run {id} has no report: it is not in the history, or its verdict has not been made yet (the report is written with the verdict; see /runs).")),
         };
     };
     let body = match tokio::task::spawn_blocking(move || render_body(&v)).await {

@@ -56,7 +56,10 @@ pub async fn page(State(d): State<Shared>, Query(q): Query<SeriesQuery>) -> Resp
     if metrics.is_empty() {
         return message(StatusCode::NOT_FOUND, "No such series", &format!("Series {} has no judged runs in the history.", q.series));
     }
-    let metric = if metrics.contains(&q.metric) { q.metric.clone() } else { metrics.iter().find(|m| *m == "latency_ms").unwrap_or(&metrics[0]).clone() };
+    if !q.metric.is_empty() && !metrics.contains(&q.metric) {
+        return message(StatusCode::NOT_FOUND, "No such metric in this series", &format!("Series {} has no judged metric `{}`; it has: {}.", q.series, q.metric, metrics.join(", ")));
+    }
+    let metric = if q.metric.is_empty() { metrics.iter().find(|m| *m == "latency_ms").unwrap_or(&metrics[0]).clone() } else { q.metric.clone() };
     let sql = format!(
         "SELECT run_id, workload, hardware_name, CAST(started_at AS BIGINT) AS started_at, value, baseline, lower_limit, upper_limit, change_pct, severity FROM \
          (SELECT *, ROW_NUMBER() OVER (PARTITION BY run_id ORDER BY evaluated_at DESC) AS rn FROM verdicts WHERE series_id = {} AND metric = {} AND kind = 'metric') \
