@@ -86,6 +86,9 @@ fn gate_changepoints_trends_baselines_and_compare() {
     let b = uuid_in(&ok(&up.cli(&["bench", "cmd", "--warmup", "0", "--iterations", "8", "--workload", "sleepy", "--", "sleep", "0.05"])));
     let q = format!("SELECT count(*) AS n FROM summaries WHERE run_id IN ('{a}', '{b}') AND metric = 'latency_ms'");
     wait_for("both bench summaries", Duration::from_secs(60), || Some(sql(&up, &q)).filter(|r| r[0]["n"] == 2));
+    // The samples table is flushed on its own schedule: compare reads the raw samples.
+    let q = format!("SELECT count(*) AS n FROM samples WHERE run_id IN ('{a}', '{b}') AND metric = 'latency_ms'");
+    wait_for("both runs' 16 latency samples", Duration::from_secs(60), || Some(sql(&up, &q)).filter(|r| r[0]["n"] == 16));
     let cmp: Vec<serde_json::Value> = serde_json::from_str(&ok(&up.cli(&["compare", &a, &b, "--format", "json"]))).unwrap();
     let lat = cmp.iter().find(|r| r["metric"] == "latency_ms").unwrap();
     assert_eq!((lat["winner"].as_str(), lat["confidence"].as_str()), (Some("A"), Some("strong")));
