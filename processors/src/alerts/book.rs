@@ -153,12 +153,13 @@ impl AlertBook {
             a.run_id = v.run_id.clone();
             a.updated_at = now;
             a.notify = NotifyReason::None;
-            // The figures are the good run's now: a resolution shows where the metric is back to.
-            if let Some(m) = v.metrics.iter().find(|m| m.metric == a.subject) {
-                (a.value, a.baseline, a.change_pct, a.change_ci_low, a.change_ci_high) = (Some(m.value), m.baseline, m.change_pct, m.change_ci_low, m.change_ci_high);
-                a.pvalue = m.pvalue_adjusted.or(m.pvalue);
-            }
             if a.ok_runs >= self.config.resolve_after_runs as i32 {
+                // A resolution shows where the metric is back to; while it still fires, the row keeps
+                // the figures its message states (a good run in between must not show -6 % beside "+176 %").
+                if let Some(m) = v.metrics.iter().find(|m| m.metric == a.subject) {
+                    (a.value, a.baseline, a.change_pct, a.change_ci_low, a.change_ci_high) = (Some(m.value), m.baseline, m.change_pct, m.change_ci_low, m.change_ci_high);
+                    a.pvalue = m.pvalue_adjusted.or(m.pvalue);
+                }
                 a.state = AlertState::Resolved;
                 a.notify = NotifyReason::Resolved;
                 let fired_for = humanize_secs((now - a.fired_at) / 1_000_000);

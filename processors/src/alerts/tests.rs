@@ -63,8 +63,11 @@ fn a_regression_fires_once_repeats_on_time_worsens_and_resolves_after_k_good_run
     // One good run counts, the second resolves; the episode start is kept throughout.
     let good = b.on_verdict(&verdict("r6", 5000, None, &[]));
     assert_eq!((reasons(&good)[0], good[0].ok_runs), (("latency_ms", "firing", "none"), 1));
+    // Still firing: the row keeps the figures its message states, not the good run's 0 %.
+    assert_eq!((good[0].change_pct, good[0].value), (Some(20.0), Some(12.0)));
     let resolved = b.on_verdict(&verdict("r7", 5010, None, &[]));
     assert_eq!(reasons(&resolved), [("latency_ms", "resolved", "resolved")]);
+    assert_eq!((resolved[0].change_pct, resolved[0].value), (Some(0.0), Some(10.0)), "a resolution shows where the metric is back to");
     assert_eq!((resolved[0].fired_at, resolved[0].series_firing), (10 * S, 0));
     // A new regression is a new episode with the same id.
     let again = b.on_verdict(&verdict("r8", 6000, Some(9.0), &[]));
