@@ -13,6 +13,7 @@ use trackiq_processors::archiver::ArchiverConfig;
 use trackiq_processors::compactor::CompactorConfig;
 use trackiq_processors::verdict::VerdictConfig;
 use trackiq_sinks::dashboard::DashboardConfig;
+use trackiq_sinks::dashboard::ingest::IngestConfig;
 use trackiq_sinks::notify::NotifyConfig;
 use trackiq_sinks::report::ReportConfig;
 use trackiq_sinks::webhook::WebhookConfig;
@@ -49,6 +50,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// The web dashboard (`trackiq ui`).
     pub dashboard: DashboardConfig,
+    /// The HTTP ingest API of `trackiq up` (`POST /api/v1/runs` on the dashboard's address).
+    pub ingest: IngestConfig,
     /// The pipeline's own Prometheus metrics (`trackiq status` reads them).
     pub metrics: MetricsConfig,
 }
@@ -85,6 +88,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             notify: NotifyConfig::default(),
             dashboard: DashboardConfig::default(),
+            ingest: IngestConfig::default(),
             metrics: MetricsConfig::default(),
         }
     }
@@ -213,6 +217,10 @@ mod tests {
         expected.notify.dashboard_url = Some("http://trackiq.internal:8080".into());
         expected.notify.reports_url = Some("https://reports.internal/trackiq".into());
         assert_eq!(parsed, expected);
+        // The ingest token, commented out: the API is off unless one is set.
+        let token = text.lines().skip_while(|l| !l.starts_with("[ingest]")).find_map(|l| l.strip_prefix("# token = ")).expect("[ingest] shows its token");
+        let ingest: Config = toml::from_str(&format!("[ingest]\ntoken = {}\n", token.split("   #").next().unwrap())).expect("the ingest token parses");
+        assert_eq!(ingest.ingest.token, Some(SecretSource::Env("TRACKIQ_INGEST_TOKEN".into())));
         let err = toml::from_str::<Config>("[[notify.channels]]\nkind = \"slack\"\nname = \"s\"\nwebhook_url = \"https://hooks.slack.com/x\"\n").unwrap_err().to_string();
         assert!(err.contains("never written in the config") && !err.contains("hooks.slack.com"), "a secret written in the config is refused, not repeated: {err}");
     }

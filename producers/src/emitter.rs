@@ -89,10 +89,15 @@ impl RunEmitter {
         Ok(())
     }
 
-    /// Sends what is pending and the `RunFinished`.
-    pub async fn finish(mut self, status: RunStatus, error: Option<String>) -> Result<RunFinished, ProducerError> {
+    /// Sends what is pending and the `RunFinished`, ended now.
+    pub async fn finish(self, status: RunStatus, error: Option<String>) -> Result<RunFinished, ProducerError> {
+        self.finish_at(status, error, trackiq_schemas::now_us()).await
+    }
+
+    /// Sends what is pending and the `RunFinished`, ended at `ended_at` (µs; a backfilled run's own time).
+    pub async fn finish_at(mut self, status: RunStatus, error: Option<String>, ended_at: i64) -> Result<RunFinished, ProducerError> {
         self.flush().await?;
-        let finished = RunFinished { run_id: self.run.run_id.clone(), status, ended_at: trackiq_schemas::now_us(), sample_count: self.sent, error };
+        let finished = RunFinished { run_id: self.run.run_id.clone(), status, ended_at, sample_count: self.sent, error };
         send(&self.producer, &self.bus.topics().runs, self.run.series_id.as_bytes(), &registry().encode(&finished)?).await?;
         Ok(finished)
     }

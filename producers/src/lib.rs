@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`http`] — `http`: one request per iteration, failures counted by reason
-//! - [`import`] — `import trackiq-json`: results of the original TrackIQ tools as runs
+//! - [`importers`] — `trackiq import <format>` and the HTTP ingest: other tools' results as runs
 //! - [`load`] — `bench ingest`: synthetic fleet load (hosts × series streaming runs)
 //! - [`llm`] — `llm`: streamed OpenAI-compatible requests: TTFT, ITL, TPOT, E2EL, goodput
 //! - [`identity`] — identity flags, platform and git detection
@@ -26,7 +26,7 @@ pub mod emitter;
 pub mod error;
 pub mod http;
 pub mod identity;
-pub mod import;
+pub mod importers;
 pub mod llm;
 pub mod load;
 pub mod record;

@@ -41,19 +41,24 @@ pub fn parse_metric(arg: &str) -> Result<MetricArg, ProducerError> {
     Ok(MetricArg { name: name.to_string(), value, unit: if unit.is_empty() { unit_from_name(name).to_string() } else { unit.to_string() } })
 }
 
-/// Emits a recorded run; returns its run id.
-pub async fn record(bus: &Bus, identity: &RunIdentity, metrics: &[MetricArg]) -> Result<String, ProducerError> {
+/// Emits a recorded run, measured now or at `at_us` (hand-entered history); returns its run id.
+pub async fn record(bus: &Bus, identity: &RunIdentity, metrics: &[MetricArg], at_us: Option<i64>) -> Result<String, ProducerError> {
     if metrics.is_empty() {
         return Err(ProducerError::Usage("give at least one --metric name=value".into()));
     }
-    let run = run_started("trackiq-record", identity);
+    let mut run = run_started("trackiq-record", identity);
+    if let Some(at) = at_us {
+        // A UUID v7 of that time: run ids sort by when the runs ran, as the pipeline's own do.
+        run.run_id = uuid::Builder::from_unix_timestamp_millis((at.max(0) / 1000) as u64, &rand::random()).into_uuid().to_string();
+        run.timestamp = at;
+    }
     let ts = run.timestamp;
     let mut emitter = RunEmitter::start(bus, run, Batching { max_samples: metrics.len(), ..Default::default() }).await?;
     for m in metrics {
         emitter.push(Sample { ts_us: ts, metric: m.name.clone(), value: m.value, unit: m.unit.clone(), rank: None, step: None }).await?;
     }
     let run_id = emitter.run().run_id.clone();
-    emitter.finish(RunStatus::Completed, None).await?;
+    emitter.finish_at(RunStatus::Completed, None, at_us.unwrap_or_else(trackiq_schemas::now_us)).await?;
     Ok(run_id)
 }
 

@@ -19,6 +19,8 @@ pub enum SinkError {
     Compare(String),
     #[error("dashboard: {0}")]
     Dashboard(String),
+    #[error("[ingest] {0}")]
+    Ingest(String),
     #[error("notification settings: {0}")]
     NotifyConfig(String),
     #[error("invalid webhook URL `{url}`: {reason}")]

@@ -33,6 +33,8 @@ pub enum BenchCommand {
     Sql(super::bench_sql::SqlBenchArgs),
     /// Dashboard page load times over a large synthetic history (100,000 runs by default).
     Dashboard(super::bench_dashboard::DashboardBenchArgs),
+    /// A backfill of result files (10,000 by default) through `trackiq import` into `trackiq up`: runs/s and samples/s.
+    Import(super::bench_import::ImportBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -209,6 +211,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
         BenchCommand::Ingest(a) => super::bench_ingest::run(config, a).await,
         BenchCommand::Sql(a) => super::bench_sql::run(config, a).await,
         BenchCommand::Dashboard(a) => super::bench_dashboard::run(config, a).await,
+        BenchCommand::Import(a) => super::bench_import::run(config, a).await,
         BenchCommand::Llm(a) => {
             use trackiq_producers::llm::{LlmWorkload, Slo, prompts_from_jsonl, synthetic_prompts};
             let prompts = match (&a.prompts, a.input_len) {

@@ -8,7 +8,7 @@
 //! consumer lag, and the pipeline's RSS and CPU. At the end: totals, run end → summary and
 //! → verdict latency (p50/p99), and a SQL count proving every sample archived exactly once.
 
-mod pipeline;
+pub(super) mod pipeline;
 mod watch;
 
 use std::process::ExitCode;
@@ -251,12 +251,12 @@ fn print_summary(ticks: &[Tick], load_secs: f64, produced: u64, c: &LoadCounters
     println!("{table}");
 }
 
-fn tempdir() -> anyhow::Result<std::path::PathBuf> {
+pub(super) fn tempdir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("trackiq-bench-ingest-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(super) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

@@ -5,6 +5,7 @@ mod alerts;
 mod analysis;
 mod baseline;
 mod bench;
+mod bench_import;
 mod bench_ingest;
 mod bench_dashboard;
 mod bench_sql;
@@ -18,6 +19,8 @@ mod gate;
 mod history;
 mod metrics;
 mod identity;
+mod import;
+mod ingest;
 mod record;
 mod report;
 mod sql;
@@ -106,9 +109,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Export a run as a TrackiqResult JSON (for the original TrackIQ tools) or CSV of samples.
     Export(transfer::ExportArgs),
-    /// Import results of other tools as runs.
-    #[command(subcommand)]
-    Import(transfer::ImportCommand),
+    /// Import results of other tools as runs: pytest-benchmark, criterion, google-benchmark, hyperfine, vllm, bmf, autoperfpy, tracker-csv, trackiq-json, nccl-tests, or auto.
+    Import(import::ImportArgs),
     /// The metric catalog: unit, direction, kind and dimensions of every metric, and yours.
     Metrics(metrics::MetricsArgs),
 }
@@ -174,7 +176,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gate(a) => gate::run(config, a).await,
         Command::Report(a) => report::run(config, a).await,
         Command::Export(a) => transfer::export(config, a).await,
-        Command::Import(c) => transfer::import(config, c).await,
+        Command::Import(a) => import::run(config, a).await,
         Command::Metrics(a) => metrics::run(config, a),
     }
 }

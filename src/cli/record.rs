@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 use trackiq::config::Config;
 use trackiq_infra::Bus;
+use trackiq_producers::importers::parse_time;
 use trackiq_producers::record::{parse_metric, record};
 
 use super::identity::IdentityArgs;
@@ -16,13 +17,17 @@ pub struct RecordArgs {
     /// A measured figure: name=value[unit], e.g. --metric throughput=125.7 --metric latency_ms=8.2 (repeatable).
     #[arg(long = "metric", required = true)]
     metrics: Vec<String>,
+    /// When the figures were measured, for hand-entered history: RFC 3339 or YYYY-MM-DD HH:MM:SS (UTC). Default: now.
+    #[arg(long)]
+    at: Option<String>,
 }
 
 pub async fn run(config: Config, a: RecordArgs) -> anyhow::Result<ExitCode> {
     let metrics = a.metrics.iter().map(|m| parse_metric(m)).collect::<Result<Vec<_>, _>>()?;
     let identity = a.identity.to_identity("recorded", "recorded")?;
     let bus = Bus::new(config.bus);
-    let run_id = record(&bus, &identity, &metrics).await?;
+    let at = a.at.as_deref().map(|s| parse_time(s).ok_or_else(|| anyhow::anyhow!("--at `{s}` is not a time (RFC 3339, YYYY-MM-DD HH:MM:SS, or Unix seconds)"))).transpose()?;
+    let run_id = record(&bus, &identity, &metrics, at).await?;
     println!("recorded run {run_id} ({} metrics)", metrics.len());
     Ok(ExitCode::SUCCESS)
 }

@@ -1,11 +1,10 @@
-//! `trackiq export` and `trackiq import`: the TrackIQ result contract in and out.
+//! `trackiq export`: a run as the TrackIQ result contract (the way in is `trackiq import`).
 
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 use trackiq::config::Config;
-use trackiq_infra::Bus;
 
 use super::history::{lit, rows};
 
@@ -39,22 +38,6 @@ pub struct ExportArgs {
     /// Write here instead of standard output.
     #[arg(long)]
     output: Option<std::path::PathBuf>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ImportCommand {
-    /// A TrackiqResult JSON file written by the original TrackIQ tools.
-    TrackiqJson { file: std::path::PathBuf },
-    /// Output of an nccl-tests binary (e.g. all_reduce_perf): its text table or its -J JSON file, so GPU-cluster results join the history.
-    NcclTests {
-        file: std::path::PathBuf,
-        /// Test name (default: the file name without extension).
-        #[arg(long)]
-        test: Option<String>,
-        /// Hardware name of the cluster measured (default: this host's name).
-        #[arg(long)]
-        hardware: Option<String>,
-    },
 }
 
 type Row = serde_json::Map<String, serde_json::Value>;
@@ -151,24 +134,6 @@ pub async fn export(config: Config, a: ExportArgs) -> anyhow::Result<ExitCode> {
     match a.output {
         Some(p) => std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?,
         None => println!("{text}"),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn import(config: Config, c: ImportCommand) -> anyhow::Result<ExitCode> {
-    match c {
-        ImportCommand::TrackiqJson { file } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let doc: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
-            let run = trackiq_producers::import::import_trackiq_json(&Bus::new(config.bus), &doc).await?;
-            println!("imported run {run} from {}", file.display());
-        }
-        ImportCommand::NcclTests { file, test, hardware } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let name = test.unwrap_or_else(|| file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "nccl-tests".into()));
-            let run = trackiq_producers::import::import_nccl_tests(&Bus::new(config.bus), &text, &name, hardware.as_deref()).await?;
-            println!("imported run {run} from {}", file.display());
-        }
     }
     Ok(ExitCode::SUCCESS)
 }

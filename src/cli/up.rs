@@ -18,7 +18,7 @@ pub struct UpArgs {
     #[arg(long = "role", value_enum, value_delimiter = ',')]
     pub roles: Vec<Role>,
     /// Do not serve the web dashboard (served by default with the `sinks` role, on
-    /// `[dashboard] listen`, 127.0.0.1:8080).
+    /// `[dashboard] listen`, 127.0.0.1:8080), nor the HTTP ingest API beside it.
     #[arg(long)]
     pub no_ui: bool,
 }
@@ -37,6 +37,9 @@ async fn start_ui(config: &Config, stack: &Stack) -> anyhow::Result<(std::net::S
         let config = pin_config.clone();
         Box::pin(async move { super::baseline::pin_runs(&config, &req.series_id, &req.run_ids, &req.reason).await.map_err(|e| format!("{e:#}")) })
     }));
+    // `POST /api/v1/runs`: results from CI systems, parsed by the importers and published.
+    let publish = super::ingest::publisher(stack.bus.clone(), stack.store.clone());
+    dashboard.ingest = Some(trackiq_sinks::dashboard::ingest::Ingest::new(&config.ingest, publish)?);
     let (trigger, shutdown) = trackiq_infra::Shutdown::new();
     // Live pages: every summary and verdict the pipeline publishes from now on.
     let feed = dashboard.live.clone();
@@ -70,13 +73,18 @@ pub async fn run(config: Config, a: UpArgs) -> anyhow::Result<ExitCode> {
         // A non-loopback address without a token is refused before anything starts.
         let addr = config.dashboard.listen.parse().map_err(|_| anyhow::anyhow!("[dashboard] listen `{}` is not host:port", config.dashboard.listen))?;
         trackiq_sinks::dashboard::Dashboard::new(trackiq_infra::DataStore::open(&config.data)?, config.dashboard.clone(), addr)?;
+        config.ingest.read_token()?;
     }
     let stack = Stack::start_roles(&config, &roles).await?;
     stack.wait_ready(std::time::Duration::from_secs(60)).await?;
     let ui = if serve_ui { Some(start_ui(&config, &stack).await?) } else { None };
     let metrics = stack.metrics_addr.map(|a| format!(" · metrics http://{a}/metrics")).unwrap_or_default();
     let dashboard = ui.as_ref().map(|(a, _, _)| format!(" · dashboard http://{a}/")).unwrap_or_default();
-    println!("trackiq is up: brokers {} · data {}{metrics}{dashboard} · Ctrl-C to stop", stack.brokers(), stack.store);
+    let ingest = match &ui {
+        Some((a, _, _)) if config.ingest.token.is_some() => format!(" · ingest http://{a}{}", trackiq_sinks::dashboard::ingest::RUNS),
+        _ => String::new(),
+    };
+    println!("trackiq is up: brokers {} · data {}{metrics}{dashboard}{ingest} · Ctrl-C to stop", stack.brokers(), stack.store);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut check = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut down: Vec<String> = Vec::new();

@@ -60,7 +60,7 @@ fn undecodable_records_and_failed_webhooks_are_dead_lettered() {
         // webhook always fails, so it is dead-lettered too.
         let id = RunIdentity { workload: "dlq".into(), workload_type: "test".into(), ..Default::default() };
         for v in [10.0, 20.0] {
-            record(&stack.bus, &id, &[MetricArg { name: "latency_ms".into(), value: v, unit: "ms".into() }]).await.unwrap();
+            record(&stack.bus, &id, &[MetricArg { name: "latency_ms".into(), value: v, unit: "ms".into() }], None).await.unwrap();
         }
 
         let letters = dead_letters(&stack.brokers(), &stack.bus.topics().dlq, |l| {

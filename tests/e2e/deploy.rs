@@ -5,6 +5,7 @@
 //! deployed by both; the TOML configurations (files and ConfigMap keys) load with
 //! trackiq's own configuration type and agree with the manifests (metrics port, partitions
 //! versus replicas, replication versus brokers); secrets are referenced, never inlined.
+//! (`ci_recipe.rs` checks `infra/ci/` with the same command-line check.)
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ fn deploy_dir() -> PathBuf {
 }
 
 /// Files under `dir` (recursively) whose names end with one of `exts`, sorted.
-fn files(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
+pub(crate) fn files(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.unwrap().path();
@@ -36,12 +37,12 @@ fn files(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
     out
 }
 
-fn rel(path: &Path) -> String {
+pub(crate) fn rel(path: &Path) -> String {
     path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(path).display().to_string()
 }
 
 /// Every document of a YAML file, with `<<` merge keys applied.
-fn documents(path: &Path) -> Vec<Value> {
+pub(crate) fn documents(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap();
     serde_yaml_ng::Deserializer::from_str(&text)
         .map(|d| {
@@ -74,7 +75,7 @@ fn words(v: Option<&Value>, origin: &str) -> Vec<String> {
     }
 }
 
-fn is_trackiq_binary(word: &str) -> bool {
+pub(crate) fn is_trackiq_binary(word: &str) -> bool {
     Path::new(word).file_name().is_some_and(|n| n == "trackiq")
 }
 
@@ -185,7 +186,7 @@ fn parse_help(text: &str) -> Help {
 
 /// `--help` of each subcommand path, run once.
 #[derive(Default)]
-struct Cli {
+pub(crate) struct Cli {
     helps: HashMap<Vec<String>, Result<Help, String>>,
 }
 
@@ -208,7 +209,7 @@ impl Cli {
 
     /// The subcommand path of `args`, its `--role` values and the last value of each flag, or
     /// what is wrong with them.
-    fn check(&mut self, args: &[String]) -> Result<(Vec<String>, Vec<String>, BTreeMap<String, String>), Vec<String>> {
+    pub(crate) fn check(&mut self, args: &[String]) -> Result<(Vec<String>, Vec<String>, BTreeMap<String, String>), Vec<String>> {
         let mut errors = Vec::new();
         let mut path: Vec<String> = Vec::new();
         let mut roles = Vec::new();

@@ -56,6 +56,6 @@ fn conformance_results_round_trip_through_import_and_export() {
     let bad = up.cli(&["import", "nccl-tests", &format!("{root}/Cargo.toml")]);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("no result rows"));
     let bad = up.cli(&["import", "trackiq-json", "Cargo.toml"]);
-    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("is not JSON"));
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("not valid JSON"));
     let _ = up.stop();
 }

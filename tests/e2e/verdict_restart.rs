@@ -31,7 +31,7 @@ fn verdict_state_is_rebuilt_from_parquet_after_a_restart() {
         stack.wait_ready(Duration::from_secs(60)).await.unwrap();
         let id = RunIdentity { workload: "restart".into(), workload_type: "test".into(), hardware: Some("box".into()), ..Default::default() };
         for v in [10.0, 10.2, 9.8, 10.1] {
-            record(&stack.bus, &id, &[MetricArg { name: "latency_ms".into(), value: v, unit: "ms".into() }]).await.unwrap();
+            record(&stack.bus, &id, &[MetricArg { name: "latency_ms".into(), value: v, unit: "ms".into() }], None).await.unwrap();
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while archived_verdicts(&stack.store).await < 4 {

@@ -16,7 +16,8 @@ pub const COOKIE: &str = "trackiq_token";
 /// No script but this server's (`/assets/dashboard.js`), no inline script, no framing.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-fn equal(given: &str, token: &str) -> bool {
+/// Whether `given` is `token`, in time independent of where they differ.
+pub(super) fn equal(given: &str, token: &str) -> bool {
     given.as_bytes().ct_eq(token.as_bytes()).into()
 }
 

@@ -21,9 +21,14 @@
 //! - [`run`] — a run's page and exports; [`series`] — a series' history and pins;
 //!   [`compare`] — two runs or groups side by side
 //! - [`live`] — server-sent events; `assets/dashboard.js` — the script
+//! - [`ingest`] — the HTTP ingest API (`POST /api/v1/runs`, its own token) and its OpenAPI
+//!   document (`assets/openapi.json`)
 
 pub mod auth;
 pub mod compare;
+pub mod ingest;
+#[cfg(test)]
+mod ingest_tests;
 pub mod live;
 pub mod pages;
 pub mod run;
@@ -110,6 +115,8 @@ pub struct Dashboard {
     /// Set where the dashboard can publish to the pipeline.
     pub pin: Option<PinFn>,
     pub direction_of: DirectionFn,
+    /// The HTTP ingest API, set by `trackiq up` (`trackiq ui` answers its posts 404).
+    pub ingest: Option<ingest::Ingest>,
 }
 
 impl Dashboard {
@@ -130,7 +137,7 @@ impl Dashboard {
             )));
         }
         let catalog: DirectionFn = Arc::new(|m: &str| trackiq_schemas::catalog::lookup(m).map_or(Direction::LowerIsBetter, |d| d.direction));
-        Ok(Dashboard { store, config, token, health: None, live: live::feed(), pin: None, direction_of: catalog })
+        Ok(Dashboard { store, config, token, health: None, live: live::feed(), pin: None, direction_of: catalog, ingest: None })
     }
 
     pub(crate) fn query_timeout(&self) -> Duration {

@@ -64,7 +64,8 @@ const SEVERITIES: [&str; 5] = ["block", "warn", "pass", "improved", "insufficien
 
 pub(super) type Shared = Arc<Dashboard>;
 
-/// Every route, behind the token check and security headers.
+/// Every page behind the token check and security headers; the ingest API beside them with
+/// its own token.
 pub fn router(d: Shared) -> Router {
     Router::new()
         .route("/", get(overview))
@@ -80,6 +81,7 @@ pub fn router(d: Shared) -> Router {
         .route("/events", get(super::live::events))
         .route("/assets/dashboard.js", get(script))
         .layer(axum::middleware::from_fn_with_state(d.clone(), auth::guard))
+        .merge(super::ingest::router(&d))
         .with_state(d)
 }
 
