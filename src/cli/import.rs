@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::bail;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use trackiq::config::Config;
 use trackiq_infra::Bus;
@@ -22,49 +22,22 @@ use super::history::{lit, rows};
 /// Runs listed one by one when an import sends no more.
 const LIST_AT_MOST: usize = 20;
 
-/// The formats on the command line.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum FormatArg {
-    /// Recognise each file by its content.
-    Auto,
-    /// pytest-benchmark --benchmark-json (per-round data with --benchmark-save-data).
-    PytestBenchmark,
-    /// A criterion output directory (target/criterion).
-    Criterion,
-    /// Google Benchmark JSON (--benchmark_format=json or --benchmark_out).
-    GoogleBenchmark,
-    /// hyperfine --export-json.
-    Hyperfine,
-    /// vLLM bench serve --save-result (per-request data with --save-detailed).
-    Vllm,
-    /// Bencher Metric Format JSON.
-    Bmf,
-    /// AutoPerfPy's bench-inference result or collector report (JSON or CSV).
-    Autoperfpy,
-    /// The IPFS performance tracker's rows as CSV.
-    TrackerCsv,
-    /// A TrackiqResult JSON of the original TrackIQ tools.
-    TrackiqJson,
-    /// nccl-tests output (text table or -J JSON).
-    NcclTests,
-}
-
-impl FormatArg {
-    fn format(self) -> Format {
-        let name = self.to_possible_value().expect("no skipped variants").get_name().to_string();
-        Format::from_name(&name).expect("every command-line format is a Format")
-    }
+/// `--format` values: the importers' own names (`Format::name`).
+fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
+    use clap::builder::TypedValueParser;
+    let names: Vec<&'static str> = std::iter::once(Format::Auto).chain(Format::ALL).map(Format::name).collect();
+    clap::builder::PossibleValuesParser::new(names).map(|n: String| Format::from_name(&n).expect("a listed name"))
 }
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// Format of the inputs (`auto`: each file by its content).
-    #[arg(value_enum)]
-    format: FormatArg,
+    /// Format of the inputs: `auto` (each file by its content), pytest-benchmark (--benchmark-json), criterion (a target/criterion directory), google-benchmark (JSON), hyperfine (--export-json), vllm (bench serve --save-result), bmf (Bencher Metric Format), autoperfpy (bench-inference result or collector report), tracker-csv (IPFS tracker rows), trackiq-json, nccl-tests.
+    #[arg(value_parser = format_parser())]
+    format: Format,
     /// Files, directories (their files, recursively; a criterion directory as one input) and globs (quoted, e.g. 'results/**/*.json').
     #[arg(required = true)]
     paths: Vec<String>,
-    /// Time of every run, for results whose tool wrote none or for hand-entered history: RFC 3339 or YYYY-MM-DD HH:MM:SS (UTC).
+    /// Time of every run, instead of the tool's own (or the file's, for tools that write none): RFC 3339, YYYY-MM-DD HH:MM:SS (UTC) or Unix seconds.
     #[arg(long)]
     at: Option<String>,
     /// Hardware name of the machine that ran the benchmarks (default: what the tool wrote, else this host).
@@ -87,8 +60,23 @@ pub struct ImportArgs {
     dry_run: bool,
 }
 
+/// One input: a file or criterion directory, and whether the user named it (a file found by
+/// walking a directory that is no result is passed over; a named one is an error).
+type Input = (PathBuf, bool);
+
+/// A criterion file (`<benchmark>/new/sample.json`, ...) stands for its benchmark directory;
+/// its previous measurements (`base/`, `change/`) and `report/` pages are no inputs.
+fn criterion_benchmark(path: &Path) -> Option<Option<PathBuf>> {
+    let parent = path.parent()?;
+    match parent.file_name()?.to_str()? {
+        "new" if parent.join("benchmark.json").is_file() => Some(parent.parent().map(Path::to_path_buf)),
+        "base" | "change" | "report" if parent.parent()?.join("new/benchmark.json").is_file() || parent.file_name()? == "report" => Some(None),
+        _ => None,
+    }
+}
+
 /// Inputs named by the arguments: globs expanded, directories walked (criterion ones kept whole).
-fn inputs(format: Format, paths: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+fn inputs(format: Format, paths: &[String]) -> anyhow::Result<Vec<Input>> {
     let mut out = Vec::new();
     for p in paths {
         let matches: Vec<PathBuf> = if p.contains(['*', '?', '[']) {
@@ -104,31 +92,36 @@ fn inputs(format: Format, paths: &[String]) -> anyhow::Result<Vec<PathBuf>> {
             }
             vec![path]
         };
+        let globbed = matches.len() > 1 || p.contains(['*', '?', '[']);
         for m in &matches {
-            walk(format, m, &mut out)?;
+            match criterion_benchmark(m) {
+                Some(Some(bench)) if m.is_file() => out.push((bench, true)),
+                Some(None) if m.is_file() => {}
+                _ => walk(format, m, !globbed || !m.is_dir(), &mut out)?,
+            }
         }
     }
     let mut seen = BTreeSet::new();
-    out.retain(|p| seen.insert(p.clone()));
+    out.retain(|(p, _)| seen.insert(p.clone()));
     Ok(out)
 }
 
-fn walk(format: Format, path: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+fn walk(format: Format, path: &Path, named: bool, out: &mut Vec<Input>) -> anyhow::Result<()> {
     if !path.is_dir() {
-        out.push(path.to_path_buf());
+        out.push((path.to_path_buf(), named));
         return Ok(());
     }
     // A criterion directory given as such is one input; found while walking, each benchmark
     // (a directory with `new/benchmark.json`) is one.
     if format == Format::Criterion || path.join("new/benchmark.json").is_file() {
-        out.push(path.to_path_buf());
+        out.push((path.to_path_buf(), true));
         return Ok(());
     }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     let skipped = |e: &PathBuf| e.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.') || (n == "report" && path.join("report/index.html").is_file()));
     for e in entries.iter().filter(|e| !skipped(e)) {
-        walk(format, e, out)?;
+        walk(format, e, false, out)?;
     }
     Ok(())
 }
@@ -162,7 +155,7 @@ struct Tally {
 }
 
 pub async fn run(config: Config, a: ImportArgs) -> anyhow::Result<ExitCode> {
-    let format = a.format.format();
+    let format = a.format;
     let at_us = a.at.as_deref().map(|s| parse_time(s).ok_or_else(|| anyhow::anyhow!("--at `{s}` is not a time (RFC 3339, YYYY-MM-DD HH:MM:SS, or Unix seconds)"))).transpose()?;
     let base = ImportContext {
         at_us,
@@ -178,12 +171,23 @@ pub async fn run(config: Config, a: ImportArgs) -> anyhow::Result<ExitCode> {
     let pb = bar(files.len(), "parsing");
     let mut tally: BTreeMap<&'static str, Tally> = BTreeMap::new();
     let mut runs: Vec<ImportedRun> = Vec::new();
-    for path in &files {
+    let mut passed_over: Vec<String> = Vec::new();
+    for (path, named) in &files {
         let ctx = ImportContext { file: path.display().to_string(), file_time_us: mtime_us(path), ..base.clone() };
-        let parsed = importers::parse_path(format, path, &ctx);
-        let name = match &parsed {
-            Ok(r) => r.first().and_then(|r| r.run.labels.get("imported_from")).and_then(|n| Format::from_name(n)).unwrap_or(format).name(),
-            Err(_) => format.name(),
+        // `auto` over a walked directory passes over files that are no results (sources, binaries, notes).
+        let detected = match (format, path.is_file()) {
+            (Format::Auto, true) => std::fs::read(path).map_err(|e| ctx.error("(file)", format!("cannot read: {e}"))).and_then(|c| importers::detect::detect(&c, &ctx)),
+            _ => Ok(format),
+        };
+        let name = detected.as_ref().map_or(format, |f| *f).name();
+        let parsed = match detected {
+            Err(_) if !named => {
+                passed_over.push(path.display().to_string());
+                pb.inc(1);
+                continue;
+            }
+            Err(e) => Err(e),
+            Ok(f) => importers::parse_path(f, path, &ctx),
         };
         let t = tally.entry(name).or_default();
         t.inputs += 1;
@@ -197,6 +201,12 @@ pub async fn run(config: Config, a: ImportArgs) -> anyhow::Result<ExitCode> {
         pb.inc(1);
     }
     pb.finish_and_clear();
+    if !passed_over.is_empty() {
+        eprintln!("passed over {} files of the directories walked that are no results trackiq reads: {}{}", passed_over.len(), passed_over.iter().take(5).cloned().collect::<Vec<_>>().join(", "), if passed_over.len() > 5 { ", ..." } else { "" });
+    }
+    if a.workload.is_some() && runs.len() > 1 {
+        eprintln!("note: --workload names all {} runs alike: benchmarks of one tool on one machine then share a series and are judged against each other", runs.len());
+    }
     let parse_secs = started.elapsed().as_secs_f64();
     // The same run twice in one command (a file given twice, a copy): once.
     let mut ids = BTreeSet::new();
@@ -222,7 +232,8 @@ pub async fn run(config: Config, a: ImportArgs) -> anyhow::Result<ExitCode> {
     // A few runs are listed one by one (a CI job importing its result wants the run id).
     if fresh.len() <= LIST_AT_MOST {
         for r in &fresh {
-            println!("imported run {} ({} {}, {} samples)", r.run.run_id, r.run.tool, r.run.workload.name, r.samples.len());
+            let verb = if a.dry_run { "would import" } else { "imported" };
+            println!("{verb} run {} ({} {}, {} samples)", r.run.run_id, r.run.tool, r.run.workload.name, r.samples.len());
         }
     }
     let mut table = comfy_table::Table::new();
@@ -245,7 +256,7 @@ pub async fn run(config: Config, a: ImportArgs) -> anyhow::Result<ExitCode> {
         total.samples as f64 / secs
     );
     if total.failed > 0 {
-        eprintln!("{} of {} inputs failed (the exit code is their number)", total.failed, total.inputs);
+        eprintln!("{} of {} inputs failed (the exit code is their number, at most 100)", total.failed, total.inputs);
     }
     Ok(ExitCode::from(total.failed.min(100) as u8))
 }

@@ -120,6 +120,8 @@ fn real_tools_results_import_once_with_their_own_numbers_and_a_bad_file_fails_al
     run(Command::new("cp").arg("-r").arg(&fixtures).arg(&copied));
     std::fs::remove_file(copied.join("README.md")).unwrap();
     println!("inputs made by: {}", tools.join("; "));
+    // Found while walking, a file that is no result is passed over (a named one would fail).
+    std::fs::write(inputs.join("NOTES.txt"), "how these were made\n").unwrap();
 
     let out = ok(&up.cli(&["import", "auto", inputs.to_str().unwrap()]));
     println!("{out}");
@@ -160,9 +162,15 @@ fn real_tools_results_import_once_with_their_own_numbers_and_a_bad_file_fails_al
     let per_iter: Vec<f64> = sample["iters"].as_array().unwrap().iter().zip(sample["times"].as_array().unwrap()).map(|(n, t)| t.as_f64().unwrap() / n.as_f64().unwrap() / 1e6).collect();
     close("criterion samples", &stored(&up, "criterion", "sum 1000", "latency_ms"), &per_iter);
 
+    // A glob over criterion's files stands for its benchmark directories (already imported).
+    let glob = format!("{}/criterion/**/*.json", inputs.display());
+    let out = up.cli(&["import", "auto", &glob]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("already in the history"), "{out:?}");
     // Backfill again, plus a copy under another name: nothing new.
     std::fs::copy(copied.join("bmf.json"), inputs.join("bmf-copy.json")).unwrap();
-    let again = ok(&up.cli(&["import", "auto", inputs.to_str().unwrap()]));
+    let again = up.cli(&["import", "auto", inputs.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("passed over 1 files") && String::from_utf8_lossy(&again.stderr).contains("NOTES.txt"), "{again:?}");
+    let again = ok(&again);
     assert_eq!(imported(&again), (0, 0), "{again}");
     assert!(again.contains("already in the history"), "{again}");
 

@@ -53,7 +53,7 @@ pub fn detect(content: &[u8], ctx: &ImportContext) -> Result<Format, ImportError
         let doc = super::node::parse_json(content, ctx)?;
         return json_format(&doc).ok_or_else(|| {
             let keys: Vec<&str> = doc.as_object().map(|o| o.keys().take(8).map(String::as_str).collect()).unwrap_or_default();
-            ctx.error("$", format!("a JSON document with keys {keys:?} is none of the formats trackiq reads ({}): give --format", names()))
+            ctx.error("$", format!("a JSON document with keys {keys:?} is none of the formats trackiq reads ({}): name its format instead of auto", names()))
         });
     }
     let text = String::from_utf8_lossy(&content[start..content.len().min(start + 4096)]);
@@ -68,7 +68,8 @@ pub fn detect(content: &[u8], ctx: &ImportContext) -> Result<Format, ImportError
     if text.contains("nThread") || text.contains("out-of-place") || text.contains("Avg bus bandwidth") {
         return Ok(Format::NcclTests);
     }
-    Err(ctx.error("line 1", format!("`{}` starts no format trackiq reads ({}): give --format", first.chars().take(60).collect::<String>(), names())))
+    let start: String = first.chars().take(60).collect();
+    Err(ctx.error("line 1", format!("`{}` starts no format trackiq reads ({}): name its format instead of auto", start.escape_debug(), names())))
 }
 
 fn names() -> String {

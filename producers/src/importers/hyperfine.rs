@@ -44,6 +44,9 @@ pub fn parse(doc: &Value, ctx: &ImportContext) -> Result<Vec<RunDraft>, ImportEr
                 at += t;
             }
             d.duration_us = Some((at * 1e6) as i64);
+            if let Some(codes) = codes.as_ref().filter(|c| !c.is_empty() && c.iter().all(|c| *c != Some(0))) {
+                d.failed = Some(format!("every timed run failed (exit codes {:?})", codes.iter().flatten().collect::<Vec<_>>()));
+            }
             if let (Some(user), Some(system)) = (r.opt_field("user", |n| n.non_negative())?, r.opt_field("system", |n| n.non_negative())?) {
                 // hyperfine reports the mean CPU time per timed run.
                 d.sample("child_cpu_ms", "ms", (user + system) * 1e3, 0, None);

@@ -43,7 +43,7 @@ use trackiq_schemas::{Platform, RunStarted, RunStatus, Sample, VersionInfo, Work
 pub enum Format {
     /// Recognise each file by its content.
     Auto,
-    /// pytest-benchmark's `--benchmark-json` file (per-round data with `--benchmark-save-data`).
+    /// pytest-benchmark's `--benchmark-json` file (or an autosaved one; per-round data when present).
     PytestBenchmark,
     /// A criterion output directory (`target/criterion`): every benchmark's `new/` files.
     Criterion,
@@ -229,7 +229,9 @@ pub fn finish(format: Format, content: &[u8], ctx: &ImportContext, drafts: Vec<R
     }
     let mut runs = Vec::with_capacity(drafts.len());
     for d in drafts {
-        let start = ctx.time(d.time_us)?;
+        // A file's modification time is when the tool finished: the run started its duration before.
+        let from_file = ctx.at_us.or(d.time_us).is_none();
+        let start = ctx.time(d.time_us)? - if from_file { d.duration_us.unwrap_or(0) } else { 0 };
         let mut platform = d.platform;
         if let Some(h) = &ctx.hardware {
             platform.hardware_name = h.clone();

@@ -1,7 +1,8 @@
 //! `pytest-benchmark`: the `--benchmark-json` file. One run per benchmark (its `fullname`),
 //! at the file's `datetime`, with the commit and machine pytest-benchmark recorded. With
-//! `--benchmark-save-data` each round's time per iteration (`stats.data`, seconds) is a
-//! `latency_ms` sample; without it only the median and operations per second are known.
+//! per-round data (`stats.data`: each round's time per iteration, seconds; always in
+//! `--benchmark-json`, in `--benchmark-autosave` files only with `--benchmark-save-data`) each
+//! round is a `latency_ms` sample; without it only the median is known (`latency_p50_ms`).
 
 use serde_json::Value;
 
@@ -41,19 +42,17 @@ pub fn parse(doc: &Value, ctx: &ImportContext) -> Result<Vec<RunDraft>, ImportEr
             bench.field("stats", |stats| {
                 match stats.opt_field("data", |n| n.numbers())? {
                     Some(rounds) => {
-                        // Round i started after the rounds before it (each ran `iterations` times).
-                        let iterations = stats.opt_field("iterations", |n| n.non_negative())?.unwrap_or(1.0).max(1.0);
+                        // One iteration per round on the timeline (rounds run `iterations` times, but
+                        // the samples are times per iteration): the pipeline's throughput, samples
+                        // over their span, is then pytest-benchmark's `ops` (1 / mean).
                         let mut at = 0.0;
                         for (i, t) in rounds.into_iter().enumerate() {
                             d.sample("latency_ms", "ms", t * 1e3, (at * 1e6) as i64, Some(i as i64));
-                            at += t * iterations;
+                            at += t;
                         }
                         d.duration_us = Some((at * 1e6) as i64);
                     }
-                    None => {
-                        d.sample("latency_p50_ms", "ms", stats.field("median", |n| n.non_negative())? * 1e3, 0, None);
-                        d.sample("throughput_per_sec", "1/s", stats.field("ops", |n| n.non_negative())?, 0, None);
-                    }
+                    None => d.sample("latency_p50_ms", "ms", stats.field("median", |n| n.non_negative())? * 1e3, 0, None),
                 }
                 Ok(())
             })?;

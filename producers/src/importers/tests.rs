@@ -55,7 +55,7 @@ fn auto_detects_every_fixture() {
         assert!(!parse(Format::Auto, &content, &c).unwrap().is_empty(), "{file}");
     }
     let err = detect::detect(br#"{"hello": 1}"#, &ctx("x.json")).unwrap_err().to_string();
-    assert!(err.starts_with("x.json: $: a JSON document with keys [\"hello\"]") && err.contains("give --format"), "{err}");
+    assert!(err.starts_with("x.json: $: a JSON document with keys [\"hello\"]") && err.contains("name its format instead of auto"), "{err}");
 }
 
 #[test]
@@ -87,7 +87,7 @@ fn hyperfine_times_exit_codes_and_cpu() {
         close(&values(run, "latency_ms"), &times);
         assert_eq!(values(run, "iteration_failed"), vec![0.0; times.len()]);
         close(&values(run, "child_cpu_ms"), &[(r["user"].as_f64().unwrap() + r["system"].as_f64().unwrap()) * 1e3]);
-        assert_eq!(run.run.timestamp, 1_700_000_000_000_000, "hyperfine writes no time: the file's");
+        assert_eq!(run.ended_at, 1_700_000_000_000_000, "hyperfine writes no time: it ended when it wrote the file");
     }
 }
 
@@ -249,4 +249,22 @@ fn criterion_directory_every_benchmark_with_its_sample_times() {
     assert_eq!(runs[1].run.labels["group"], "sum");
     let err = parse_path(Format::Auto, &std::path::Path::new(DIR).join("../nccl"), &ctx("nccl")).unwrap_err().to_string();
     assert_eq!(err, "nccl: (directory): no criterion benchmark here (expected <benchmark>/new/benchmark.json, as in target/criterion)");
+}
+
+#[test]
+fn a_command_that_failed_every_time_is_a_failed_run_and_pytest_rounds_span_their_time() {
+    let c = ctx("hf.json");
+    let doc = br#"{"results": [{"command": "false", "times": [0.001, 0.002], "exit_codes": [1, 1]}, {"command": "flaky", "times": [0.001, 0.002], "exit_codes": [0, 1]}]}"#;
+    let runs = parse(Format::Hyperfine, doc, &c).unwrap();
+    assert_eq!((runs[0].status, runs[0].error.as_deref()), (RunStatus::Failed, Some("every timed run failed (exit codes [1, 1])")));
+    assert_eq!(runs[1].status, RunStatus::Completed);
+    assert_eq!(values(&runs[1], "iteration_failed"), [0.0, 1.0]);
+    // pytest-benchmark: the rounds span the sum of their times per iteration, so the pipeline's
+    // throughput (samples over their span) is the tool's `ops`, 1 / mean.
+    let (content, c) = read("pytest-benchmark.json");
+    let doc = json("pytest-benchmark.json");
+    for (run, b) in parse(Format::PytestBenchmark, &content, &c).unwrap().iter().zip(doc["benchmarks"].as_array().unwrap()) {
+        let sum: f64 = b["stats"]["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).sum();
+        assert_eq!(run.ended_at - run.run.timestamp, (sum * 1e6) as i64);
+    }
 }

@@ -48,6 +48,9 @@ pub fn parse(doc: &Value, ctx: &ImportContext) -> Result<Vec<RunDraft>, ImportEr
                 return Err(root.error(format!("`{name}` has {len} entries but `ttfts` has {}", ttfts.len())));
             }
         }
+        if let Some(e) = errors.as_ref().filter(|e| !e.is_empty() && e.iter().all(|failed| *failed)) {
+            d.failed = Some(format!("all {} requests failed", e.len()));
+        }
         for (i, ttft) in ttfts.iter().enumerate() {
             let step = Some(i as i64);
             let failed = errors.as_ref().is_some_and(|e| e[i]);
