@@ -3,7 +3,8 @@
 //! `trackiq up` runs as its own process over a fresh data directory, and `trackiq import auto
 //! DIR` runs as its own process against it. Reported: files, runs and samples; the import
 //! command's time (parsed, sent and acknowledged by the broker) and its runs/s and samples/s;
-//! the time until the history holds every run and sample (end to end); and a second import of
+//! the time until the history holds every run and sample (end to end) and every run's verdict;
+//! and a second import of
 //! the same directory (everything already there: nothing sent).
 
 mod files;
@@ -96,6 +97,16 @@ pub async fn run(config: Config, a: ImportBenchArgs) -> anyhow::Result<ExitCode>
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let end_to_end = started.elapsed().as_secs_f64();
+    // Judged: every run has its verdict (the verdict stage works through each series in order).
+    let mut judged;
+    loop {
+        judged = count(&store, "SELECT count(DISTINCT run_id) AS n FROM verdicts").await;
+        if judged as usize >= runs || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let judged_secs = started.elapsed().as_secs_f64();
     let (again_secs, again_out) = import("the second import")?;
     let again_runs = again_out.lines().find(|l| l.starts_with("imported: ")).unwrap_or("").to_string();
     pipeline.stop()?;
@@ -106,6 +117,7 @@ pub async fn run(config: Config, a: ImportBenchArgs) -> anyhow::Result<ExitCode>
     t.add_row(["files · runs · samples".to_string(), format!("{} · {runs} · {samples}", a.files)]);
     t.add_row(["import command (parse, send, acknowledged)".to_string(), format!("{first_secs:.1} s: {} runs, {} samples", rate(runs, first_secs), rate(samples, first_secs))]);
     t.add_row(["end to end (every run and sample in the history)".to_string(), format!("{end_to_end:.1} s: {} runs, {} samples", rate(runs, end_to_end), rate(samples, end_to_end))]);
+    t.add_row(["every run judged (a verdict in the history)".to_string(), format!("{judged_secs:.1} s: {}; {judged} runs with a verdict", rate(runs, judged_secs))]);
     t.add_row(["history holds (runs · samples)".to_string(), format!("{archived_runs} · {archived_samples}")]);
     t.add_row(["second import of the same files".to_string(), format!("{again_secs:.1} s; {again_runs}")]);
     println!("{t}");
