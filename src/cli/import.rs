@@ -177,6 +177,8 @@ pub async fn run(config: Config, a: ImportArgs) -> anyhow::Result<ExitCode> {
         // `auto` over a walked directory passes over files that are no results (sources, binaries, notes).
         let detected = match (format, path.is_file()) {
             (Format::Auto, true) => std::fs::read(path).map_err(|e| ctx.error("(file)", format!("cannot read: {e}"))).and_then(|c| importers::detect::detect(&c, &ctx)),
+            // Directories left after walking are criterion benchmarks.
+            (Format::Auto, false) => Ok(Format::Criterion),
             _ => Ok(format),
         };
         let name = detected.as_ref().map_or(format, |f| *f).name();
