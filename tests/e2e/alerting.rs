@@ -171,7 +171,10 @@ fn a_regression_reaches_every_channel_once_worsens_and_resolves() {
     let row = |c: &str, r: &str| (c.to_string(), "sent".to_string(), 1, r.to_string());
     assert_eq!(done, [row("log", ""), row("oncall-mail", header(&smtp.messages()[2], "Message-ID")), row("oncall-slack", ""), row("perf-issues", "#1 closed")]);
     assert_eq!(sql_n(&up, "SELECT count(*) AS n FROM notifications"), 12, "three groups × four channels, nothing twice");
-    let states = sql(&up, "SELECT notify FROM alerts WHERE subject = 'latency_ms' ORDER BY updated_at");
+    // The alerts table flushes on its own schedule, apart from the notifications table.
+    let states = wait_or_log(&up, "the five alert changes in Parquet", || {
+        Some(sql(&up, "SELECT notify FROM alerts WHERE subject = 'latency_ms' ORDER BY updated_at")).filter(|r| r.len() >= 5)
+    });
     let states: Vec<&str> = states.iter().map(|r| r["notify"].as_str().unwrap()).collect();
     assert_eq!(states, ["firing", "none", "worse", "none", "resolved"]);
     let listed = ok(&up.cli(&["alerts", "list", "--all", "--format", "json"]));
