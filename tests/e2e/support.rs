@@ -73,11 +73,13 @@ impl Up {
         let l = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // Logged before the ready signal: a test reading the ready line from the log
+                // right after `spawn` returns must find it.
+                l.lock().unwrap().push_str(&format!("{line}\n"));
                 if line.contains(ready) {
                     let metrics = line.split("metrics http://").nth(1).and_then(|r| r.split('/').next()).map(str::to_string);
                     let _ = tx.send(metrics);
                 }
-                l.lock().unwrap().push_str(&format!("{line}\n"));
             }
         });
         let stderr = child.stderr.take().unwrap();
