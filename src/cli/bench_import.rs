@@ -20,7 +20,7 @@ use trackiq::config::Config;
 use trackiq_infra::DataStore;
 
 use super::bench_ingest::pipeline::Pipeline;
-use super::bench_ingest::{free_port, tempdir};
+use super::bench_ingest::tempdir;
 
 #[derive(Debug, Args)]
 pub struct ImportBenchArgs {
@@ -62,15 +62,7 @@ pub async fn run(config: Config, a: ImportBenchArgs) -> anyhow::Result<ExitCode>
     let bytes: u64 = std::fs::read_dir(&inputs)?.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum();
     println!("{} files ({:.1} MB) of {} series written in {:.1} s: {runs} runs, {samples} samples expected", a.files, bytes as f64 / 1e6, a.series, written.elapsed().as_secs_f64());
 
-    let mut pipeline_config = config.clone();
-    pipeline_config.data = format!("file://{}", dir.join("data").display());
-    if pipeline_config.bus.embedded() {
-        pipeline_config.bus.listen = format!("127.0.0.1:{}", free_port()?);
-    }
-    pipeline_config.dashboard.listen = "127.0.0.1:0".into();
-    let config_file = dir.join("bench-import.toml");
-    std::fs::write(&config_file, toml::to_string(&pipeline_config)?)?;
-    let pipeline = Pipeline::start(&config_file)?;
+    let (pipeline, pipeline_config) = Pipeline::start_fresh(&config, &dir, "bench-import")?;
     let exe = std::env::current_exe()?;
     let import = |what: &str| -> anyhow::Result<(f64, String)> {
         let started = Instant::now();

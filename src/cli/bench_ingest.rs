@@ -86,17 +86,8 @@ pub async fn run(config: Config, a: IngestBenchArgs) -> anyhow::Result<ExitCode>
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
-    let mut pipeline_config = config.clone();
-    pipeline_config.data = format!("file://{}", dir.join("data").display());
-    if pipeline_config.bus.embedded() {
-        pipeline_config.bus.listen = format!("127.0.0.1:{}", free_port()?);
-    }
-    // The measured pipeline serves no dashboard on the default port a user's may hold.
-    pipeline_config.dashboard.listen = "127.0.0.1:0".into();
-    let config_file = dir.join("bench-ingest.toml");
-    std::fs::write(&config_file, toml::to_string(&pipeline_config)?)?;
-    println!("pipeline: `trackiq up` over {} ({})", pipeline_config.data, if config.bus.embedded() { "embedded broker" } else { "external brokers" });
-    let mut pipeline = Pipeline::start(&config_file)?;
+    println!("pipeline: `trackiq up` over file://{}/data ({})", dir.display(), if config.bus.embedded() { "embedded broker" } else { "external brokers" });
+    let (mut pipeline, pipeline_config) = Pipeline::start_fresh(&config, &dir, "bench-ingest")?;
     let mut bus_config = pipeline_config.bus.clone();
     bus_config.brokers = pipeline.brokers.clone();
     let bus = Bus::new(bus_config);

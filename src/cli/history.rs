@@ -16,6 +16,19 @@ pub async fn rows(config: &Config, sql: &str) -> anyhow::Result<Vec<trackiq_infr
     Ok(trackiq_infra::tables::query_rows(&store, sql).await?)
 }
 
+/// Runs among `run_ids` the history already holds, each with its series (one query per 500
+/// ids): what `trackiq import` and the HTTP ingest leave out as already imported.
+pub async fn archived_runs<'a>(store: &trackiq_infra::DataStore, run_ids: impl IntoIterator<Item = &'a str>) -> Result<std::collections::HashMap<String, String>, trackiq_infra::InfraError> {
+    let ids: Vec<String> = run_ids.into_iter().map(lit).collect();
+    let mut found = std::collections::HashMap::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!("SELECT DISTINCT run_id, series_id FROM runs WHERE event = 'started' AND run_id IN ({})", chunk.join(", "));
+        let text = |r: &trackiq_infra::tables::Row, k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        found.extend(trackiq_infra::tables::query_rows(store, &sql).await?.iter().map(|r| (text(r, "run_id"), text(r, "series_id"))));
+    }
+    Ok(found)
+}
+
 /// One run's judged figure of a metric.
 #[derive(Debug, Clone)]
 pub struct Point {

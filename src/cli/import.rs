@@ -17,7 +17,7 @@ use trackiq_infra::Bus;
 use trackiq_producers::identity::parse_labels;
 use trackiq_producers::importers::{self, Format, ImportContext, ImportedRun, emit::send_runs, mtime_us, parse_time};
 
-use super::history::{lit, rows};
+use super::history::archived_runs;
 
 /// Runs listed one by one when an import sends no more.
 const LIST_AT_MOST: usize = 20;
@@ -126,19 +126,6 @@ fn walk(format: Format, path: &Path, named: bool, out: &mut Vec<Input>) -> anyho
     Ok(())
 }
 
-/// Run ids of `runs` the history already holds.
-async fn already_imported(config: &Config, runs: &[ImportedRun]) -> anyhow::Result<BTreeSet<String>> {
-    let mut found = BTreeSet::new();
-    for chunk in runs.chunks(500) {
-        let ids: Vec<String> = chunk.iter().map(|r| lit(&r.run.run_id)).collect();
-        let sql = format!("SELECT DISTINCT run_id FROM runs WHERE run_id IN ({})", ids.join(","));
-        for row in rows(config, &sql).await? {
-            found.extend(row.get("run_id").and_then(|v| v.as_str()).map(str::to_string));
-        }
-    }
-    Ok(found)
-}
-
 fn bar(len: usize, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len as u64);
     pb.set_style(ProgressStyle::with_template(&format!("{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} {{per_sec}} {{eta}}")).expect("valid template"));
@@ -213,11 +200,11 @@ pub async fn run(config: Config, a: ImportArgs) -> anyhow::Result<ExitCode> {
     // The same run twice in one command (a file given twice, a copy): once.
     let mut ids = BTreeSet::new();
     runs.retain(|r| ids.insert(r.run.run_id.clone()));
-    let known = if a.dry_run { BTreeSet::new() } else { already_imported(&config, &runs).await? };
+    let known = if a.dry_run { Default::default() } else { archived_runs(&trackiq_infra::DataStore::open(&config.data)?, runs.iter().map(|r| r.run.run_id.as_str())).await? };
     let mut fresh: Vec<ImportedRun> = Vec::with_capacity(runs.len());
     for r in runs {
         let t = tally.entry(Format::from_name(&r.run.labels["imported_from"]).map_or("?", Format::name)).or_default();
-        if known.contains(&r.run.run_id) {
+        if known.contains_key(&r.run.run_id) {
             t.skipped += 1;
         } else {
             t.runs += 1;

@@ -9,8 +9,8 @@
 //! which its ids do not depend on). A repeat the history already holds is answered from it;
 //! one posted before the first was archived is published again and kept once by the archiver.
 //!
-//! A body comes from another machine: where a format records none, the importers put in this
-//! host's platform, which is the server's here. It is replaced by `hardware=` (or `unknown`).
+//! A body comes from another machine: where a format records none, its runs name the machine
+//! `hardware=` says (or `unknown`), not this server ([`ImportContext::remote`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,12 +19,10 @@ use axum::body::Bytes;
 use tracing::warn;
 use trackiq_infra::{Bus, DataStore, InfraError};
 use trackiq_producers::ProducerError;
-use trackiq_producers::importers::{Format, ImportContext, ImportedRun, detect, emit, parse, parse_time};
-use trackiq_schemas::Platform;
-use trackiq_schemas::identity::{env_hash, series_id};
+use trackiq_producers::importers::{Format, ImportContext, ImportedRun, emit, parse, parse_time};
 use trackiq_sinks::dashboard::ingest::{IngestFailure, IngestFn, IngestParams, Ingested, IngestedRun};
 
-use super::history::lit;
+use super::history::archived_runs;
 
 /// The publisher of `POST /api/v1/runs`.
 pub fn publisher(bus: Bus, store: DataStore) -> IngestFn {
@@ -32,7 +30,7 @@ pub fn publisher(bus: Bus, store: DataStore) -> IngestFn {
         let (bus, store) = (bus.clone(), store.clone());
         Box::pin(async move {
             let mut runs = read(&params, body, trackiq_schemas::now_us()).await?;
-            let archived = match archived(&store, &runs).await {
+            let archived = match archived_runs(&store, runs.iter().map(|r| r.run.run_id.as_str())).await {
                 Ok(a) => a,
                 Err(e) => {
                     // The archiver still keeps a repeat of a recent run once.
@@ -87,49 +85,18 @@ async fn read(params: &IngestParams, body: Bytes, received: i64) -> Result<Vec<I
         version_tag: params.version_tag.clone(),
         git_commit: params.git_commit.clone(),
         labels: params.labels.clone(),
+        remote: true,
     };
-    let hardware = params.hardware.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut runs = parse(format, &body, &ctx).map_err(|e| IngestFailure::BadRequest(e.to_string()))?;
-        not_this_host(&mut runs, &detect::this_host(), hardware.as_deref());
-        Ok(runs)
-    })
+    tokio::task::spawn_blocking(move || parse(format, &body, &ctx).map_err(|e| IngestFailure::BadRequest(e.to_string())))
     .await
     .map_err(|e| IngestFailure::Internal(format!("parsing the body: {e}")))?
 }
 
-/// Runs whose platform the importers took from this host (their format records none) get an
-/// empty one named `hardware` (or `unknown`): this host is the server, not what ran them.
-fn not_this_host(runs: &mut [ImportedRun], host: &Platform, hardware: Option<&str>) {
-    for r in runs {
-        let mut p = r.run.platform.clone();
-        p.hardware_name.clone_from(&host.hardware_name);
-        if p != *host {
-            continue;
-        }
-        let derived = r.run.version.env_hash == env_hash(&r.run.platform);
-        r.run.platform = Platform { hardware_name: hardware.unwrap_or("unknown").to_string(), ..Default::default() };
-        if derived {
-            r.run.version.env_hash = env_hash(&r.run.platform);
-        }
-        r.run.series_id = series_id(&r.run);
-    }
-}
-
-/// Runs of the history among `runs`: run id → its series.
-async fn archived(store: &DataStore, runs: &[ImportedRun]) -> Result<HashMap<String, String>, InfraError> {
-    if runs.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let ids: Vec<String> = runs.iter().map(|r| lit(&r.run.run_id)).collect();
-    let sql = format!("SELECT DISTINCT run_id, series_id FROM runs WHERE event = 'started' AND run_id IN ({})", ids.join(", "));
-    let rows = trackiq_infra::tables::query_rows(store, &sql).await?;
-    let text = |r: &trackiq_infra::tables::Row, k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-    Ok(rows.iter().map(|r| (text(r, "run_id"), text(r, "series_id"))).collect())
-}
-
 #[cfg(test)]
 mod tests {
+    use trackiq_schemas::Platform;
+    use trackiq_schemas::identity::series_id;
+
     use super::*;
 
     #[test]

@@ -42,11 +42,11 @@ pub fn parse(content: &[u8], ctx: &ImportContext) -> Result<Vec<RunDraft>, Impor
     let doc = parse_json(content, ctx)?;
     let root = Node::root(&doc, ctx);
     if doc.get("samples").is_some() || doc.get("collector_name").is_some() {
-        return collector_json(&doc, root);
+        return collector_json(&doc, root, ctx);
     }
     let model = root.field("model", |n| n.str().map(str::to_string))?;
     let mut d = RunDraft::new("autoperfpy", model.clone());
-    d.platform = super::detect::this_host();
+    d.platform = ctx.machine();
     d.workload.name = model;
     d.workload.kind = "serving".into();
     d.workload.backend = root.str_at("backend");
@@ -64,10 +64,10 @@ pub fn parse(content: &[u8], ctx: &ImportContext) -> Result<Vec<RunDraft>, Impor
     Ok(vec![d])
 }
 
-fn collector_json(doc: &Value, root: Node<'_>) -> Result<Vec<RunDraft>, ImportError> {
+fn collector_json(doc: &Value, root: Node<'_>, ctx: &ImportContext) -> Result<Vec<RunDraft>, ImportError> {
     let profile = root.str_at("profile").or_else(|| root.str_at("collector_name")).unwrap_or_else(|| "autoperfpy".into());
     let mut d = RunDraft::new("autoperfpy", profile.clone());
-    d.platform = super::detect::this_host();
+    d.platform = ctx.machine();
     d.workload.name = profile;
     d.workload.kind = "inference".into();
     d.version.version_tag = root.str_at("run_label");
@@ -101,7 +101,7 @@ fn collector_csv(content: &[u8], ctx: &ImportContext) -> Result<Vec<RunDraft>, I
     }
     let stem = std::path::Path::new(&ctx.file).file_stem().map_or("autoperfpy".to_string(), |s| s.to_string_lossy().into_owned());
     let mut d = RunDraft::new("autoperfpy", stem.clone());
-    d.platform = super::detect::this_host();
+    d.platform = ctx.machine();
     d.workload.name = stem;
     d.workload.kind = "inference".into();
     let mut first = None;

@@ -24,7 +24,7 @@ pub fn parse(doc: &Value, ctx: &ImportContext) -> Result<Vec<RunDraft>, ImportEr
     let root = Node::root(doc, ctx);
     root.members(|bench, measures| {
         let mut d = RunDraft::new("bmf", bench);
-        d.platform = super::detect::this_host();
+        d.platform = ctx.machine();
         d.workload.name = bench.to_string();
         d.workload.kind = "benchmark".into();
         measures.members(|measure, m| {

@@ -45,7 +45,7 @@ pub fn parse_dir(dir: &Path, ctx: &ImportContext) -> Result<Vec<ImportedRun>, Im
         let (meta_bytes, meta, meta_ctx) = read(&new.join("benchmark.json"), ctx)?;
         let id = Node::root(&meta, &meta_ctx).field("full_id", |n| n.str().map(str::to_string))?;
         let mut d = RunDraft::new("criterion", id.clone());
-        d.platform = super::detect::this_host();
+        d.platform = ctx.machine();
         d.workload.name = id;
         d.workload.kind = "microbenchmark".into();
         if let Some(g) = meta["group_id"].as_str() {

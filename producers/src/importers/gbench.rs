@@ -50,7 +50,6 @@ pub fn parse(doc: &Value, ctx: &ImportContext) -> Result<Vec<RunDraft>, ImportEr
                     let mut d = RunDraft::new("google-benchmark", run_name.clone());
                     d.time_us = time;
                     d.tool_version = context["library_version"].as_str().unwrap_or_default().to_string();
-                    d.platform = super::detect::this_host();
                     d.platform.hardware_name = context["host_name"].as_str().unwrap_or_default().to_string();
                     if let (Some(n), Some(mhz)) = (context["num_cpus"].as_i64(), context["mhz_per_cpu"].as_i64()) {
                         d.platform.cpu = format!("{n} CPUs at {mhz} MHz");

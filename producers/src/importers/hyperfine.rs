@@ -17,7 +17,7 @@ pub fn parse(doc: &Value, ctx: &ImportContext) -> Result<Vec<RunDraft>, ImportEr
             let params = r.opt_field("parameters", |p| p.members(|k, v| Ok((k.to_string(), v.text().unwrap_or_default()))))?.unwrap_or_default();
             let key = std::iter::once(command.clone()).chain(params.iter().map(|(k, v)| format!("{k}={v}"))).collect::<Vec<_>>().join("\u{1f}");
             let mut d = RunDraft::new("hyperfine", key);
-            d.platform = super::detect::this_host();
+            d.platform = ctx.machine();
             d.workload.name = command;
             d.workload.kind = "command".into();
             for (k, v) in params {

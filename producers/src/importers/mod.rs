@@ -133,6 +133,9 @@ pub struct ImportContext {
     pub git_commit: Option<String>,
     /// `--label k=v`, added to every run.
     pub labels: BTreeMap<String, String>,
+    /// The input came from another machine (an HTTP body): a format that records no machine
+    /// gets none (`unknown` unless `hardware` names it), not this host's platform.
+    pub remote: bool,
 }
 
 impl ImportContext {
@@ -147,6 +150,12 @@ impl ImportContext {
         let labels: Vec<String> = self.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let parts = [self.at_us.map(|t| t.to_string()), self.hardware.clone(), self.workload.clone(), self.version_tag.clone(), self.git_commit.clone(), Some(labels.join(","))];
         parts.iter().map(|p| p.as_deref().unwrap_or("")).fold(String::new(), |acc, p| acc + "\u{1f}" + p)
+    }
+
+    /// The machine of a format that records none: this host for a local file (the importing
+    /// machine usually ran the benchmark), nothing for a remote input.
+    pub fn machine(&self) -> Platform {
+        if self.remote { Platform::default() } else { detect::this_host() }
     }
 
     /// The run's time: `--at`, else the tool's, else the file's.

@@ -11,7 +11,7 @@ pub fn parse(content: &[u8], ctx: &ImportContext) -> Result<Vec<RunDraft>, Impor
     let parsed = nccl::parse_any(text).map_err(|e| ctx.error("(file)", format!("not nccl-tests output: {e}")))?;
     let test = std::path::Path::new(&ctx.file).file_stem().map_or("nccl-tests".to_string(), |s| s.to_string_lossy().into_owned());
     let mut d = RunDraft::new("nccl-tests", "");
-    d.platform = crate::identity::detect_platform(None);
+    d.platform = ctx.machine();
     d.platform.gpus = parsed.devices.clone();
     d.workload.name = test;
     d.workload.kind = "collective".into();

@@ -29,7 +29,7 @@ pub fn parse(doc: &Value, ctx: &ImportContext) -> Result<Vec<RunDraft>, ImportEr
         parse_time(s).ok_or_else(|| n.error(format!("`{s}` is not a date vLLM writes (YYYYMMDD-HHMMSS)")))
     })?;
     d.duration_us = root.opt_field("duration", |n| n.non_negative())?.map(|s| (s * 1e6) as i64);
-    d.platform = super::detect::this_host();
+    d.platform = ctx.machine();
     d.workload.name = model;
     d.workload.kind = "serving".into();
     d.workload.backend = root.str_at("backend");

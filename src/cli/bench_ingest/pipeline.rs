@@ -20,6 +20,21 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// Starts `trackiq up` over a fresh history in `dir/data` with the user's other settings,
+    /// its broker on a free port (embedded) and its dashboard on none the user's may hold;
+    /// returns it with the config it runs.
+    pub fn start_fresh(config: &trackiq::config::Config, dir: &std::path::Path, name: &str) -> anyhow::Result<(Pipeline, trackiq::config::Config)> {
+        let mut pipeline_config = config.clone();
+        pipeline_config.data = format!("file://{}", dir.join("data").display());
+        if pipeline_config.bus.embedded() {
+            pipeline_config.bus.listen = format!("127.0.0.1:{}", super::free_port()?);
+        }
+        pipeline_config.dashboard.listen = "127.0.0.1:0".into();
+        let config_file = dir.join(format!("{name}.toml"));
+        std::fs::write(&config_file, toml::to_string(&pipeline_config)?)?;
+        Ok((Pipeline::start(&config_file)?, pipeline_config))
+    }
+
     /// Starts `trackiq up` with `config_file` and waits (at most 120 s) until every stage
     /// has its partitions.
     pub fn start(config_file: &std::path::Path) -> anyhow::Result<Pipeline> {
