@@ -45,9 +45,40 @@ pub async fn session(store: &DataStore) -> Result<SessionContext, InfraError> {
             .with_file_extension(".parquet")
             .with_table_partition_cols(vec![("date".to_string(), DataType::Utf8)]);
         let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
-        ctx.register_table(table, Arc::new(ListingTable::try_new(config)?))?;
+        let listing = Arc::new(ListingTable::try_new(config)?);
+        match ONE_RECORD_PER_RUN.contains(&table) {
+            true => register_first_record_per_run(&ctx, table, listing).await?,
+            false => drop(ctx.register_table(table, listing)?),
+        }
     }
     Ok(ctx)
+}
+
+/// Tables written from one record per run, whose rows readers see from that record only.
+/// A stage that crashes after publishing its output and before storing its input offset
+/// publishes it again on restart: the log then holds the run's summary at two offsets. The
+/// archiver drops such a repeat when it follows its original closely (see the processors'
+/// `archiver::repeats`); a replay from long ago (a long run held the aggregator's offset back)
+/// is written, and the reader keeps the first record so that no query sees it twice.
+pub const ONE_RECORD_PER_RUN: [&str; 1] = ["summaries"];
+
+/// Registers `table` as a view of `listing` keeping the rows of each run's first record (by
+/// Kafka partition and offset; a run's records share its key and so a partition).
+async fn register_first_record_per_run(ctx: &SessionContext, table: &str, listing: Arc<ListingTable>) -> Result<(), InfraError> {
+    use datafusion::datasource::TableProvider;
+    let columns: Vec<String> = listing.schema().fields().iter().map(|f| format!("\"{}\"", f.name())).collect();
+    let records = format!("{table}_records");
+    ctx.register_table(&records, listing)?;
+    let record = "kafka_partition * 1000000000000 + kafka_offset";
+    let sql = format!(
+        "SELECT {cols} FROM (SELECT *, {record} AS record, min({record}) OVER (PARTITION BY run_id) AS first_record FROM {records}) WHERE record = first_record",
+        cols = columns.join(", ")
+    );
+    let plan = ctx.sql(&sql).await?.into_unoptimized_plan();
+    // The view holds the listing table itself: the helper name is not left behind.
+    ctx.deregister_table(&records)?;
+    ctx.register_table(table, Arc::new(datafusion::catalog::view::ViewTable::new(plan, Some(sql))))?;
+    Ok(())
 }
 
 /// A result row as a JSON object (column name -> value; nulls left out).
@@ -163,5 +194,70 @@ mod readonly_tests {
             assert!(matches!(err, InfraError::NotAQuery(_)), "{sql}: {err}");
         }
         assert!(!std::path::Path::new("/tmp/trackiq-copy-test.csv").exists());
+    }
+}
+
+#[cfg(test)]
+mod first_record_tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array};
+    use datafusion::parquet::arrow::ArrowWriter;
+
+    use super::*;
+
+    /// A summaries object holding `run`'s summary (two metric rows) as the record at `offset`.
+    fn summary_object(run: &str, offset: i64, mean: f64) -> Vec<u8> {
+        let schema = trackiq_schemas::arrow::table_schema("summaries").unwrap();
+        let n = 2;
+        let text = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "run_id" => text(run),
+                "status" => text("completed"),
+                "kind" => text("samples"),
+                "unit" => text("ms"),
+                "metric" => Arc::new(StringArray::from(vec!["latency_ms", "cpu_ms"])) as ArrayRef,
+                "mean" => Arc::new(Float64Array::from(vec![mean; n])),
+                "ended_at" => Arc::new(TimestampMicrosecondArray::from(vec![1_000_000; n]).with_timezone("UTC")),
+                "kafka_partition" => Arc::new(Int32Array::from(vec![0; n])),
+                "kafka_offset" => Arc::new(Int64Array::from(vec![offset; n])),
+                _ => new_null_array(f.data_type(), n),
+            })
+            .collect();
+        let mut buf = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut buf, schema.clone(), None).unwrap();
+        w.write(&RecordBatch::try_new(schema, columns).unwrap()).unwrap();
+        w.close().unwrap();
+        buf
+    }
+
+    #[tokio::test]
+    async fn a_summary_the_log_holds_twice_is_read_once_from_its_first_record() {
+        let dir = tempfile_dir();
+        let store = DataStore::open(&format!("file://{}", dir.display())).unwrap();
+        // Run a's summary at offset 3, published again at offset 40 (a replay after a crash,
+        // written to a later object); run b once.
+        store.put("summaries/date=2026-12-05/trackiq.summaries-0-3-3-i1.parquet", summary_object("a", 3, 10.0)).await.unwrap();
+        store.put("summaries/date=2026-12-05/trackiq.summaries-0-40-41-i1.parquet", summary_object("a", 40, 10.0)).await.unwrap();
+        store.put("summaries/date=2026-12-06/trackiq.summaries-0-41-41-i1.parquet", summary_object("b", 41, 12.0)).await.unwrap();
+        let rows = query_rows(&store, "SELECT run_id, count(*) AS n, min(kafka_offset) AS first, max(date) AS date FROM summaries GROUP BY run_id ORDER BY run_id").await.unwrap();
+        let got: Vec<(String, i64, i64)> = rows.iter().map(|r| (r["run_id"].as_str().unwrap().into(), r["n"].as_i64().unwrap(), r["first"].as_i64().unwrap())).collect();
+        assert_eq!(got, [("a".into(), 2, 3), ("b".into(), 2, 41)], "one metric row each of latency_ms and cpu_ms per run");
+        // Filters, the partition column and every column of the table still read as before.
+        let one = query_rows(&store, "SELECT * FROM summaries WHERE run_id = 'b' AND date = '2026-12-06' AND metric = 'cpu_ms'").await.unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0]["mean"], 12.0);
+        // The records themselves are no table of their own.
+        assert!(query_rows(&store, "SELECT * FROM summaries_records").await.is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("trackiq-first-record-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }

@@ -30,7 +30,7 @@ pub enum MetricKind {
     Telemetry,
     /// Computed by the aggregator from other metrics (throughput, energy per item, perf/W).
     Derived,
-    /// Counts and markers of things that happened (failed iterations, heartbeats, faults).
+    /// Counts and markers of things that happened (heartbeats, faults).
     Event,
 }
 
@@ -89,7 +89,9 @@ use MetricKind::{Derived, Event, Kpi, Telemetry};
 pub const CATALOG: &[MetricDef] = &[
     // Benchmark loop (producers/src/bench.rs) and its workloads.
     def("latency_ms", "ms", Lower, Kpi, &[Step], "time of one iteration or request"),
-    def("iteration_failed", "bool", Lower, Event, &[Step], "1 when an iteration failed"),
+    // A run's mean of these 0/1 samples is its failure rate: a KPI, judged against the
+    // baseline runs' failure rate (Fisher's exact test, see `is_rate`).
+    def("iteration_failed", RATE_UNIT, Lower, Kpi, &[Step], "1 when an iteration failed; a run's mean is its failure rate"),
     def("batch_items", "items", Higher, Telemetry, &[Step], "items one iteration processed"),
     def("child_cpu_ms", "ms", Lower, Kpi, &[Step], "CPU time (user + system) of the benchmarked program"),
     def("child_peak_rss_mib", "MiB", Lower, Kpi, &[Step], "peak resident memory of the benchmarked program"),
@@ -268,6 +270,15 @@ pub fn info(name: &str) -> MetricInfo {
         return MetricInfo { unit: Some("event".into()), direction: Lower, kind: Event, gates: false, guessed: false };
     }
     MetricInfo { unit: None, direction: guess_direction(name), kind: Kpi, gates: true, guessed: true }
+}
+
+/// Unit of 0/1 samples whose mean over a run is a rate (the share of iterations that failed).
+pub const RATE_UNIT: &str = "bool";
+
+/// Whether a metric's samples are 0/1 indicators, so a run's figure is a rate: judged by
+/// how many ones the run and its baseline runs had (Fisher's exact test), not by a spread.
+pub fn is_rate(name: &str) -> bool {
+    lookup(name).is_some_and(|d| d.unit == RATE_UNIT)
 }
 
 /// Units of time: values of such metrics are durations and never negative.

@@ -262,6 +262,14 @@ impl Severity {
         }
     }
 
+    /// Every severity, best to worst by [`Severity::rank`].
+    pub const ALL: [Severity; 5] = [Severity::Improved, Severity::Pass, Severity::InsufficientData, Severity::Warn, Severity::Block];
+
+    /// The severity named `s` (as [`Severity::as_str`] writes it, e.g. in the verdicts table).
+    pub fn parse(s: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
     /// Rank used to pick the overall severity of a verdict: the worst wins.
     pub fn rank(self) -> u8 {
         match self {

@@ -169,7 +169,7 @@ pub async fn run(config: Config, cmd: AlertsCommand) -> anyhow::Result<ExitCode>
         }
         AlertsCommand::Ack { id, reason, by } => {
             let (book, bus) = book(&config).await?;
-            let Some(alert) = book.get(&id) else { bail!("no alert `{id}` (`trackiq alerts list --all` shows the ids)") };
+            let Some(alert) = book.get(&id) else { bail!("no alert `{id}` (`{}` shows the ids)", super::hint::like(&config, &["alerts", "list", "--all"])) };
             if alert.state != AlertState::Firing {
                 bail!("alert `{id}` ({} of series {}) is resolved: only a firing alert can be acknowledged", alert.subject, alert.series_id);
             }
@@ -207,7 +207,7 @@ pub async fn run(config: Config, cmd: AlertsCommand) -> anyhow::Result<ExitCode>
                 (Some(s), _) if s.until.is_some_and(|u| u <= now) => bail!("silence `{id}` already ended at {}", s.until.map(time).unwrap_or_default()),
                 (Some(s), _) => s.clone(),
                 (None, true) => bail!("silence `{id}` was already ended"),
-                (None, false) => bail!("no silence `{id}` (`trackiq alerts silences` shows the ids)"),
+                (None, false) => bail!("no silence `{id}` (`{}` shows the ids)", super::hint::like(&config, &["alerts", "silences"])),
             };
             let action = AlertAction { action: AlertActionKind::Unsilence, id: id.clone(), series_id: silence.series_id, subject: None, until: None, reason: String::new(), by: user(by), at: now };
             publish(bus, &action).await?;

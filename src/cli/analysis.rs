@@ -10,7 +10,7 @@ use trackiq_processors::verdict::judging::judge_metric;
 use trackiq_stats::changepoint::{ChangePointParams, change_points};
 use trackiq_stats::trend::classify;
 use trackiq_stats::ModelSpec;
-use trackiq_stats::significance::RunFigure;
+use trackiq_stats::significance::{RunFigure, Samples};
 
 use super::history::{OutFormat, num, print_rows, series_values};
 
@@ -173,8 +173,10 @@ pub async fn regression(config: Config, a: RegressionArgs) -> anyhow::Result<Exi
                 }
                 None => config.verdict.judging_for(&metric, &series),
             };
-            let j = judge_metric(&RunFigure::single(latest.value), &history, direction, &judging, config.verdict.alpha).judgement;
-            blocked |= j.severity == trackiq_schemas::Severity::Block;
+            // Run figures only (no sample counts): every metric by its runs' values.
+            let j = judge_metric(&RunFigure::single(latest.value), &history, direction, &judging, config.verdict.alpha, Samples::Measured).judgement;
+            // As the verdicts: only a metric that gates fails the command.
+            blocked |= j.severity == trackiq_schemas::Severity::Block && config.verdict.info_of(&metric, false).gates;
             rows.push(vec![
                 series,
                 metric.clone(),

@@ -178,7 +178,8 @@ pub async fn run(config: Config, a: IngestBenchArgs) -> anyhow::Result<ExitCode>
     if a.out.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     } else {
-        println!("data kept in {} (e.g. `trackiq --data file://{} bench sql`)", dir.display(), dir.join("data").display());
+        let data = format!("file://{}", dir.join("data").display());
+        println!("data kept in {} · history {data} · try: {}", dir.display(), super::hint::over_data(&data, &["bench", "sql"]));
     }
     if (rows as u64) < produced {
         bail!("{produced} samples were acknowledged but the samples table holds {rows}: {} not archived within the drain timeout (raise --drain-timeout; the pipeline was stopped gracefully, so the rest is archived when it next runs)", produced - rows as u64);

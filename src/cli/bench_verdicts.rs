@@ -197,7 +197,8 @@ async fn bench(mut config: Config, a: VerdictsBenchArgs) -> anyhow::Result<ExitC
         println!();
         report::print_simulation(&config.verdict, a.simulate_series);
     }
-    println!("data: {} (trackiq --data file://{} sql \"SELECT * FROM verdicts\")", dir.display(), dir.display());
+    let data = format!("file://{}", dir.display());
+    println!("data: {} · try: {}", dir.display(), super::hint::over_data(&data, &["sql", "SELECT run_id, version_tag, metric, value, severity FROM verdicts WHERE kind = 'metric' ORDER BY evaluated_at"]));
     Ok(code)
 }
 

@@ -228,8 +228,12 @@ async fn scenario(config: &Config, stack: &Stack, a: &DemoArgs, hooks: &mut mpsc
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    println!("trackiq sql \"{sql}\"");
+    // The command that gives this table, as the user can run it from anywhere.
+    println!("{}", super::hint::over_data(&format!("file://{}", dir.display()), &["sql", sql]));
     println!("{}", super::sql::render(&batches, super::sql::Format::Table)?);
+    let last_baseline = &runs[runs.len().saturating_sub(2)];
+    println!("compare the candidate with the last baseline run, sample by sample:");
+    println!("{}", super::hint::over_data(&format!("file://{}", dir.display()), &["compare", last_baseline, &slow_id]));
     println!("report: {}", report.display());
     Ok(())
 }

@@ -8,6 +8,8 @@ use anyhow::bail;
 use clap::Args;
 use trackiq::config::Config;
 
+use trackiq_schemas::Severity;
+
 use super::history::{lit, markdown, rows};
 
 #[derive(Debug, Args)]
@@ -45,7 +47,7 @@ pub async fn run(config: Config, a: GateArgs) -> anyhow::Result<ExitCode> {
     };
     let list = runs.iter().map(|r| lit(r)).collect::<Vec<_>>().join(", ");
     let sql = format!(
-        "SELECT DISTINCT run_id, version_tag, workload, metric, kind, value, baseline, change_pct, severity, message, run_severity \
+        "SELECT DISTINCT run_id, version_tag, workload, metric, kind, value, baseline, change_pct, severity, coalesce(gates, kind = 'finding') AS gates, message, run_severity \
          FROM verdicts WHERE run_id IN ({list}) ORDER BY run_id, kind, metric"
     );
     let verdicts = loop {
@@ -61,9 +63,12 @@ pub async fn run(config: Config, a: GateArgs) -> anyhow::Result<ExitCode> {
     };
     let s = |r: &serde_json::Map<String, serde_json::Value>, k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
     let f = |r: &serde_json::Map<String, serde_json::Value>, k: &str| r.get(k).and_then(|v| v.as_f64()).map(trackiq_sinks::report::fmt_num).unwrap_or_else(|| "—".into());
-    let blocked = verdicts.iter().any(|r| s(r, "severity") == "block");
-    let warned = verdicts.iter().any(|r| s(r, "severity") == "warn");
-    let status = if blocked { "BLOCK" } else if warned { "WARN" } else { "PASS" };
+    // The run's severity as the verdict stage decided it (`run_severity`: its gating metrics
+    // and findings), the one decision the alerts, reports and dashboard show too; a metric
+    // that does not gate is listed, never re-judged here.
+    let worst = verdicts.iter().filter_map(|r| r.get("run_severity").and_then(|v| v.as_str()).and_then(Severity::parse)).max_by_key(|s| s.rank()).unwrap_or(Severity::InsufficientData);
+    let blocked = worst == Severity::Block;
+    let status = worst.as_str().to_ascii_uppercase();
     println!("### trackiq gate: {status}\n");
     let metric_rows: Vec<Vec<String>> = verdicts
         .iter()
@@ -76,10 +81,11 @@ pub async fn run(config: Config, a: GateArgs) -> anyhow::Result<ExitCode> {
                 f(r, "baseline"),
                 r.get("change_pct").and_then(|v| v.as_f64()).map(|c| format!("{c:+.2} %")).unwrap_or_else(|| "—".into()),
                 s(r, "severity"),
+                if r.get("gates").and_then(|g| g.as_bool()).unwrap_or(true) { "yes" } else { "no (reported)" }.to_string(),
             ]
         })
         .collect();
-    print!("{}", markdown(&["run", "metric", "value", "baseline", "change", "severity"], &metric_rows));
+    print!("{}", markdown(&["run", "metric", "value", "baseline", "change", "severity", "gates"], &metric_rows));
     let findings: Vec<String> = verdicts.iter().filter(|r| s(r, "kind") == "finding").map(|r| format!("- **{}** {}", s(r, "severity"), s(r, "message"))).collect();
     if !findings.is_empty() {
         println!("\nFindings:\n{}", findings.join("\n"));

@@ -16,6 +16,7 @@ mod compact;
 mod compare;
 mod demo;
 mod gate;
+mod hint;
 mod history;
 mod metrics;
 mod identity;

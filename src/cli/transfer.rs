@@ -75,9 +75,14 @@ async fn trackiq_json(config: &Config, run: &str) -> anyhow::Result<serde_json::
             metrics.insert(m.to_string(), v);
         }
     }
-    let verdicts = rows(config, &format!("SELECT DISTINCT run_severity, metric, severity, change_pct FROM verdicts WHERE run_id = {} AND kind = 'metric'", lit(run))).await?;
+    let verdicts = rows(config, &format!("SELECT DISTINCT run_severity, metric, severity, change_pct, coalesce(gates, true) AS gates FROM verdicts WHERE run_id = {} AND kind = 'metric'", lit(run))).await?;
     let status = verdicts.first().and_then(|r| r.get("run_severity").and_then(|s| s.as_str())).unwrap_or("not_judged").to_string();
-    let failed: Vec<String> = verdicts.iter().filter(|r| r.get("severity").and_then(|s| s.as_str()) == Some("block")).filter_map(|r| r.get("metric").and_then(|m| m.as_str()).map(str::to_string)).collect();
+    // The metrics that made the run block: blocked and gating (a reported metric never does).
+    let failed: Vec<String> = verdicts
+        .iter()
+        .filter(|r| r.get("severity").and_then(|s| s.as_str()) == Some("block") && r.get("gates").and_then(|g| g.as_bool()) == Some(true))
+        .filter_map(|r| r.get("metric").and_then(|m| m.as_str()).map(str::to_string))
+        .collect();
     let delta = verdicts
         .iter()
         .find(|r| r.get("metric").and_then(|m| m.as_str()) == Some("latency_ms"))

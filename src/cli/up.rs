@@ -85,6 +85,12 @@ pub async fn run(config: Config, a: UpArgs) -> anyhow::Result<ExitCode> {
         _ => String::new(),
     };
     println!("trackiq is up: brokers {} · data {}{metrics}{dashboard}{ingest} · Ctrl-C to stop", stack.brokers(), stack.store);
+    if roles.contains(&Role::Aggregator) {
+        // What to run next, from another terminal in any directory.
+        let bench = super::hint::to_brokers(&stack.brokers(), &["bench", "cmd", "--iterations", "20", "--workload", "sleep", "--", "sleep", "0.01"]);
+        let query = super::hint::over_data(&stack.store, &["sql", "SELECT run_id, metric, value, baseline, severity FROM verdicts WHERE kind = 'metric' ORDER BY evaluated_at DESC LIMIT 10"]);
+        println!("try: {bench}\n     {query}");
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut check = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut down: Vec<String> = Vec::new();

@@ -1,7 +1,8 @@
 //! Real local endpoints for the notification channels: a Slack incoming-webhook receiver
 //! that checks the Block Kit contract, a GitHub REST receiver that checks paths, headers,
-//! payloads and the issue sequence, and a real SMTP server (Python's aiosmtpd) whose
-//! delivered messages the test reads back.
+//! payloads and the issue sequence, and real SMTP servers (the one built with the tests,
+//! [`SmtpServer`], and Python's aiosmtpd where installed) whose delivered messages the test
+//! reads back.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
+
+pub use crate::smtp_server::SmtpServer;
 
 
 /// Why a body breaks Slack's Block Kit rules, if it does.
@@ -191,10 +194,10 @@ impl GithubReceiver {
     }
 }
 
-/// A real SMTP server (aiosmtpd) on loopback that requires AUTH LOGIN/PLAIN with
-/// `user`/`password` and writes each delivered message to `<dir>/NNNN.eml`.
-pub struct SmtpServer {
-    pub port: u16,
+/// Python's aiosmtpd on loopback, where installed: a second SMTP implementation for the email
+/// channel, that requires AUTH LOGIN/PLAIN with `user`/`password` and writes each delivered
+/// message to `<dir>/NNNN.eml` like [`SmtpServer`].
+pub struct AiosmtpdServer {
     pub dir: PathBuf,
     child: Child,
 }
@@ -221,9 +224,9 @@ sys.stdin.read()
 c.stop()
 "#;
 
-impl SmtpServer {
-    /// Starts the server on `port`, or panics saying how to install aiosmtpd.
-    pub fn start(dir: &Path, port: u16, user: &str, password: &str) -> SmtpServer {
+impl AiosmtpdServer {
+    /// Starts the server on `port` (aiosmtpd must be installed: ask `skips::have` first).
+    pub fn start(dir: &Path, port: u16, user: &str, password: &str) -> AiosmtpdServer {
         std::fs::create_dir_all(dir).unwrap();
         let mut child = Command::new("python3")
             .args(["-W", "ignore", "-c", SMTP_SERVER_PY, dir.to_str().unwrap(), &port.to_string(), user, password])
@@ -235,24 +238,43 @@ impl SmtpServer {
             .expect("python3 runs");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "the SMTP server (Python aiosmtpd) did not start; `pip install aiosmtpd` (.ci/run does)");
-        SmtpServer { port, dir: dir.to_path_buf(), child }
-    }
-
-    /// The delivered messages, raw (RFC 5322), in order.
-    pub fn messages(&self) -> Vec<String> {
-        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "eml")).collect();
-        names.sort();
-        names.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect()
+        assert_eq!(line.trim(), "ready", "Python's aiosmtpd did not start");
+        AiosmtpdServer { dir: dir.to_path_buf(), child }
     }
 }
 
-impl Drop for SmtpServer {
+impl Drop for AiosmtpdServer {
     fn drop(&mut self) {
         if let Some(mut stdin) = self.child.stdin.take() {
             let _ = stdin.write_all(b"");
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The SMTP server a test delivers to: the one built with the tests, or aiosmtpd.
+pub enum MailServer {
+    Builtin(SmtpServer),
+    Aiosmtpd(AiosmtpdServer),
+}
+
+impl MailServer {
+    /// aiosmtpd where `skips::have` finds it (counted as a skipped part where it does not),
+    /// else the built-in server: the test runs either way.
+    pub fn aiosmtpd_or_builtin(part: &str, dir: &Path, port: u16, user: &str, password: &str) -> MailServer {
+        if crate::skips::have(part, &crate::skips::AIOSMTPD) {
+            MailServer::Aiosmtpd(AiosmtpdServer::start(dir, port, user, password))
+        } else {
+            MailServer::Builtin(SmtpServer::start(dir, port, user, password))
+        }
+    }
+
+    /// The delivered messages, raw (RFC 5322), in order.
+    pub fn messages(&self) -> Vec<String> {
+        match self {
+            MailServer::Builtin(s) => s.messages(),
+            MailServer::Aiosmtpd(s) => crate::smtp_server::read_messages(&s.dir),
+        }
     }
 }

@@ -16,16 +16,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::skips::on_path;
 use crate::support::*;
 use crate::webdriver::{Element, Session};
 
 const HOSTILE: &str = "<script>alert(1)</script>";
 const WAIT: Duration = Duration::from_secs(30);
 
-fn installed(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    names.iter().flat_map(|n| std::env::split_paths(&path).map(move |d| d.join(n))).find(|p| p.is_file())
-}
 
 /// chromedriver on a free port, killed on drop.
 struct Driver(Child, String);
@@ -96,10 +93,10 @@ fn run_of(out: &std::process::Output) -> String {
 
 #[test]
 fn every_page_in_headless_chromium_live_updates_filters_compare_and_escaping() {
-    let (Some(chromium), Some(chromedriver)) = (installed(&["chromium", "chromium-browser"]), installed(&["chromedriver"])) else {
-        eprintln!("SKIPPED browser test: `chromium` and `chromedriver` must be on PATH (Debian packages chromium, chromium-driver; .ci/run installs them)");
+    if !crate::skips::have("the dashboard in a browser", &crate::skips::CHROMIUM) {
         return;
-    };
+    }
+    let (chromium, chromedriver) = (on_path(&["chromium", "chromium-browser"]).expect("checked"), on_path(&["chromedriver"]).expect("checked"));
     let dir = tempfile::tempdir().unwrap();
     let data = format!("file://{}", dir.path().join("data").display());
     let up = Up::start(&data, &fast_config(dir.path()), &[], &[]);

@@ -52,6 +52,8 @@ fn kill_9_five_times_while_samples_stream_loses_and_duplicates_nothing() {
     assert_eq!((rows, distinct), (total, total), "every sample archived exactly once");
     assert_eq!((summaries, verdicts), (RUNS, RUNS));
     assert_eq!((summary_records, verdict_records), (RUNS, RUNS), "one summary and one verdict per run");
+    let repeated = sql_n(&up, "SELECT count(*) - count(DISTINCT run_id || '/' || kind || '/' || metric) AS n FROM summaries");
+    assert_eq!(repeated, 0, "no summary row reaches a query twice");
     for (p, _, ready) in &restarts {
         assert!(*ready < READY_WITHIN, "restart after {p} samples took {ready:?}");
     }

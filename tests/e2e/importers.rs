@@ -11,15 +11,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::skips;
 use crate::support::*;
 
 const WAIT: Duration = Duration::from_secs(90);
 /// Times are stored in ms: one multiplication by a power of ten (a few ulps).
 const REL: f64 = 1e-12;
-
-fn have(program: &str, args: &[&str]) -> bool {
-    Command::new(program).args(args).output().is_ok_and(|o| o.status.success())
-}
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
@@ -28,8 +25,7 @@ fn run(cmd: &mut Command) -> String {
 }
 
 fn pytest_benchmark(dir: &Path) -> Option<String> {
-    if !have("python3", &["-c", "import pytest_benchmark"]) {
-        println!("skipping pytest-benchmark: not installed (python3 -m pip install pytest-benchmark)");
+    if !skips::have("importing pytest-benchmark's output", &skips::PYTEST_BENCHMARK) {
         return None;
     }
     std::fs::write(dir.join("test_fib.py"), "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n\ndef test_fib(benchmark):\n    benchmark(fib, 12)\n").unwrap();
@@ -40,8 +36,7 @@ fn pytest_benchmark(dir: &Path) -> Option<String> {
 }
 
 fn hyperfine(dir: &Path) -> Option<String> {
-    if !have("hyperfine", &["--version"]) {
-        println!("skipping hyperfine: not installed (apt-get install hyperfine)");
+    if !skips::have("importing hyperfine's output", &skips::HYPERFINE) {
         return None;
     }
     run(Command::new("hyperfine").args(["-N", "--runs", "6", "--export-json"]).arg(dir.join("hyperfine.json")).args(["sleep 0.01", "sleep 0.02"]));
@@ -49,8 +44,7 @@ fn hyperfine(dir: &Path) -> Option<String> {
 }
 
 fn google_benchmark(dir: &Path) -> Option<String> {
-    if !Path::new("/usr/include/benchmark/benchmark.h").exists() || !have("g++", &["--version"]) {
-        println!("skipping google-benchmark: libbenchmark-dev or g++ is not installed (apt-get install libbenchmark-dev g++)");
+    if !skips::have("importing Google Benchmark's output", &skips::GOOGLE_BENCHMARK) {
         return None;
     }
     let src = dir.join("gb.cc");

@@ -9,7 +9,7 @@ use trackiq_schemas::{
 use trackiq_stats::changepoint::{ChangePointParams, change_points};
 use trackiq_stats::trend::classify;
 
-use trackiq_stats::significance::RunFigure;
+use trackiq_stats::significance::{RunFigure, Samples};
 
 use super::config::VerdictConfig;
 use super::{findings, judging};
@@ -60,8 +60,15 @@ pub struct Figure {
 /// whole time slice longer; a few such iterations move a run's mean by tens of percent from
 /// one run to the next while its median stays put (measured: under two busy loops the mean
 /// of 2,000 matrix multiplies varied 0.20–0.38 ms between identical runs, the median ±3 %).
+/// A metric of 0/1 samples (failed iterations) is judged by its mean, which is a rate.
 pub fn judged_value(metric: &str, count: i64, mean: f64, p50: f64) -> (f64, &'static str) {
-    if count >= 2 && trackiq_schemas::catalog::is_duration(metric) { (p50, "median") } else { (mean, "mean") }
+    if count >= 2 && trackiq_schemas::catalog::is_duration(metric) {
+        (p50, "median")
+    } else if trackiq_schemas::catalog::is_rate(metric) {
+        (mean, "rate")
+    } else {
+        (mean, "mean")
+    }
 }
 
 /// The sample spread the significance model's samples test may use: none for a median (the
@@ -173,9 +180,10 @@ impl Baselines {
                 judging.set_min_samples(1);
             }
             let candidate = RunFigure { value: f.value, stdev: sample_spread(&f, f.stdev), count: f.count };
-            let judged_metric = judging::judge_metric(&candidate, &baseline, direction, &judging, cfg.alpha);
+            let samples = if f.statistic == "rate" { Samples::Rate } else { Samples::Measured };
+            let judged_metric = judging::judge_metric(&candidate, &baseline, direction, &judging, cfg.alpha, samples);
             let j = &judged_metric.judgement;
-            let notes: Vec<&str> = [model_note, if f.statistic == "median" { "median" } else { "" }].into_iter().filter(|n| !n.is_empty()).collect();
+            let notes: Vec<&str> = [model_note, if f.statistic == "mean" { "" } else { f.statistic }].into_iter().filter(|n| !n.is_empty()).collect();
             let model = if notes.is_empty() { judging.name().to_string() } else { format!("{} ({})", judging.name(), notes.join(", ")) };
             let this_and_baseline = || Some((f.value, history.iter().map(|e| e.value).collect()));
             match f.metric.as_str() {
@@ -233,6 +241,10 @@ impl Baselines {
         findings.extend(findings::from_summary(&cfg.findings, s));
 
         // Only completed runs enter the history: a failed run says nothing about performance.
+        // A late arrival (recorded or imported with a time before runs already judged) goes
+        // in at its time: the series' trend and change points include it in time order, but a
+        // change point speaks of the newest runs, so it is no finding of this one.
+        let late = series.metrics.values().any(|h| h.back().is_some_and(|e| e.started > started));
         let mut trends = Vec::new();
         if s.status == RunStatus::Completed {
             let cap = cfg.window.max(cfg.trends.window);
@@ -249,7 +261,7 @@ impl Baselines {
                     at = at.and_then(|i| i.checked_sub(1));
                 }
                 if let Some(t) = trend_of(cfg, &series_id, &f.metric, h, now_us) {
-                    if let Some(step) = findings::step_change(&cfg.findings, &t, m.direction) {
+                    if let Some(step) = findings::step_change(&cfg.findings, &t, m.direction).filter(|_| !late) {
                         // A run on the far side of a step is not baseline either.
                         if let Some(i) = at {
                             h[i].flagged = true;

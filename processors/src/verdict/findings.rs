@@ -53,6 +53,13 @@ pub fn from_summary(cfg: &FindingsConfig, s: &RunSummary) -> Vec<Finding> {
             out.push(finding("allreduce_tail", &m.metric, ratio, format!("{} p99 is {ratio:.2}× p50 (limit {}×)", m.metric, cfg.allreduce_tail_ratio)));
         }
     }
+    // A run whose every iteration failed measured nothing it was meant to: it blocks, with
+    // or without a baseline to compare its failure rate with.
+    for m in s.metrics.iter().filter(|m| trackiq_schemas::catalog::is_rate(&m.metric) && m.count > 0 && m.mean >= 1.0) {
+        let mut all = finding("all_iterations_failed", &m.metric, m.mean, format!("every one of the run's {} iterations failed ({} = 1 in each)", m.count, m.metric));
+        all.severity = trackiq_schemas::Severity::Block;
+        out.push(all);
+    }
     let named = s.metrics.iter().map(|m| (&m.metric, m.mean)).chain(s.derived.iter().map(|d| (&d.name, d.value)));
     for (name, value) in named {
         if name.to_ascii_lowercase().contains("scaling_efficiency") && value < cfg.min_scaling_efficiency_pct {

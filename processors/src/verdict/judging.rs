@@ -4,7 +4,7 @@
 
 use trackiq_schemas::{Direction, Finding, MetricVerdict, Severity};
 use trackiq_stats::Judgement;
-use trackiq_stats::significance::{self, Evidence, RunFigure, SignificanceSpec};
+use trackiq_stats::significance::{self, Evidence, RunFigure, Samples, SignificanceSpec};
 
 use super::config::Judging;
 
@@ -18,8 +18,8 @@ pub struct Judged {
 }
 
 /// Judges `candidate` against `baseline` (oldest first) with `judging`; `alpha` is the
-/// significance level before any adjustment.
-pub fn judge_metric(candidate: &RunFigure, baseline: &[RunFigure], direction: Direction, judging: &Judging, alpha: f64) -> Judged {
+/// significance level before any adjustment; `samples` says what the runs' samples are.
+pub fn judge_metric(candidate: &RunFigure, baseline: &[RunFigure], direction: Direction, judging: &Judging, alpha: f64, samples: Samples) -> Judged {
     match *judging {
         Judging::Bencher(spec) => {
             let values: Vec<f64> = baseline.iter().map(|b| b.value).collect();
@@ -27,7 +27,7 @@ pub fn judge_metric(candidate: &RunFigure, baseline: &[RunFigure], direction: Di
         }
         Judging::Significance { warn_pct, block_pct, min_samples } => {
             let spec = SignificanceSpec { warn_pct, block_pct, alpha };
-            let Some(e) = significance::evidence(candidate, baseline, direction) else {
+            let Some(e) = significance::evidence_of(candidate, baseline, direction, samples) else {
                 let judgement = Judgement { severity: Severity::InsufficientData, baseline: None, lower_limit: None, upper_limit: None, change_pct: None, pvalue: None };
                 return Judged { judgement, evidence: None };
             };
@@ -132,7 +132,8 @@ fn explained_by(m: &MetricVerdict, slower_pct: f64, block_pct: f64) -> bool {
 pub fn noisy_host(verdicts: &mut [MetricVerdict], host: &HostFigures, noisy_host_pct: f64, slow_host_pct: f64, block_pct: f64) -> Option<Finding> {
     let (value, why, slower) = noisy_reason(host, noisy_host_pct, slow_host_pct)?;
     let mut downgraded = Vec::new();
-    for m in verdicts.iter_mut().filter(|m| m.gates && m.severity == Severity::Block) {
+    // A busy or slow machine explains slowness, not failures: a failure rate is never downgraded.
+    for m in verdicts.iter_mut().filter(|m| m.gates && m.severity == Severity::Block && !trackiq_schemas::catalog::is_rate(&m.metric)) {
         if slower.is_some_and(|s| !explained_by(m, s, block_pct)) {
             continue;
         }

@@ -190,6 +190,30 @@ mod tests {
     }
 
     #[test]
+    fn a_late_run_is_judged_against_the_runs_before_it_and_its_findings_speak_of_itself() {
+        // Ten runs with a step from 10 to 12 ms at the sixth: the newest runs carry the step.
+        let mut b = Baselines::new(VerdictConfig::default());
+        let latency = |i: i64| if i < 5 { 10.0 + (i % 3) as f64 * 0.01 } else { 12.0 + (i % 3) as f64 * 0.01 };
+        let mut judged = Vec::new();
+        for i in 0..10 {
+            judged.push(b.judge(&summary(&format!("r{i}"), 100 + i, latency(i), RunStatus::Completed), 0).unwrap().0);
+        }
+        assert!(judged.iter().any(|v| v.findings.iter().any(|f| f.rule == "step_change")), "the in-order runs see the step");
+        // A run older than all but two of them arrives last, with the old latency.
+        let (late, trends) = b.judge(&summary("late", 102, 10.005, RunStatus::Completed), 0).unwrap();
+        let lat = late.metrics.iter().find(|m| m.metric == "latency_ms").unwrap();
+        assert_eq!((lat.baseline_count, lat.severity), (2, Severity::InsufficientData), "judged against the two runs before it only");
+        assert!(late.findings.is_empty(), "no finding about the later runs' step: {:?}", late.findings);
+        assert_eq!(late.severity, Severity::InsufficientData);
+        // The series' trend includes it, in time order.
+        assert_eq!(trends.iter().find(|t| t.metric == "latency_ms").unwrap().points, 11);
+        // The next run's baseline is the runs before it in time (the late one among them);
+        // the verdicts already published are events and stay as they were.
+        let next = b.judge(&summary("r10", 110, 12.0, RunStatus::Completed), 0).unwrap().0;
+        assert_eq!(next.metrics[0].baseline_count, 6, "the last 10 unflagged runs before it: r0..r4, the late one (the step's runs are flagged)");
+    }
+
+    #[test]
     fn a_step_after_the_window_is_full_is_flagged_without_panicking() {
         // The window holds `cap` runs; once it is full, each new run pushes the oldest out,
         // and the new run's index moves with it (found by `trackiq bench dashboard`: the

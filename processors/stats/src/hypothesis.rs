@@ -1,10 +1,11 @@
-//! Two-sample tests on the raw samples of two runs: location (Mann-Whitney U, Welch's t)
-//! and spread (F-test, Brown-Forsythe). Definitions follow scipy.stats so that p-values
-//! can be checked against it: `mannwhitneyu(x, y)` (two-sided, continuity correction, tie
-//! correction, exact distribution for small samples without ties), `ttest_ind(x, y,
-//! equal_var=False)`, the two-sided variance-ratio F-test, and `levene(x, y, center='median')`.
+//! Two-sample tests on the raw samples of two runs: location (Mann-Whitney U, Welch's t),
+//! spread (F-test, Brown-Forsythe), and the share of ones of 0/1 samples (Fisher's exact
+//! test). Definitions follow scipy.stats so that p-values can be checked against it:
+//! `mannwhitneyu(x, y)` (two-sided, continuity correction, tie correction, exact distribution
+//! for small samples without ties), `ttest_ind(x, y, equal_var=False)`, the two-sided
+//! variance-ratio F-test, `levene(x, y, center='median')`, and one-sided `fisher_exact`.
 
-use statrs::distribution::{ContinuousCDF, FisherSnedecor, Normal, StudentsT};
+use statrs::distribution::{ContinuousCDF, DiscreteCDF, FisherSnedecor, Hypergeometric, Normal, StudentsT};
 
 use crate::summary::{mean_stdev, percentile_sorted};
 
@@ -132,6 +133,22 @@ pub fn variance_increase_pvalue(stdev: f64, count: i64, base_stdev: f64, base_do
     Some(FisherSnedecor::new((count - 1) as f64, base_dof).ok()?.sf(ratio))
 }
 
+/// One-sided Fisher's exact tests that `k` ones in `n` trials are a larger share (`.0`) or
+/// a smaller one (`.1`) than `k0` ones in `n0` trials: with X the ones among `n` trials drawn
+/// from all `n + n0` trials holding `k + k0` ones (hypergeometric), (P(X ≥ k), P(X ≤ k)) —
+/// scipy's `fisher_exact([[k, n-k], [k0, n0-k0]], alternative='greater' | 'less')`. Exact
+/// for any counts, so a rise from no failed iteration in a baseline is judged by how many
+/// baseline iterations there were, which a t-test of zero spread cannot say. `None` when
+/// the counts do not make a table (`k > n`, no trial on one side).
+pub fn fisher_exact(k: u64, n: u64, k0: u64, n0: u64) -> Option<(f64, f64)> {
+    if k > n || k0 > n0 || n == 0 || n0 == 0 {
+        return None;
+    }
+    let x = Hypergeometric::new(n + n0, k + k0, n).ok()?;
+    let greater = if k == 0 { 1.0 } else { x.sf(k - 1) };
+    Some((greater.clamp(0.0, 1.0), x.cdf(k).clamp(0.0, 1.0)))
+}
+
 /// Brown-Forsythe test of equal variances (Levene's test centred on the median).
 pub fn brown_forsythe(x: &[f64], y: &[f64]) -> Option<TestResult> {
     if x.len() < 2 || y.len() < 2 {
@@ -206,6 +223,30 @@ mod tests {
         assert!(close(r.statistic, F_AB.0) && close(r.pvalue, F_AB.1), "{r:?}");
         let r = brown_forsythe(&A, &B).unwrap();
         assert!(close(r.statistic, BF_AB.0) && close(r.pvalue, BF_AB.1), "{r:?}");
+    }
+
+    // python3 -c "
+    // import scipy.stats as st
+    // for k,n,k0,n0 in [(5,50,0,500),(1,50,0,500),(10,50,3,500),(50,50,0,300),(0,50,2,500),(3,40,12,400)]:
+    //     t=[[k,n-k],[k0,n0-k0]]; print(repr(st.fisher_exact(t,alternative='greater').pvalue), repr(st.fisher_exact(t,alternative='less').pvalue))"
+    // (scipy 1.17.1)
+    const FISHER: [((u64, u64, u64, u64), (f64, f64)); 6] = [
+        ((5, 50, 0, 500), (5.144_787_600_638_577_5e-6, 1.0)),
+        ((1, 50, 0, 500), (0.090_909_090_909_090_91, 1.0)),
+        ((10, 50, 3, 500), (3.706_605_882_485_646_4e-9, 0.999_999_999_919_525_9)),
+        ((50, 50, 0, 300), (7.531_885_340_080_277e-62, 1.0)),
+        ((0, 50, 2, 500), (1.0, 0.826_295_744_328_531_3)),
+        ((3, 40, 12, 400), (0.147_090_495_574_137_64, 0.961_624_642_013_791)),
+    ];
+
+    #[test]
+    fn fisher_exact_matches_scipy() {
+        for ((k, n, k0, n0), (greater, less)) in FISHER {
+            let (g, l) = fisher_exact(k, n, k0, n0).unwrap();
+            assert!(close(g, greater) && close(l, less), "{k}/{n} vs {k0}/{n0}: ({g}, {l}) against scipy's ({greater}, {less})");
+        }
+        assert_eq!(fisher_exact(3, 2, 0, 10), None);
+        assert_eq!(fisher_exact(0, 0, 0, 10), None);
     }
 
     #[test]

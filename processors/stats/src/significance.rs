@@ -8,7 +8,11 @@
 //!   t = (x − m) / (s·√(1 + 1/n)) with n − 1 degrees of freedom — the Student-t
 //!   prediction interval. This is the test that knows a noisy machine is noisy.
 //! - **samples** (where both sides have raw-sample spread): Welch's t of the candidate's
-//!   samples against the baseline runs' samples pooled (their total variance).
+//!   samples against the baseline runs' samples pooled (their total variance). For a rate
+//!   (0/1 samples such as failed iterations: [`Samples::Rate`]) Fisher's exact test of the
+//!   candidate's ones against the baseline runs' ones pooled instead: a baseline that never
+//!   failed has no spread for a t-test, but how many iterations it ran says how surprising a
+//!   failure is.
 //!
 //! Effect: change of x against m in percent, with the 95 % interval of the binding test.
 //! A run has many metrics: [`holm`] adjusts their p-values so the probability of any false
@@ -112,8 +116,42 @@ fn samples_test(x: &RunFigure, baseline: &[RunFigure]) -> Option<TTest> {
     (se > 0.0 && df.is_finite()).then_some(TTest { diff: x.value - grand, se, df })
 }
 
+/// What a run's samples are, which decides the samples test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Samples {
+    /// Measurements: Welch's t.
+    #[default]
+    Measured,
+    /// 0/1 indicators whose mean is a rate (failed iterations): Fisher's exact test.
+    Rate,
+}
+
+/// Normal quantile of the `CONFIDENCE` interval of a rate difference (Wald).
+const Z_CONFIDENCE: f64 = 1.959_963_984_540_054;
+
+/// The samples test of a rate: Fisher's exact test of the candidate's ones (value × count)
+/// against the baseline runs' ones pooled, as (worse p, better p, half-width of the Wald
+/// interval of the difference). `None` without counts on both sides.
+fn rate_test(x: &RunFigure, baseline: &[RunFigure], direction: Direction) -> Option<(f64, f64, f64)> {
+    let ones = |f: &RunFigure| (f.value * f.count as f64).round().max(0.0) as u64;
+    let (k, n) = (ones(x), u64::try_from(x.count).ok()?);
+    let (k0, n0) = baseline.iter().try_fold((0u64, 0u64), |(k0, n0), b| Some((k0 + ones(b), n0 + u64::try_from(b.count).ok()?)))?;
+    let (greater, less) = crate::hypothesis::fisher_exact(k, n, k0, n0)?;
+    let (p, p0) = (k as f64 / n as f64, k0 as f64 / n0 as f64);
+    let half = Z_CONFIDENCE * (p * (1.0 - p) / n as f64 + p0 * (1.0 - p0) / n0 as f64).sqrt();
+    Some(match direction {
+        Direction::LowerIsBetter => (greater, less, half),
+        Direction::HigherIsBetter => (less, greater, half),
+    })
+}
+
 /// The evidence of `candidate` against the `baseline` runs; `None` with no baseline.
 pub fn evidence(candidate: &RunFigure, baseline: &[RunFigure], direction: Direction) -> Option<Evidence> {
+    evidence_of(candidate, baseline, direction, Samples::Measured)
+}
+
+/// [`evidence`] of samples of the given kind.
+pub fn evidence_of(candidate: &RunFigure, baseline: &[RunFigure], direction: Direction, samples: Samples) -> Option<Evidence> {
     if baseline.is_empty() {
         return None;
     }
@@ -124,13 +162,17 @@ pub fn evidence(candidate: &RunFigure, baseline: &[RunFigure], direction: Direct
     let x = candidate.value;
     // (test name, worse p, better p, interval half-width)
     let mut bound: Option<(&'static str, f64, f64, f64)> = None;
-    for (name, test) in [("runs", runs_test(x, &values)), ("samples", samples_test(candidate, baseline))] {
-        let Some(t) = test else { continue };
-        let (Some((upper, lower)), Some(half)) = (t.tails(), t.half_width()) else { continue };
-        let (worse, better) = match direction {
-            Direction::LowerIsBetter => (upper, lower),
-            Direction::HigherIsBetter => (lower, upper),
-        };
+    let t_tests = [("runs", runs_test(x, &values)), ("samples", if samples == Samples::Measured { samples_test(candidate, baseline) } else { None })];
+    let by_t = t_tests.into_iter().filter_map(|(name, test)| {
+        let t = test?;
+        let ((upper, lower), half) = (t.tails()?, t.half_width()?);
+        Some(match direction {
+            Direction::LowerIsBetter => (name, upper, lower, half),
+            Direction::HigherIsBetter => (name, lower, upper, half),
+        })
+    });
+    let by_rate = (samples == Samples::Rate).then(|| rate_test(candidate, baseline, direction)).flatten().map(|(w, b, h)| ("samples", w, b, h));
+    for (name, worse, better, half) in by_t.chain(by_rate) {
         if bound.is_none_or(|(_, w, _, _)| worse > w) {
             bound = Some((name, worse, better, half));
         }
@@ -299,6 +341,33 @@ mod tests {
         assert!(close(p, P_SHIFT), "{p}");
         assert!(shift_pvalue(&[10.6, 10.8, 10.7], &BASE, Direction::HigherIsBetter).unwrap() > 0.99);
         assert_eq!(shift_pvalue(&[1.0], &[1.0], Direction::LowerIsBetter), None);
+    }
+
+    #[test]
+    fn a_rate_is_judged_by_fishers_exact_test_against_the_baseline_iterations() {
+        // Baseline: 10 runs of 50 iterations, none failed. Rates have no spread there.
+        let base = vec![RunFigure { value: 0.0, stdev: Some(0.0), count: 50 }; 10];
+        let spec = SignificanceSpec { warn_pct: 5.0, block_pct: 10.0, alpha: 0.005 };
+        let judge = |failed: i64| {
+            let x = RunFigure { value: failed as f64 / 50.0, stdev: Some(0.3), count: 50 };
+            let e = evidence_of(&x, &base, Direction::LowerIsBetter, Samples::Rate).unwrap();
+            (e.test, e.pvalue_worse, severity(&e, e.pvalue_worse, Direction::LowerIsBetter, &spec))
+        };
+        // 1 of 50 against 0 of 500: p = 50/550 (scipy's fisher_exact, as in hypothesis.rs).
+        let (test, p, sev) = judge(1);
+        assert_eq!((test, sev), ("samples", Severity::Pass));
+        assert!(close(p.unwrap(), 1.0 / 11.0), "{p:?}");
+        // 5 of 50 against 0 of 500: p = 5.14e-6, a block (the change from 0 is unbounded).
+        let (_, p, sev) = judge(5);
+        assert!(close(p.unwrap(), 5.144_787_600_638_577_5e-6) && sev == Severity::Block, "{p:?} {sev:?}");
+        // Every iteration failed: a block.
+        assert_eq!(judge(50).2, Severity::Block);
+        // None failed: no change.
+        assert_eq!(judge(0).2, Severity::Pass);
+        // Welch's t with the zero-spread baseline would not have seen the 5 of 50.
+        let x = RunFigure { value: 0.1, stdev: Some((0.1f64 * 0.9 * 50.0 / 49.0).sqrt()), count: 50 };
+        let welch = evidence(&x, &base, Direction::LowerIsBetter).unwrap();
+        assert!(welch.pvalue_worse.unwrap() > spec.alpha, "{welch:?}");
     }
 
     // Holm-adjusted values from statsmodels 0.15:

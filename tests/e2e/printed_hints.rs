@@ -1,0 +1,63 @@
+//! Commands trackiq prints for the user to run next run as printed: pasted into a shell in
+//! another directory, each answers about the data it names (the demo's history, the running
+//! pipeline), not about an empty `./trackiq-data` there.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::*;
+
+/// The printed command lines of `stdout`: those that start with `trackiq ` (or follow `try:`),
+/// not the banners (`trackiq demo · data ...`, `trackiq is up: ... · ...`).
+fn printed_commands(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .map(|l| l.trim().trim_start_matches("try: ").trim())
+        .filter(|l| l.starts_with("trackiq ") && !l.contains(" · "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs `line` with `sh` in `cwd`, with this build's `trackiq` first on PATH.
+fn run_as_printed(line: &str, cwd: &Path) -> String {
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    ok(&Command::new("sh").args(["-c", line]).current_dir(cwd).env("PATH", path).env_remove("TRACKIQ_DATA").output().expect("sh runs"))
+}
+
+#[test]
+fn the_demos_printed_commands_answer_rows_from_another_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let out = ok(&Command::new(BIN).args(["demo", "--dir"]).arg(dir.path().join("demo")).current_dir(dir.path()).output().unwrap());
+    let commands = printed_commands(&out);
+    assert_eq!(commands.len(), 2, "the demo prints an SQL query and a comparison to try: {out}");
+    let sql = run_as_printed(&commands[0], &elsewhere);
+    let rows = sql.lines().filter(|l| l.contains("baseline-") || l.contains("candidate")).count();
+    assert_eq!(rows, 9, "8 baseline runs and the candidate:\n{sql}");
+    assert!(sql.lines().any(|l| l.contains("candidate") && l.contains("block")), "{sql}");
+    let compare = run_as_printed(&commands[1], &elsewhere);
+    assert!(compare.contains("latency_ms"), "{compare}");
+    assert!(!elsewhere.join("trackiq-data").exists(), "no command fell back to ./trackiq-data");
+}
+
+#[test]
+fn the_start_banners_commands_record_a_run_and_find_its_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("file://{}", dir.path().join("data").display());
+    let up = Up::start(&data, &fast_config(dir.path()), &[], &[]);
+    let commands = printed_commands(&up.log.lock().unwrap());
+    assert_eq!(commands.len(), 2, "a producer and a query: {}", up.log.lock().unwrap());
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let bench = run_as_printed(&commands[0], &elsewhere);
+    let run = crate::pipeline::uuid_in(&bench);
+    let answer = wait_for("the run's verdict through the printed query", Duration::from_secs(90), || {
+        let out = run_as_printed(&commands[1], &elsewhere);
+        out.contains(&run).then_some(out)
+    });
+    assert!(answer.contains("latency_ms"), "{answer}");
+    assert!(!elsewhere.join("trackiq-data").exists(), "no command fell back to ./trackiq-data");
+}
