@@ -93,7 +93,11 @@ impl Stack {
         } else {
             None
         };
-        let bus = Bus::new(config.bus.clone());
+        // The stages of the process that runs the broker read its log in-process.
+        let bus = match &broker {
+            Some(b) => Bus::new(config.bus.clone()).with_embedded_log(b.log().clone()),
+            None => Bus::new(config.bus.clone()),
+        };
         let incarnation = if needs_kafka {
             bus.check_reachable().await?;
             bus.ensure_topics().await?;

@@ -94,6 +94,8 @@ pub struct Bus {
     topics: Topics,
     /// Consumer groups of this process that have partitions assigned.
     assigned: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// The log of the embedded broker of this process, read in-process by its stages.
+    embedded_log: Option<crate::broker::EmbeddedLog>,
 }
 
 /// One record read from Kafka, owned.
@@ -125,16 +127,26 @@ impl Record {
 impl Bus {
     pub fn new(config: BusConfig) -> Self {
         let topics = Topics::new(&config.topic_prefix);
-        Bus { config, topics, assigned: Default::default() }
+        Bus { config, topics, assigned: Default::default(), embedded_log: None }
     }
 
-    /// Notes when the consumer's group got its partitions, for [`Bus::assigned_groups`].
-    pub fn note_assignment<C: rdkafka::consumer::ConsumerContext + 'static>(&self, consumer: &StreamConsumer<C>, group: &str) {
-        let mut assigned = self.assigned.lock().expect("not poisoned");
-        if !assigned.contains(group) && consumer.assignment().is_ok_and(|a| a.count() > 0) {
+    /// Notes that `group` got its partitions, for [`Bus::assigned_groups`].
+    pub fn note_assigned(&self, group: &str) {
+        if self.assigned.lock().expect("not poisoned").insert(group.to_string()) {
             debug!(group, "partitions assigned");
-            assigned.insert(group.to_string());
         }
+    }
+
+    /// The embedded broker's log, when this process runs the broker: its stages read it
+    /// in-process (see [`crate::runtime::log_source`]).
+    pub fn embedded_log(&self) -> Option<&crate::broker::EmbeddedLog> {
+        self.embedded_log.as_ref()
+    }
+
+    /// This bus with the log of the embedded broker this process runs.
+    pub fn with_embedded_log(mut self, log: crate::broker::EmbeddedLog) -> Self {
+        self.embedded_log = Some(log);
+        self
     }
 
     /// Consumer groups of this process that have partitions assigned.
@@ -241,9 +253,10 @@ impl Bus {
         let mut config = self.client_config();
         // Defaults a `[bus] options` entry overrides: prefetch at most 16 MiB per consumer
         // (librdkafka's 64 MiB, times one consumer per stage, dominated the pipeline's memory
-        // under load), and answer a fetch after 50 ms without new data (500 ms added up to
-        // half a second per hop on an idle pipeline).
-        for (key, value) in [("queued.max.messages.kbytes", "16384"), ("fetch.wait.max.ms", "50")] {
+        // under load). `fetch.wait.max.ms` stays librdkafka's 500 ms: a broker answers a
+        // waiting fetch as soon as records arrive (Kafka does; the embedded broker's own Fetch
+        // does, see `broker::fetch`), so the wait costs no latency, only idle requests.
+        for (key, value) in [("queued.max.messages.kbytes", "16384")] {
             if !self.config.options.contains_key(key) {
                 config.set(key, value);
             }

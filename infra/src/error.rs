@@ -30,6 +30,9 @@ pub enum InfraError {
     Task(String),
     #[error("I/O error at {path}: {source}")]
     Io { path: String, source: std::io::Error },
+    /// Reading the embedded broker's log in this process failed.
+    #[error("reading the embedded log for {group} while {action}: {reason}")]
+    EmbeddedLog { group: String, action: String, reason: String },
 }
 
 impl InfraError {

@@ -98,8 +98,7 @@ pub async fn follow(bus: &Bus, topics: &[String], mut shutdown: crate::Shutdown,
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", bus.config().bootstrap())
         .set("group.id", format!("trackiq-follow-{}", bus.config().instance()))
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "50");
+        .set("enable.auto.commit", "false");
     for (k, v) in &bus.config().options {
         cc.set(k, v);
     }

@@ -47,7 +47,16 @@ pub struct FleetShape {
     pub batch_samples: usize,
     /// One telemetry reading of each telemetry metric per this many samples (0: none).
     pub telemetry_every: usize,
+    /// Every this many runs of a series (after its first [`REGRESSION_WARMUP_RUNS`]) is a
+    /// regression, [`REGRESSION_FACTOR`] times slower: alerts fire and resolve as on a fleet
+    /// (0: none).
+    pub regress_every: usize,
 }
+
+/// Runs of a series before any regression: its baseline forms first.
+pub const REGRESSION_WARMUP_RUNS: u64 = 6;
+/// Latency of a regressed run against its series' level.
+pub const REGRESSION_FACTOR: f64 = 1.3;
 
 /// What to generate and how fast.
 #[derive(Debug, Clone)]
@@ -85,7 +94,12 @@ pub struct FinishedRun {
 struct Series {
     template: RunStarted,
     latency: LogNormal<f64>,
-    run: Option<(RunStarted, i64, i64)>,
+    /// The latency of a regressed run.
+    slower: LogNormal<f64>,
+    /// Runs started so far.
+    runs: u64,
+    /// The open run: its start, next batch number, samples sent, and whether it regresses.
+    run: Option<(RunStarted, i64, i64, bool)>,
 }
 
 /// One record ready to send, and what it means once acknowledged.
@@ -166,8 +180,8 @@ fn fleet(shape: &FleetShape, rng: &mut SmallRng) -> Result<Vec<Series>, Producer
             };
             // Each series has its own latency level, 5-20 ms, and a 10 % spread.
             let level: f64 = 5.0 + 15.0 * rand::Rng::random::<f64>(rng);
-            let latency = LogNormal::new(level.ln(), 0.1).map_err(|e| ProducerError::Usage(format!("latency distribution: {e}")))?;
-            fleet.push(Series { template: run_started(LOAD_TOOL, &id), latency, run: None });
+            let spread = |level: f64| LogNormal::new(level.ln(), 0.1).map_err(|e| ProducerError::Usage(format!("latency distribution: {e}")));
+            fleet.push(Series { template: run_started(LOAD_TOOL, &id), latency: spread(level)?, slower: spread(level * REGRESSION_FACTOR)?, runs: 0, run: None });
         }
     }
     Ok(fleet)
@@ -183,18 +197,21 @@ fn next_records(series: &mut Series, shape: &FleetShape, closing: bool, rng: &mu
         run.run_id = uuid::Uuid::now_v7().to_string();
         run.timestamp = trackiq_schemas::now_us();
         out.push(Outgoing { key: key.clone(), payload: registry().encode(&run)?, samples: 0, finished: None });
-        series.run = Some((run, 0, 0));
+        let regresses = shape.regress_every > 0 && series.runs >= REGRESSION_WARMUP_RUNS && series.runs % shape.regress_every as u64 == 0;
+        series.runs += 1;
+        series.run = Some((run, 0, 0, regresses));
     }
-    let (run, seq, sent) = series.run.as_mut().expect("a run is open");
+    let (run, seq, sent, regresses) = series.run.as_mut().expect("a run is open");
     if !closing {
         let n = shape.batch_samples.min(shape.samples_per_run - *sent as usize).max(1);
-        let columns = batch(&run.run_id, *seq, *sent, n, shape.telemetry_every, &series.latency, telemetry, rng);
+        let latency = if *regresses { &series.slower } else { &series.latency };
+        let columns = batch(&run.run_id, *seq, *sent, n, shape.telemetry_every, latency, telemetry, rng);
         *seq += 1;
         *sent += n as i64;
         out.push(Outgoing { key: key.clone(), payload: registry().encode_as("trackiq.SampleColumns", &columns)?, samples: n as u64, finished: None });
     }
     if closing || *sent as usize >= shape.samples_per_run {
-        let (run, _, sent) = series.run.take().expect("a run is open");
+        let (run, _, sent, _) = series.run.take().expect("a run is open");
         let ended_at = trackiq_schemas::now_us();
         let finish = RunFinished { run_id: run.run_id.clone(), status: RunStatus::Completed, ended_at, sample_count: sent, error: None };
         out.push(Outgoing {

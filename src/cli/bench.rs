@@ -29,6 +29,8 @@ pub enum BenchCommand {
     /// Fleet-scale ingest through the real pipeline (`trackiq up` as its own process):
     /// samples/s produced and end to end, run end → verdict latency, lag, RSS and CPU.
     Ingest(super::bench_ingest::IngestBenchArgs),
+    /// What an idle `trackiq up` costs: its CPU and memory, and the CPU a benchmark beside it sees taken.
+    Idle(super::bench_idle::IdleBenchArgs),
     /// Analyst queries over ≥ 10M archived samples, each as a whole process, against DuckDB's shell.
     Sql(super::bench_sql::SqlBenchArgs),
     /// Dashboard page load times over a large synthetic history (100,000 runs by default).
@@ -209,6 +211,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
         BenchCommand::Changepoints(a) => changepoint_bench(a),
         BenchCommand::Verdicts(a) => super::bench_verdicts::run(config, a).await,
         BenchCommand::Ingest(a) => super::bench_ingest::run(config, a).await,
+        BenchCommand::Idle(a) => super::bench_idle::run(config, a).await,
         BenchCommand::Sql(a) => super::bench_sql::run(config, a).await,
         BenchCommand::Dashboard(a) => super::bench_dashboard::run(config, a).await,
         BenchCommand::Import(a) => super::bench_import::run(config, a).await,

@@ -60,6 +60,15 @@ pub struct IngestBenchArgs {
     /// Longest wait after the load for the pipeline to archive and judge everything.
     #[arg(long, default_value_t = 120.0)]
     pub drain_timeout: f64,
+    /// Every this many runs of a series is 30 % slower, so that alerts fire (and resolve) and
+    /// run end → notification is measured; the pipeline gets a `log` notification channel when
+    /// the configuration has none (0: no regressions).
+    #[arg(long, default_value_t = 0)]
+    pub regress_every: usize,
+    /// Processes spinning on the CPU for the load's duration (as `yes > /dev/null` would):
+    /// the pipeline measured on a machine something else keeps busy.
+    #[arg(long, default_value_t = 0)]
+    pub hog: usize,
 }
 
 /// One second of the report.
@@ -87,18 +96,30 @@ pub async fn run(config: Config, a: IngestBenchArgs) -> anyhow::Result<ExitCode>
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
     println!("pipeline: `trackiq up` over file://{}/data ({})", dir.display(), if config.bus.embedded() { "embedded broker" } else { "external brokers" });
+    let mut config = config;
+    if a.regress_every > 0 && config.notify.channels.is_empty() {
+        config.notify.channels.push(toml::from_str("kind = \"log\"\nname = \"log\"").context("a log notification channel")?);
+    }
     let (mut pipeline, pipeline_config) = Pipeline::start_fresh(&config, &dir, "bench-ingest")?;
     let mut bus_config = pipeline_config.bus.clone();
     bus_config.brokers = pipeline.brokers.clone();
     let bus = Bus::new(bus_config);
 
     let plan = LoadPlan {
-        shape: FleetShape { hosts: a.hosts, series_per_host: a.series, samples_per_run: a.samples_per_run, batch_samples: a.batch, telemetry_every: a.telemetry_every },
+        shape: FleetShape {
+            hosts: a.hosts,
+            series_per_host: a.series,
+            samples_per_run: a.samples_per_run,
+            batch_samples: a.batch,
+            telemetry_every: a.telemetry_every,
+            regress_every: a.regress_every,
+        },
         rate: a.rate,
         duration: Duration::from_secs_f64(a.duration),
         in_flight: a.in_flight,
         seed: trackiq_schemas::now_us() as u64,
     };
+    let hog = (a.hog > 0).then(|| super::bench_verdicts::hog::Hog::start(a.hog)).transpose()?;
     let counters = Arc::new(LoadCounters::default());
     let (finished_tx, mut finished_rx) = tokio::sync::mpsc::unbounded_channel();
     let stop = CancellationToken::new();
@@ -161,10 +182,21 @@ pub async fn run(config: Config, a: IngestBenchArgs) -> anyhow::Result<ExitCode>
         }
     }
     generator.await.context("the load generator panicked")?.context("the load generator failed")?;
+    // The busy loops run while the pipeline drains and judges too: those latencies are measured under them.
+    let all_judged_under_hog = watch.settle(Duration::from_secs_f64(a.drain_timeout)).await;
+    if let Some(h) = hog {
+        let usage = h.stop().await?;
+        println!("busy loops: {} processes kept {} cores busy", usage.procs, usage.cores().map(|c| format!("{c:.2}")).unwrap_or_else(|| "?".into()));
+    }
     while let Ok(run) = finished_rx.try_recv() {
         watch.ended(run);
     }
-    let all_judged = watch.settle(Duration::from_secs_f64(a.drain_timeout)).await;
+    let all_judged = all_judged_under_hog && watch.settle(Duration::from_secs(1)).await;
+    if a.regress_every > 0 {
+        // Notifications follow their verdicts by the notifier's hop: give the last ones time.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        watch.drain();
+    }
     let store = DataStore::open(&pipeline_config.data)?;
     let sql = format!("SELECT count(*) AS n, count(DISTINCT run_id) AS runs FROM samples s JOIN (SELECT DISTINCT run_id AS r FROM runs WHERE tool = '{LOAD_TOOL}') ON s.run_id = r");
     let counted = trackiq_infra::tables::query_rows(&store, &sql).await?;
@@ -233,6 +265,9 @@ fn print_summary(ticks: &[Tick], load_secs: f64, produced: u64, c: &LoadCounters
     table.add_row(vec!["runs ended".into(), format!("{} ({:.1} runs/s)", c.runs.load(Ordering::Relaxed), c.runs.load(Ordering::Relaxed) as f64 / load_secs)]);
     table.add_row(vec!["run end → summary p50 / p99 (ms)".into(), format!("{:.0} / {:.0} ({} runs)", quantile(&w.summary_ms, 0.5), quantile(&w.summary_ms, 0.99), w.summary_ms.len())]);
     table.add_row(vec!["run end → verdict p50 / p99 (ms)".into(), format!("{:.0} / {:.0} ({} of {} runs)", quantile(&w.verdict_ms, 0.5), quantile(&w.verdict_ms, 0.99), w.verdict_ms.len(), w.runs())]);
+    if !w.notification_ms.is_empty() {
+        table.add_row(vec!["run end → alert delivered (log channel) p50 / p99 (ms)".into(), format!("{:.0} / {:.0} ({} alerts)", quantile(&w.notification_ms, 0.5), quantile(&w.notification_ms, 0.99), w.notification_ms.len())]);
+    }
     table.add_row(vec!["consumer lag, max".into(), ticks.iter().map(|t| t.lag).max().unwrap_or(0).to_string()]);
     table.add_row(vec![
         "pipeline RSS MiB: first / max / last".into(),

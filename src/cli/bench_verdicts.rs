@@ -6,7 +6,7 @@
 //! the live configuration (which must agree run by run) and for each threshold model, with
 //! detection trials: A runs up to a cut, then a few consecutive B runs.
 
-mod hog;
+pub(super) mod hog;
 mod report;
 pub(super) mod tap;
 mod trials;

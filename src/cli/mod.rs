@@ -8,6 +8,7 @@ mod bench;
 mod bench_import;
 mod bench_ingest;
 mod bench_dashboard;
+mod bench_idle;
 mod bench_sql;
 mod bench_verdicts;
 mod broker;

@@ -52,8 +52,8 @@ fn the_start_banners_commands_record_a_run_and_find_its_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let data = format!("file://{}", dir.path().join("data").display());
     let up = Up::start(&data, &fast_config(dir.path()), &[], &[]);
-    let commands = printed_commands(&up.log.lock().unwrap());
-    assert_eq!(commands.len(), 2, "a producer and a query: {}", up.log.lock().unwrap());
+    // The banner's commands follow the ready line that `Up::start` returned on.
+    let commands = wait_for("the banner's two commands (a producer and a query)", Duration::from_secs(10), || Some(printed_commands(&up.log.lock().unwrap())).filter(|c| c.len() == 2));
     let elsewhere = dir.path().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
     let bench = run_as_printed(&commands[0], &elsewhere);

@@ -1,4 +1,11 @@
-//! The embedded Kafka-API broker: tansu with its SQLite storage engine, in this process.
+//! The embedded Kafka-API broker: tansu's Kafka API services and SQLite storage engine, in
+//! this process, with a Fetch that answers the moment records are appended and costs nothing
+//! while none are (see [`fetch`]).
+//!
+//! # Layout
+//! - [`appends`] — high watermarks and the append signal, fed by Produce
+//! - [`fetch`] — the waiting Fetch
+//! - [`serve`] — the route table and accept loop
 //!
 //! Facts this relies on (measured, see `../shared/notes/embedded-broker.md`): the SQLite
 //! engine keeps messages and committed offsets across restarts; the memory engine loses
@@ -13,10 +20,39 @@ use tracing::{debug, info};
 
 use crate::error::InfraError;
 
-type EmbeddedTansu = tansu_broker::broker::Broker<
-    tansu_broker::coordinator::group::administrator::Controller<tansu_storage::StorageContainer>,
-    tansu_storage::StorageContainer,
->;
+mod appends;
+mod fetch;
+mod serve;
+
+pub use appends::{Appends, Marks};
+
+/// The embedded broker's log, for readers in this process (see
+/// [`crate::runtime::log_source`]): its storage, what the broker learns of appends, and the
+/// consumer groups read in-process (no Kafka client may join those).
+#[derive(Clone, Debug)]
+pub struct EmbeddedLog {
+    pub storage: tansu_storage::StorageContainer,
+    pub appends: Appends,
+    pub(crate) claimed: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+impl EmbeddedLog {
+    /// Reads `group`'s partitions in this process from now on: a Kafka client that asks to
+    /// join the group is refused. False when the group is read in-process already.
+    pub fn claim(&self, group: &str) -> bool {
+        self.claimed.lock().expect("claimed groups").insert(group.to_string())
+    }
+
+    /// `group` is no longer read in-process.
+    pub fn release(&self, group: &str) {
+        self.claimed.lock().expect("claimed groups").remove(group);
+    }
+
+    /// Whether `group` is read in-process.
+    pub fn claimed(&self, group: &str) -> bool {
+        self.claimed.lock().expect("claimed groups").contains(group)
+    }
+}
 
 /// A running embedded broker. Dropping it stops the broker.
 ///
@@ -25,6 +61,7 @@ type EmbeddedTansu = tansu_broker::broker::Broker<
 /// the broker they are waiting for.
 pub struct EmbeddedBroker {
     addr: SocketAddr,
+    log: EmbeddedLog,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -45,16 +82,16 @@ impl EmbeddedBroker {
         let storage = url::Url::parse(&format!("sqlite:///{}/tansu.db", abs.display())).map_err(|e| fail(e.to_string()))?;
         let listener = url::Url::parse(&format!("tcp://{addr}")).map_err(|e| fail(e.to_string()))?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<EmbeddedLog, String>>();
         let thread = std::thread::Builder::new()
             .name("trackiq-broker".into())
             .spawn(move || serve_on_own_runtime(listener, storage, cluster_id, ready_tx, stop_rx))
             .map_err(|e| fail(e.to_string()))?;
-        match ready_rx.await {
-            Ok(Ok(())) => {}
+        let log = match ready_rx.await {
+            Ok(Ok(log)) => log,
             Ok(Err(reason)) => return Err(fail(reason)),
             Err(_) => return Err(fail("broker thread ended during start-up".into())),
-        }
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         while tokio::net::TcpStream::connect(addr).await.is_err() {
             if thread.is_finished() || Instant::now() > deadline {
@@ -64,12 +101,17 @@ impl EmbeddedBroker {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         info!(%addr, data = %abs.display(), "embedded Kafka-API broker ready");
-        Ok(EmbeddedBroker { addr, stop: Some(stop_tx), thread: Some(thread) })
+        Ok(EmbeddedBroker { addr, log, stop: Some(stop_tx), thread: Some(thread) })
     }
 
     /// Address clients connect to.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The log, for readers in this process.
+    pub fn log(&self) -> &EmbeddedLog {
+        &self.log
     }
 
     /// Stops the broker and waits (up to 5 s) for its thread. Drop Kafka clients first.
@@ -127,7 +169,7 @@ fn serve_on_own_runtime(
     listener: url::Url,
     storage: url::Url,
     cluster_id: String,
-    ready: tokio::sync::oneshot::Sender<Result<(), String>>,
+    ready: tokio::sync::oneshot::Sender<Result<EmbeddedLog, String>>,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("tansu").enable_all().build() {
@@ -138,29 +180,35 @@ fn serve_on_own_runtime(
         }
     };
     rt.block_on(async move {
-        let built = EmbeddedTansu::builder()
-            .node_id(tansu_broker::NODE_ID)
-            .cluster_id(cluster_id)
-            .incarnation_id(uuid::Uuid::new_v4())
-            .advertised_listener(listener.clone())
-            .listener(listener)
-            .storage(storage)
-            .silent(true)
-            .build()
-            .await;
-        let mut broker = match built {
-            Ok(b) => b,
+        let opened = async {
+            let addr = listener.socket_addrs(|| None).map_err(|e| e.to_string())?.into_iter().next().ok_or("no listen address")?;
+            let container = tansu_storage::StorageContainer::builder()
+                .cluster_id(cluster_id.clone())
+                .node_id(tansu_broker::NODE_ID)
+                .advertised_listener(listener.clone())
+                .storage(storage)
+                .silent(true)
+                .build()
+                .await
+                .map_err(|e| e.to_string())?;
+            let socket = tokio::net::TcpListener::bind(addr).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((container, socket))
+        };
+        let (container, socket) = match opened.await {
+            Ok(o) => o,
             Err(e) => {
-                let _ = ready.send(Err(e.to_string()));
+                let _ = ready.send(Err(e));
                 return;
             }
         };
-        let _ = ready.send(Ok(()));
-        tokio::select! {
-            r = broker.serve(tokio::time::Instant::now()) => if let Err(e) = r {
-                tracing::error!(error = %e, "embedded broker stopped");
-            },
-            _ = stop => {}
+        let log = EmbeddedLog { storage: container, appends: Appends::default(), claimed: Default::default() };
+        let _ = ready.send(Ok(log.clone()));
+        if let Err(e) = serve::serve(socket, log, &cluster_id, uuid::Uuid::new_v4(), async {
+            let _ = stop.await;
+        })
+        .await
+        {
+            tracing::error!(error = %e, "embedded broker stopped");
         }
     });
     // Open client connections keep tasks alive: do not wait for them.

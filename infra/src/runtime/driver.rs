@@ -7,14 +7,13 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::FutureProducer;
 use tracing::{debug, info, warn};
 use trackiq_schemas::registry;
 
 use super::acks::Acks;
-use super::context::{STATISTICS_INTERVAL_MS, StageConsumerContext};
 use super::rebalance::{RebalanceLog, hand_over};
+use super::source::{ReceiveError, Source};
 use super::{Effects, Input, Outgoing, Position, RetryPolicy, Stage, StageContext, StageError};
 use crate::bus::{Record, send};
 use crate::Shutdown;
@@ -67,7 +66,7 @@ async fn call<F: std::future::Future<Output = Result<Effects, StageError>>>(f: F
 struct Driver<'a> {
     ctx: &'a StageContext,
     stage: &'static str,
-    consumer: StreamConsumer<StageConsumerContext>,
+    source: Source,
     producer: FutureProducer,
     acks: Acks,
     dlq: String,
@@ -78,13 +77,14 @@ struct Driver<'a> {
 pub async fn drive<S: Stage>(stage: &mut S, ctx: &StageContext, shutdown: &mut Shutdown) -> Result<(), StageError> {
     let name = stage.name();
     let topics = stage.topics(ctx.bus.topics());
-    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     let fatal = |e: crate::InfraError| StageError::Fatal(e.to_string());
     let rebalances = RebalanceLog::default();
-    let context = StageConsumerContext { stage: name, metrics: ctx.metrics.clone(), rebalances: rebalances.clone() };
-    let consumer = ctx.bus.consumer_with(&ctx.group, &topic_refs, context, STATISTICS_INTERVAL_MS).map_err(fatal)?;
+    let source = Source::open(ctx, name, &topics, &rebalances).await.map_err(fatal)?;
+    if source.assigned() {
+        ctx.bus.note_assigned(&ctx.group);
+    }
     let producer = ctx.bus.stage_producer().map_err(fatal)?;
-    let mut d = Driver { ctx, stage: name, consumer, producer, acks: Acks::default(), dlq: ctx.bus.topics().dlq.clone(), rebalances };
+    let mut d = Driver { ctx, stage: name, source, producer, acks: Acks::default(), dlq: ctx.bus.topics().dlq.clone(), rebalances };
     let mut ticker = tokio::time::interval(stage.tick_interval());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut tick_failures = retry_delays();
@@ -96,7 +96,9 @@ pub async fn drive<S: Stage>(stage: &mut S, ctx: &StageContext, shutdown: &mut S
             biased;
             _ = shutdown.wait() => break,
             _ = ticker.tick() => {
-                d.ctx.bus.note_assignment(&d.consumer, &d.ctx.group);
+                if d.source.assigned() {
+                    d.ctx.bus.note_assigned(&d.ctx.group);
+                }
                 d.rebalanced(stage).await?;
                 if tick_paused_until.is_some_and(|t| tokio::time::Instant::now() < t) {
                     continue;
@@ -125,10 +127,8 @@ pub async fn drive<S: Stage>(stage: &mut S, ctx: &StageContext, shutdown: &mut S
                     }
                 }
             }
-            msg = d.consumer.recv(), if accepting => match msg {
-                Ok(m) => {
-                    let record = Record::from_message(&m);
-                    drop(m);
+            received = d.source.recv(), if accepting => match received {
+                Ok(record) => {
                     // A rebalance is reported inside recv(): apply it before this record.
                     d.rebalanced(stage).await?;
                     if d.rebalances.owns(&record.topic, record.partition) {
@@ -137,12 +137,10 @@ pub async fn drive<S: Stage>(stage: &mut S, ctx: &StageContext, shutdown: &mut S
                         debug!(stage = name, topic = %record.topic, partition = record.partition, offset = record.offset, "record of a revoked partition skipped");
                     }
                 }
-                Err(e) => {
-                    // A fatal client error (e.g. fenced by another member with the same static
-                    // instance id) never clears: a fresh incarnation, with backoff, is the way on.
-                    if let Some((code, reason)) = d.consumer.client().fatal_error() {
-                        return Err(StageError::Fatal(format!("Kafka consumer failed for good ({code:?}): {reason}")));
-                    }
+                // A fatal error (e.g. fenced by another member with the same static instance id)
+                // never clears: a fresh incarnation, with backoff, is the way on.
+                Err(ReceiveError::Fatal(reason)) => return Err(StageError::Fatal(reason)),
+                Err(ReceiveError::Transient(e)) => {
                     warn!(stage = name, error = %e, "consume error");
                     d.rebalanced(stage).await?;
                     tokio::time::sleep(CONSUME_ERROR_PAUSE).await;
@@ -169,7 +167,7 @@ pub async fn drive<S: Stage>(stage: &mut S, ctx: &StageContext, shutdown: &mut S
         Outcome::Panicked(msg) => warn!(stage = name, %msg, "final flush panicked; unflushed records will be read again"),
     }
     d.store_offsets();
-    d.commit();
+    d.source.commit(name).await;
     info!(stage = name, "stage stopped");
     Ok(())
 }
@@ -312,18 +310,11 @@ impl Driver<'_> {
 
     fn store_offsets(&mut self) {
         for (topic, partition, offset) in self.acks.storable() {
-            match self.consumer.store_offset(&topic, partition, offset) {
+            match self.source.store_offset(&topic, partition, offset) {
                 Ok(()) => self.acks.stored(&topic, partition, offset),
                 // A partition taken away by a rebalance cannot be stored: its new owner replays it.
                 Err(e) => debug!(stage = self.stage, %topic, partition, offset, error = %e, "offset not stored"),
             }
-        }
-    }
-
-    fn commit(&self) {
-        match self.consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
-            Ok(()) | Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::error::RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => warn!(stage = self.stage, error = %e, "final offset commit failed; records after the last auto-commit will be read again"),
         }
     }
 }

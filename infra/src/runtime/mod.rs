@@ -15,13 +15,17 @@
 //! - [`acks`] — per-partition watermarks: which offsets may be stored
 //! - [`context`] — consumer statistics into the lag metrics
 //! - [`driver`] — one stage incarnation's consume → handle → effect → ack loop
+//! - [`source`] — where records come from: a Kafka consumer, or [`log_source`], the
+//!   embedded broker's log read in-process
 //! - [`rebalance`] — partition assignment changes handed to the stage between calls
 //! - [`supervisor`] — restart with backoff; stage health
 
 pub mod acks;
 pub mod context;
 pub mod driver;
+pub mod log_source;
 pub mod rebalance;
+pub mod source;
 pub mod supervisor;
 
 use std::future::Future;

@@ -2,16 +2,14 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use datafusion::arrow::array::{ArrayRef, UInt32Array, new_null_array};
-use datafusion::arrow::compute::{SortColumn, cast, concat_batches, lexsort_to_indices, take_record_batch};
+use datafusion::arrow::array::{ArrayRef, new_null_array};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::ParquetMetaDataReader;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -50,45 +48,33 @@ pub async fn row_count(store: &DataStore, rel: &str, bytes: u64) -> Result<u64, 
 /// is a few KiB.
 const FOOTER_GUESS: u64 = 64 * 1024;
 
-/// Reads `inputs` (objects of `table`), sorts their rows by [`SORT_COLUMNS`], and writes
-/// them to `output` in row groups of `row_group_rows` with page statistics.
-pub async fn sorted_object(store: &DataStore, table: &str, inputs: &[String], output: &str, row_group_rows: usize) -> Result<Written, ProcessorError> {
-    let schema = trackiq_schemas::arrow::table_schema(table).ok_or_else(|| ProcessorError::Task(format!("unknown table {table}")))?;
-    let mut fetched = Vec::with_capacity(inputs.len());
-    for rel in inputs {
-        fetched.push((rel.clone(), Bytes::from(store.get(rel).await?)));
-    }
-    let (table_name, object) = (table.to_string(), output.to_string());
-    let (bytes, rows) = tokio::task::spawn_blocking(move || encode_sorted(&table_name, &object, schema, fetched, row_group_rows))
-        .await
-        .map_err(|e| ProcessorError::Task(e.to_string()))??;
-    let size = bytes.len() as u64;
-    store.put(output, bytes).await?;
-    Ok(Written { rows, bytes: size })
-}
+/// Memory the sort of one merge may hold before it spills sorted runs to a temporary file
+/// (then merges them as streams): a compaction's memory stays flat however many rows it
+/// merges (measured: 1.1 GB peak RSS for 61.6M samples when every row was held at once).
+pub const SORT_MEMORY: usize = 128 * 1024 * 1024;
 
-fn encode_sorted(table: &str, output: &str, schema: SchemaRef, inputs: Vec<(String, Bytes)>, row_group_rows: usize) -> Result<(Vec<u8>, u64), ProcessorError> {
-    let arrow_err = |source| ProcessorError::Arrow { table: table.to_string(), source };
-    let mut batches = Vec::new();
-    for (rel, bytes) in inputs {
-        let parquet_err = |source| ProcessorError::Parquet { object: rel.clone(), source };
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_err)?.with_batch_size(64 * 1024).build().map_err(parquet_err)?;
-        for batch in reader {
-            let batch = batch.map_err(arrow_err)?;
-            batches.push(conform(&batch, &schema).map_err(|e| ProcessorError::Arrow { table: format!("{table} ({rel})"), source: e })?);
-        }
-    }
-    // One batch of every row (the small inputs are dropped as it is built), then the sorted
-    // order, written a row group at a time.
-    let all = concat_batches(&schema, &batches).map_err(arrow_err)?;
-    drop(batches);
+/// Reads `inputs` (objects of `table`), sorts their rows by [`SORT_COLUMNS`], and writes
+/// them to `output` in row groups of `row_group_rows` with page statistics. DataFusion reads
+/// the inputs as the table's current schema (older objects' missing nullable columns come
+/// back as nulls, types cast), sorts within [`SORT_MEMORY`] spilling to disk, and streams
+/// the sorted batches into the Parquet writer.
+pub async fn sorted_object(store: &DataStore, table: &str, inputs: &[String], output: &str, row_group_rows: usize) -> Result<Written, ProcessorError> {
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext, col};
+    use futures::StreamExt;
+    let schema = trackiq_schemas::arrow::table_schema(table).ok_or_else(|| ProcessorError::Task(format!("unknown table {table}")))?;
+    let df_err = |e: datafusion::error::DataFusionError| ProcessorError::Task(format!("merging {} objects of {table} into {output}: {e}", inputs.len()));
+    let runtime = RuntimeEnvBuilder::new().with_memory_limit(SORT_MEMORY, 1.0).build_arc().map_err(df_err)?;
+    // One stream: the inputs are read one after another, not all at once.
+    let ctx = SessionContext::new_with_config_rt(SessionConfig::new().with_target_partitions(1), runtime);
+    ctx.register_object_store(store.root_url(), store.object_store());
+    let urls: Vec<String> = inputs.iter().map(|rel| format!("{}{}", store.root_url(), store.path(rel))).collect();
+    let options = ParquetReadOptions::default().schema(&schema).file_extension(".parquet");
+    let mut df = ctx.read_parquet(urls, options).await.map_err(df_err)?;
     let sort_idx: Vec<usize> = SORT_COLUMNS.iter().filter_map(|c| schema.index_of(c).ok()).collect();
-    let order = if sort_idx.is_empty() || all.num_rows() == 0 {
-        UInt32Array::from_iter_values(0..all.num_rows() as u32)
-    } else {
-        let keys: Vec<SortColumn> = sort_idx.iter().map(|&i| SortColumn { values: all.column(i).clone(), options: None }).collect();
-        lexsort_to_indices(&keys, None).map_err(arrow_err)?
-    };
+    if !sort_idx.is_empty() {
+        df = df.sort(SORT_COLUMNS.iter().filter(|c| schema.index_of(c).is_ok()).map(|c| col(*c).sort(true, true)).collect()).map_err(df_err)?;
+    }
     let sorting: Vec<SortingColumn> = sort_idx.iter().map(|&i| SortingColumn { column_idx: i as i32, descending: false, nulls_first: true }).collect();
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
@@ -99,12 +85,17 @@ fn encode_sorted(table: &str, output: &str, schema: SchemaRef, inputs: Vec<(Stri
     let parquet_err = |source| ProcessorError::Parquet { object: output.to_string(), source };
     let mut buf = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buf, schema.clone(), Some(props)).map_err(parquet_err)?;
-    for chunk in order.values().chunks(row_group_rows.max(1)) {
-        let part = take_record_batch(&all, &UInt32Array::from(chunk.to_vec())).map_err(arrow_err)?;
-        writer.write(&part).map_err(parquet_err)?;
+    let mut stream = df.execute_stream().await.map_err(df_err)?;
+    let mut rows = 0u64;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(df_err)?;
+        rows += batch.num_rows() as u64;
+        writer.write(&conform(&batch, &schema).map_err(|source| ProcessorError::Arrow { table: table.to_string(), source })?).map_err(parquet_err)?;
     }
     writer.close().map_err(parquet_err)?;
-    Ok((buf, all.num_rows() as u64))
+    let size = buf.len() as u64;
+    store.put(output, buf).await?;
+    Ok(Written { rows, bytes: size })
 }
 
 /// `batch` in the table's current schema: columns in its order, types cast, columns that

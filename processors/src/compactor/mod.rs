@@ -10,7 +10,9 @@
 //! still read them) and outputs no record names (rolling back). One compactor runs
 //! per history (the `compactor` role of `trackiq up`, or `trackiq compact`).
 //!
-//! Memory: a merge holds at most about `target_rows` rows, plus one row group being written.
+//! Memory: a merge sorts within `merge::SORT_MEMORY` (spilling sorted runs to a temporary
+//! file beyond it), plus one row group being written and the compressed output; `target_rows`
+//! sizes the objects, not the memory.
 
 mod merge;
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! Run end → summary → verdict latency, as a fleet's on-call engineer sees it: a reader of
-//! the summaries and verdicts topics (a stage of the project's runtime, in its own consumer
-//! group) notes when each run's summary and verdict arrive; the generator says when each
-//! run ended (`RunFinished.ended_at`, set just before it is sent).
+//! Run end → summary → verdict → notification latency, as a fleet's on-call engineer sees
+//! it: a reader of the summaries, verdicts and notifications topics (a stage of the
+//! project's runtime, in its own consumer group) notes when each run's summary, verdict and
+//! first delivered notification arrive; the generator says when each run ended
+//! (`RunFinished.ended_at`, set just before it is sent).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -12,13 +13,15 @@ use trackiq_infra::metrics::PipelineMetrics;
 use trackiq_infra::runtime::{Effects, Input, Stage, StageContext, StageError, supervise};
 use trackiq_infra::{Bus, Shutdown, ShutdownTrigger};
 use trackiq_producers::load::FinishedRun;
-use trackiq_schemas::{AnyEvent, Topics};
+use trackiq_schemas::{AnyEvent, NotificationStatus, NotifyReason, Topics};
 
 /// Which result of a run arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Arrival {
     Summary,
     Verdict,
+    /// A notification channel delivered a message about the run (its alert fired).
+    Notification,
 }
 
 struct Tap {
@@ -31,7 +34,7 @@ impl Stage for Tap {
     }
 
     fn topics(&self, topics: &Topics) -> Vec<String> {
-        vec![topics.summaries.clone(), topics.verdicts.clone()]
+        vec![topics.summaries.clone(), topics.verdicts.clone(), topics.notifications.clone()]
     }
 
     async fn handle(&mut self, input: Input, _now: Instant) -> Result<Effects, StageError> {
@@ -39,6 +42,10 @@ impl Stage for Tap {
         let arrival = match input.event {
             AnyEvent::RunSummary(s) => Some((Arrival::Summary, s.run.run_id.clone())),
             AnyEvent::Verdict(v) => Some((Arrival::Verdict, v.run_id.clone())),
+            // An alert that fired (or worsened) on this run, delivered.
+            AnyEvent::Notification(n) if n.status == NotificationStatus::Sent && matches!(n.reason, NotifyReason::Firing | NotifyReason::Worse) => {
+                Some((Arrival::Notification, n.run_id.clone()))
+            }
             _ => None,
         };
         if let Some((kind, run)) = arrival {
@@ -57,6 +64,8 @@ pub struct Watch {
     seen: HashMap<(Arrival, String), ()>,
     pub summary_ms: Vec<f64>,
     pub verdict_ms: Vec<f64>,
+    /// Run end → its first delivered notification, for the runs whose alert fired.
+    pub notification_ms: Vec<f64>,
     trigger: ShutdownTrigger,
     task: JoinHandle<()>,
 }
@@ -77,7 +86,7 @@ impl Watch {
             async move { Ok::<_, StageError>(Tap { tx }) }
         };
         let task = tokio::spawn(supervise(ctx, make, shutdown));
-        Watch { rx, ended: HashMap::new(), early: Vec::new(), seen: HashMap::new(), summary_ms: Vec::new(), verdict_ms: Vec::new(), trigger, task }
+        Watch { rx, ended: HashMap::new(), early: Vec::new(), seen: HashMap::new(), summary_ms: Vec::new(), verdict_ms: Vec::new(), notification_ms: Vec::new(), trigger, task }
     }
 
     /// A run the generator finished.
@@ -104,6 +113,7 @@ impl Watch {
             match kind {
                 Arrival::Summary => self.summary_ms.push(ms),
                 Arrival::Verdict => self.verdict_ms.push(ms),
+                Arrival::Notification => self.notification_ms.push(ms),
             }
         }
     }
