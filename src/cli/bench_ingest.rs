@@ -65,6 +65,10 @@ pub struct IngestBenchArgs {
     /// the configuration has none (0: no regressions).
     #[arg(long, default_value_t = 0)]
     pub regress_every: usize,
+    /// Writes each run's end (s from the start of the load) and its latencies to this CSV file,
+    /// to see when slow ones happened.
+    #[arg(long)]
+    pub latencies_csv: Option<std::path::PathBuf>,
     /// Processes spinning on the CPU for the load's duration (as `yes > /dev/null` would):
     /// the pipeline measured on a machine something else keeps busy.
     #[arg(long, default_value_t = 0)]
@@ -124,6 +128,15 @@ pub async fn run(config: Config, a: IngestBenchArgs) -> anyhow::Result<ExitCode>
     let (finished_tx, mut finished_rx) = tokio::sync::mpsc::unbounded_channel();
     let stop = CancellationToken::new();
     let mut watch = Watch::start(&bus);
+    // The reader joins its consumer group before the first run ends, or the runs of the
+    // first seconds would be measured from when it got its partitions.
+    let joined_by = Instant::now() + Duration::from_secs(60);
+    while bus.assigned_groups() == 0 {
+        if Instant::now() > joined_by {
+            bail!("the latency reader got no partitions within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let started = Instant::now();
     let generator = {
         let (bus, plan, counters, stop) = (bus.clone(), plan.clone(), counters.clone(), stop.clone());
@@ -203,6 +216,14 @@ pub async fn run(config: Config, a: IngestBenchArgs) -> anyhow::Result<ExitCode>
     let n = |k: &str| counted.first().and_then(|r| r.get(k)).and_then(|v| v.as_i64()).unwrap_or(0);
     let (rows, runs_archived) = (n("n"), n("runs"));
     let produced = counters.samples.load(Ordering::Relaxed);
+    if let Some(path) = &a.latencies_csv {
+        let t0 = watch.log.iter().map(|l| l.0).min().unwrap_or(0);
+        let mut csv = String::from("run_end_s,arrival,latency_ms\n");
+        for (ended, kind, ms) in &watch.log {
+            csv.push_str(&format!("{:.3},{kind:?},{ms:.1}\n", (ended - t0) as f64 / 1e6));
+        }
+        std::fs::write(path, csv).with_context(|| format!("writing {}", path.display()))?;
+    }
     print_summary(&ticks, load_end.map(|e| e.duration_since(started).as_secs_f64()).unwrap_or(a.duration), produced, &counters, &watch, rows, runs_archived);
     let unjudged = watch.runs().saturating_sub(watch.verdict_ms.len());
     watch.stop().await;

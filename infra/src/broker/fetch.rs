@@ -109,7 +109,10 @@ impl<S: Storage> Service<S, FetchRequest> for WaitingFetch {
                 for a in asked.iter_mut() {
                     a.marks = self.marks(storage, &a.tp).await?;
                     while a.offset < a.marks.high_watermark && budget > 0 {
-                        let fetched = storage.fetch(&a.tp, a.offset, 1, budget, isolation).await?;
+                        let fetched = match self.appends.recent(&a.tp, a.offset, budget) {
+                            Some(kept) => kept,
+                            None => storage.fetch(&a.tp, a.offset, 1, budget, isolation).await?,
+                        };
                         let size: usize = fetched.iter().map(|b| b.record_data.len()).sum();
                         let records: i64 = fetched.iter().map(|b| i64::from(b.last_offset_delta) + 1).sum();
                         if fetched.is_empty() || records == 0 {

@@ -23,6 +23,8 @@ use crate::error::InfraError;
 mod appends;
 mod fetch;
 mod serve;
+#[cfg(test)]
+mod tests;
 
 pub use appends::{Appends, Marks};
 

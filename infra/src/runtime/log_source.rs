@@ -143,8 +143,13 @@ impl LogSource {
             if part.position >= high {
                 continue;
             }
-            let (storage, tp, from) = (self.log.storage.clone(), part.tp.clone(), part.position);
-            let batches = detached(async move { storage.fetch(&tp, from, 1, FETCH_BYTES, IsolationLevel::ReadUncommitted).await }).await?;
+            let batches = match self.log.appends.recent(&part.tp, part.position, FETCH_BYTES) {
+                Some(kept) => kept,
+                None => {
+                    let (storage, tp, from) = (self.log.storage.clone(), part.tp.clone(), part.position);
+                    detached(async move { storage.fetch(&tp, from, 1, FETCH_BYTES, IsolationLevel::ReadUncommitted).await }).await?
+                }
+            };
             let (topic, partition) = (part.tp.topic().to_string(), part.tp.partition());
             let mut position = part.position;
             for batch in batches {

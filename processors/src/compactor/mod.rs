@@ -10,9 +10,9 @@
 //! still read them) and outputs no record names (rolling back). One compactor runs
 //! per history (the `compactor` role of `trackiq up`, or `trackiq compact`).
 //!
-//! Memory: a merge sorts within `merge::SORT_MEMORY` (spilling sorted runs to a temporary
-//! file beyond it), plus one row group being written and the compressed output; `target_rows`
-//! sizes the objects, not the memory.
+//! Memory: a merge sorts `merge::RUN_ROWS` rows at a time into compressed sorted runs, then
+//! merges the runs as streams (one small batch of each), plus one row group being written and
+//! the compressed output; `target_rows` sizes the objects, not the memory.
 
 mod merge;
 #[cfg(test)]

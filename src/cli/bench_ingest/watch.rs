@@ -66,6 +66,8 @@ pub struct Watch {
     pub verdict_ms: Vec<f64>,
     /// Run end → its first delivered notification, for the runs whose alert fired.
     pub notification_ms: Vec<f64>,
+    /// Every latency with its run's end (µs since the epoch), in arrival order.
+    pub log: Vec<(i64, Arrival, f64)>,
     trigger: ShutdownTrigger,
     task: JoinHandle<()>,
 }
@@ -86,7 +88,7 @@ impl Watch {
             async move { Ok::<_, StageError>(Tap { tx }) }
         };
         let task = tokio::spawn(supervise(ctx, make, shutdown));
-        Watch { rx, ended: HashMap::new(), early: Vec::new(), seen: HashMap::new(), summary_ms: Vec::new(), verdict_ms: Vec::new(), notification_ms: Vec::new(), trigger, task }
+        Watch { rx, ended: HashMap::new(), early: Vec::new(), seen: HashMap::new(), summary_ms: Vec::new(), verdict_ms: Vec::new(), notification_ms: Vec::new(), log: Vec::new(), trigger, task }
     }
 
     /// A run the generator finished.
@@ -110,6 +112,7 @@ impl Watch {
                 continue;
             }
             let ms = (at - ended) as f64 / 1000.0;
+            self.log.push((ended, kind, ms));
             match kind {
                 Arrival::Summary => self.summary_ms.push(ms),
                 Arrival::Verdict => self.verdict_ms.push(ms),

@@ -1,0 +1,109 @@
+//! The embedded broker with real Kafka clients (rdkafka) and the in-process reader: a waiting
+//! fetch is answered by the append, not by its deadline; the log read in-process gives every
+//! record once, in order, resumes from its committed offsets, and keeps Kafka members of its
+//! group out.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::FutureProducer;
+
+use crate::bus::send;
+use crate::metrics::PipelineMetrics;
+use crate::runtime::log_source::LogSource;
+use crate::runtime::rebalance::RebalanceLog;
+use crate::{Bus, BusConfig, EmbeddedBroker};
+
+async fn broker(dir: &std::path::Path) -> (EmbeddedBroker, Bus) {
+    let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), dir).await.unwrap();
+    let bus = Bus::new(BusConfig { listen: broker.addr().to_string(), partitions: 2, ..Default::default() });
+    bus.ensure_topics().await.unwrap();
+    (broker, bus)
+}
+
+fn producer(bus: &Bus) -> FutureProducer {
+    bus.producer().unwrap()
+}
+
+/// A consumer of `topic` in `group` whose fetches may wait `wait_ms` for records.
+fn consumer(bus: &Bus, group: &str, topic: &str, wait_ms: &str) -> StreamConsumer {
+    let c: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bus.config().bootstrap())
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", wait_ms)
+        .create()
+        .unwrap();
+    c.subscribe(&[topic]).unwrap();
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_fetch_is_answered_by_the_append_not_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, bus) = broker(dir.path()).await;
+    let topic = bus.topics().runs.clone();
+    // A fetch may wait 20 s; tansu's own Fetch answered a waiting fetch only after about that long.
+    let c = consumer(&bus, "waiting", &topic, "20000");
+    let p = producer(&bus);
+    send(&p, &topic, b"k", b"first").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), c.recv()).await.expect("the first record").unwrap();
+    // Now the consumer waits in a fetch; the next append must wake it.
+    let sent = Instant::now();
+    send(&p, &topic, b"k", b"second").await.unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(60), c.recv()).await.expect("the second record").unwrap();
+    assert_eq!(rdkafka::Message::payload(&m), Some(&b"second"[..]));
+    let waited = sent.elapsed();
+    assert!(waited < Duration::from_secs(10), "delivered after {waited:?}: the fetch waited for its deadline, not the append");
+    drop(m);
+    drop((c, p));
+    broker.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_read_in_process_gives_each_record_once_resumes_and_keeps_kafka_members_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, bus) = broker(dir.path()).await;
+    let topic = bus.topics().runs.clone();
+    let p = producer(&bus);
+    for i in 0..20 {
+        send(&p, &topic, format!("key-{}", i % 3).as_bytes(), format!("{i}").as_bytes()).await.unwrap();
+    }
+    let topics = vec![topic.clone()];
+    let open = || LogSource::open(broker.log().clone(), "in-process", "test", &topics, PipelineMetrics::new(), RebalanceLog::default());
+    let mut source = open().await.unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..20 {
+        let r = tokio::time::timeout(Duration::from_secs(30), source.recv()).await.expect("a record").unwrap();
+        seen.push((r.partition, r.offset, String::from_utf8(r.payload).unwrap().parse::<i32>().unwrap()));
+    }
+    // In order within each partition, each record once.
+    for part in [0, 1] {
+        let values: Vec<i32> = seen.iter().filter(|s| s.0 == part).map(|s| s.2).collect();
+        assert!(values.windows(2).all(|w| w[0] < w[1]), "partition {part}: {values:?}");
+    }
+    let mut all: Vec<i32> = seen.iter().map(|s| s.2).collect();
+    all.sort();
+    assert_eq!(all, (0..20).collect::<Vec<_>>());
+    // A Kafka member of the same group is refused while the log is read in-process.
+    let intruder = consumer(&bus, "in-process", &topic, "100");
+    let refused = tokio::time::timeout(Duration::from_secs(30), intruder.recv()).await.expect("an answer to the join");
+    assert!(refused.is_err(), "a Kafka consumer joined a group read in-process");
+    drop(intruder);
+    // Done with the first 10 of each partition's records read: stored, committed, reopened.
+    for (partition, offset, _) in seen.iter().filter(|s| s.2 < 10) {
+        source.store_offset(&topic, *partition, *offset).unwrap();
+    }
+    source.commit().await.unwrap();
+    drop(source);
+    let mut again = open().await.unwrap();
+    let mut rest = Vec::new();
+    while rest.len() < 10 {
+        let r = tokio::time::timeout(Duration::from_secs(30), again.recv()).await.expect("a record after the commit").unwrap();
+        rest.push(String::from_utf8(r.payload).unwrap().parse::<i32>().unwrap());
+    }
+    rest.sort();
+    assert_eq!(rest, (10..20).collect::<Vec<_>>(), "resumed after the committed offsets");
+    drop((again, p));
+    broker.stop();
+}
