@@ -96,6 +96,18 @@ pub struct Bus {
     assigned: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// The log of the embedded broker of this process, read in-process by its stages.
     embedded_log: Option<crate::broker::EmbeddedLog>,
+    /// The stages' producer, one per process (see [`Bus::stage_producer`]).
+    stage_producer: SharedProducer,
+}
+
+/// A producer made once and shared by the clones of a [`Bus`].
+#[derive(Clone, Default)]
+struct SharedProducer(std::sync::Arc<std::sync::OnceLock<FutureProducer>>);
+
+impl std::fmt::Debug for SharedProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() { "SharedProducer(created)" } else { "SharedProducer(none yet)" })
+    }
 }
 
 /// One record read from Kafka, owned.
@@ -127,7 +139,7 @@ impl Record {
 impl Bus {
     pub fn new(config: BusConfig) -> Self {
         let topics = Topics::new(&config.topic_prefix);
-        Bus { config, topics, assigned: Default::default(), embedded_log: None }
+        Bus { config, topics, assigned: Default::default(), embedded_log: None, stage_producer: Default::default() }
     }
 
     /// Notes that `group` got its partitions, for [`Bus::assigned_groups`].
@@ -230,14 +242,22 @@ impl Bus {
     /// The stage runtime's producer: a stage publishes an input's outputs and waits for
     /// their acknowledgement before its next input, so there is nothing to batch and
     /// lingering would only add its 5 ms to every hop (at 100 runs/s it capped a stage at
-    /// about one summary per acknowledgement round trip).
+    /// about one summary per acknowledgement round trip). One is shared by every stage of the
+    /// process: each librdkafka producer has a polling thread that wakes ten times a second,
+    /// and one per stage cost an idle `trackiq up --brokers` 5 % of a core.
     pub fn stage_producer(&self) -> Result<FutureProducer, InfraError> {
-        self.client_config()
+        if let Some(p) = self.stage_producer.0.get() {
+            return Ok(p.clone());
+        }
+        let created: FutureProducer = self
+            .client_config()
             .set("acks", "all")
             .set("linger.ms", "0")
             .set("message.timeout.ms", "30000")
             .create()
-            .map_err(InfraError::kafka("creating a producer"))
+            .map_err(InfraError::kafka("creating a producer"))?;
+        // Two stages starting at once may both create one: the first stored is kept.
+        Ok(self.stage_producer.0.get_or_init(|| created).clone())
     }
 
     /// A consumer in `group`, subscribed to `topics`, reading from the earliest offset when the
@@ -323,7 +343,7 @@ pub async fn send(producer: &FutureProducer, topic: &str, key: &[u8], payload: &
 impl Bus {
     /// Publishes a record that a stage could not process to the dead-letter topic, with the
     /// reason and the original bytes, and waits for the acknowledgement.
-    pub async fn dead_letter(&self, producer: &FutureProducer, record: &Record, stage: &str, reason: &str) -> Result<(), InfraError> {
+    pub async fn dead_letter(&self, publisher: &crate::runtime::publisher::Publisher, record: &Record, stage: &str, reason: &str) -> Result<(), InfraError> {
         tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, stage, reason, "dead-lettering record");
         let letter = trackiq_schemas::DeadLetter {
             topic: record.topic.clone(),
@@ -338,6 +358,7 @@ impl Bus {
         let bytes = trackiq_schemas::registry()
             .encode(&letter)
             .map_err(|e| InfraError::EncodeDeadLetter { topic: self.topics.dlq.clone(), reason: e.to_string() })?;
-        send(producer, &self.topics.dlq, record.key.as_deref().unwrap_or_default(), &bytes).await.map(|_| ())
+        let letter = crate::runtime::Outgoing { topic: self.topics.dlq.clone(), key: record.key.clone().unwrap_or_default(), payload: bytes };
+        publisher.send_all(std::slice::from_ref(&letter)).await.pop().unwrap_or(Ok(()))
     }
 }

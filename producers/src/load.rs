@@ -110,6 +110,25 @@ struct Outgoing {
     finished: Option<FinishedRun>,
 }
 
+impl Outgoing {
+    /// A run's finish, stamped and encoded as it is handed to the producer: a benchmark
+    /// sends its finish the moment it ends, and the time the generator itself waited for a
+    /// free in-flight slot is not the pipeline's latency.
+    fn finish(key: String, run_id: String, sample_count: i64) -> Result<Outgoing, ProducerError> {
+        let ended_at = trackiq_schemas::now_us();
+        let finish = RunFinished { run_id: run_id.clone(), status: RunStatus::Completed, ended_at, sample_count, error: None };
+        Ok(Outgoing { key, payload: registry().encode(&finish)?, samples: 0, finished: Some(FinishedRun { run_id, ended_at_us: ended_at, samples: sample_count }) })
+    }
+
+    /// This record as it goes out now (a finish is stamped again).
+    fn now(self) -> Result<Outgoing, ProducerError> {
+        match self.finished {
+            Some(f) => Outgoing::finish(self.key, f.run_id, f.samples),
+            None => Ok(self),
+        }
+    }
+}
+
 /// Generates the plan's load until its duration is over or `stop` is cancelled, then
 /// finishes every open run (so each gets a summary) and waits for every acknowledgement.
 pub async fn generate(
@@ -157,7 +176,7 @@ pub async fn generate(
             while pending.len() >= plan.in_flight.max(1) {
                 settle(pending.next().await, counters, &finished)?;
             }
-            pending.push(send(&producer, &topic, out));
+            pending.push(send(&producer, &topic, out.now()?));
         }
     }
     while let Some(done) = pending.next().await {
@@ -212,14 +231,7 @@ fn next_records(series: &mut Series, shape: &FleetShape, closing: bool, rng: &mu
     }
     if closing || *sent as usize >= shape.samples_per_run {
         let (run, _, sent, _) = series.run.take().expect("a run is open");
-        let ended_at = trackiq_schemas::now_us();
-        let finish = RunFinished { run_id: run.run_id.clone(), status: RunStatus::Completed, ended_at, sample_count: sent, error: None };
-        out.push(Outgoing {
-            key,
-            payload: registry().encode(&finish)?,
-            samples: 0,
-            finished: Some(FinishedRun { run_id: run.run_id, ended_at_us: ended_at, samples: sent }),
-        });
+        out.push(Outgoing::finish(key, run.run_id, sent)?);
     }
     Ok(out)
 }

@@ -46,7 +46,7 @@ async fn start_ui(config: &Config, stack: &Stack) -> anyhow::Result<(std::net::S
     let bus = stack.bus.clone();
     let topics = [bus.topics().summaries.clone(), bus.topics().verdicts.clone()];
     let follow_stop = shutdown.clone();
-    tokio::spawn(async move {
+    let follower = tokio::spawn(async move {
         let send = |e: trackiq_schemas::AnyEvent| {
             if let Some(ev) = trackiq_sinks::dashboard::live::LiveEvent::of(&e) {
                 let _ = feed.send(ev);
@@ -62,6 +62,8 @@ async fn start_ui(config: &Config, stack: &Stack) -> anyhow::Result<(std::net::S
         if let Err(e) = trackiq_sinks::dashboard::serve(dashboard, listener, shutdown).await {
             eprintln!("dashboard stopped: {e}");
         }
+        // The live feed's Kafka consumer goes before the broker (else it logs the broker gone).
+        let _ = follower.await;
     });
     Ok((bound, trigger, task))
 }

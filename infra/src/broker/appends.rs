@@ -149,6 +149,14 @@ impl Appends {
     fn appended(&self) {
         self.signal.send_modify(|n| *n += 1);
     }
+
+    /// `batch` was appended to `tp` at `base_offset` by a writer in this process (not through
+    /// Produce): learnt as any append.
+    pub fn published(&self, tp: &Topition, base_offset: i64, batch: Batch) {
+        self.learn(tp, base_offset + i64::from(batch.last_offset_delta) + 1, None);
+        self.keep(tp, base_offset, [batch]);
+        self.appended();
+    }
 }
 
 /// tansu's Produce service, telling [`Appends`] what each request appended.

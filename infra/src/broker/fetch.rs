@@ -19,6 +19,7 @@ use tansu_storage::{Storage, TopicId, Topition};
 use tokio::time::Instant;
 
 use super::appends::{Appends, Marks};
+use super::records::{LogReader, LogRecords};
 
 /// Most bytes one answer carries, whatever the client allows (tansu's own limit).
 const MAX_RESPONSE_BYTES: u32 = 5 * 1024 * 1024;
@@ -34,13 +35,30 @@ struct Known {
 #[derive(Debug, Clone, Default)]
 pub struct WaitingFetch {
     pub appends: Appends,
+    /// Connections to the database for partitions read behind the tail (see `records`).
+    readers: Arc<Mutex<Vec<LogReader>>>,
+    records: Option<LogRecords>,
     /// Topics by the name or id a request used; topics are never renamed.
     topics: Arc<Mutex<HashMap<String, Known>>>,
 }
 
 impl WaitingFetch {
-    pub fn new(appends: Appends) -> Self {
-        WaitingFetch { appends, topics: Arc::default() }
+    pub fn new(appends: Appends, records: LogRecords) -> Self {
+        WaitingFetch { appends, readers: Arc::default(), records: Some(records), topics: Arc::default() }
+    }
+
+    /// `tp`'s batches from `offset` below `high`, up to `max_bytes`, from the database.
+    async fn stored(&self, tp: &Topition, offset: i64, high: i64, max_bytes: u32) -> Result<Option<Vec<Batch>>, tansu_storage::Error> {
+        let Some(records) = &self.records else { return Ok(None) };
+        let unreadable = |reason: String| tansu_storage::Error::Message(reason);
+        let pooled = self.readers.lock().expect("readers").pop();
+        let reader = match pooled {
+            Some(r) => r,
+            None => records.reader().map_err(unreadable)?,
+        };
+        let read = reader.read(tp, offset, high, max_bytes as usize).await;
+        self.readers.lock().expect("readers").push(reader);
+        super::records::batches(read.map_err(unreadable)?).map(Some).map_err(unreadable)
     }
 
     /// The topic a request names (by name, or by id from Fetch v13 on); `None` if unknown.
@@ -111,7 +129,10 @@ impl<S: Storage> Service<S, FetchRequest> for WaitingFetch {
                     while a.offset < a.marks.high_watermark && budget > 0 {
                         let fetched = match self.appends.recent(&a.tp, a.offset, budget) {
                             Some(kept) => kept,
-                            None => storage.fetch(&a.tp, a.offset, 1, budget, isolation).await?,
+                            None => match self.stored(&a.tp, a.offset, a.marks.high_watermark, budget).await? {
+                                Some(stored) => stored,
+                                None => storage.fetch(&a.tp, a.offset, 1, budget, isolation).await?,
+                            },
                         };
                         let size: usize = fetched.iter().map(|b| b.record_data.len()).sum();
                         let records: i64 = fetched.iter().map(|b| i64::from(b.last_offset_delta) + 1).sum();

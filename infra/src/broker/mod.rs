@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`appends`] — high watermarks and the append signal, fed by Produce
 //! - [`fetch`] — the waiting Fetch
+//! - [`records`] — records read straight from the database (readers behind the tail)
 //! - [`serve`] — the route table and accept loop
 //!
 //! Facts this relies on (measured, see `../shared/notes/embedded-broker.md`): the SQLite
@@ -22,11 +23,13 @@ use crate::error::InfraError;
 
 mod appends;
 mod fetch;
+mod records;
 mod serve;
 #[cfg(test)]
 mod tests;
 
 pub use appends::{Appends, Marks};
+pub use records::{LogReader, LogRecords, StoredRecord};
 
 /// The embedded broker's log, for readers in this process (see
 /// [`crate::runtime::log_source`]): its storage, what the broker learns of appends, and the
@@ -35,6 +38,8 @@ pub use appends::{Appends, Marks};
 pub struct EmbeddedLog {
     pub storage: tansu_storage::StorageContainer,
     pub appends: Appends,
+    /// The database, read directly by readers behind the tail.
+    pub records: LogRecords,
     pub(crate) claimed: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
@@ -81,13 +86,14 @@ impl EmbeddedBroker {
         let abs = std::path::absolute(data_dir).map_err(|e| fail(e.to_string()))?;
         let cluster_id = cluster_id(&abs).map_err(|e| fail(format!("cluster id in {}: {e}", abs.display())))?;
         // tansu strips the leading `/` of the path: an absolute path needs four slashes.
-        let storage = url::Url::parse(&format!("sqlite:///{}/tansu.db", abs.display())).map_err(|e| fail(e.to_string()))?;
+        let database = abs.join("tansu.db");
+        let storage = url::Url::parse(&format!("sqlite:///{}", database.display())).map_err(|e| fail(e.to_string()))?;
         let listener = url::Url::parse(&format!("tcp://{addr}")).map_err(|e| fail(e.to_string()))?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<EmbeddedLog, String>>();
         let thread = std::thread::Builder::new()
             .name("trackiq-broker".into())
-            .spawn(move || serve_on_own_runtime(listener, storage, cluster_id, ready_tx, stop_rx))
+            .spawn(move || serve_on_own_runtime(listener, (storage, database), cluster_id, ready_tx, stop_rx))
             .map_err(|e| fail(e.to_string()))?;
         let log = match ready_rx.await {
             Ok(Ok(log)) => log,
@@ -169,7 +175,7 @@ pub fn cluster_id(dir: &Path) -> std::io::Result<String> {
 
 fn serve_on_own_runtime(
     listener: url::Url,
-    storage: url::Url,
+    (storage, database): (url::Url, std::path::PathBuf),
     cluster_id: String,
     ready: tokio::sync::oneshot::Sender<Result<EmbeddedLog, String>>,
     stop: tokio::sync::oneshot::Receiver<()>,
@@ -193,17 +199,18 @@ fn serve_on_own_runtime(
                 .build()
                 .await
                 .map_err(|e| e.to_string())?;
+            let records = LogRecords::open(&database, &cluster_id).await?;
             let socket = tokio::net::TcpListener::bind(addr).await.map_err(|e| e.to_string())?;
-            Ok::<_, String>((container, socket))
+            Ok::<_, String>((container, records, socket))
         };
-        let (container, socket) = match opened.await {
+        let (container, records, socket) = match opened.await {
             Ok(o) => o,
             Err(e) => {
                 let _ = ready.send(Err(e));
                 return;
             }
         };
-        let log = EmbeddedLog { storage: container, appends: Appends::default(), claimed: Default::default() };
+        let log = EmbeddedLog { storage: container, appends: Appends::default(), records, claimed: Default::default() };
         let _ = ready.send(Ok(log.clone()));
         if let Err(e) = serve::serve(socket, log, &cluster_id, uuid::Uuid::new_v4(), async {
             let _ = stop.await;

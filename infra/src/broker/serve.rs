@@ -172,13 +172,13 @@ impl Coordinator for ClaimAwareCoordinator {
 }
 
 /// The route table of one connection.
-fn routes(storage: &StorageContainer, groups: &ClaimAwareCoordinator, appends: &Appends) -> Result<FrameRouteService<(), Error>, Error> {
+fn routes(storage: &StorageContainer, groups: &ClaimAwareCoordinator, appends: &Appends, records: &super::LogRecords) -> Result<FrameRouteService<(), Error>, Error> {
     let mut b = FrameRouteService::<(), Error>::builder();
     for r in TANSU_ROUTES {
         b = r(b, storage.clone())?;
     }
     b = route!(b, ProduceRequest, storage.clone(), WatchedProduce { appends: appends.clone() })?;
-    b = route!(b, FetchRequest, storage.clone(), WaitingFetch::new(appends.clone()))?;
+    b = route!(b, FetchRequest, storage.clone(), WaitingFetch::new(appends.clone(), records.clone()))?;
     b = route!(b, DeleteRecordsRequest, storage.clone(), Forgetting { inner: DeleteRecordsService, appends: appends.clone() })?;
     b = route!(b, DeleteTopicsRequest, storage.clone(), Forgetting { inner: DeleteTopicsService, appends: appends.clone() })?;
     b = coordinator::services(b, groups.clone())?;
@@ -213,7 +213,7 @@ pub async fn serve(listener: TcpListener, log: super::EmbeddedLog, cluster_id: &
                     TcpBytesLayer::default(),
                     BytesFrameLayer::default(),
                 )
-                    .into_layer(routes(&storage, &groups, &appends)?);
+                    .into_layer(routes(&storage, &groups, &appends, &log.records)?);
                 connections.spawn(async move {
                     if let Err(e) = service.serve(Context::default(), stream).await {
                         debug!(%peer, error = ?e, "connection ended");

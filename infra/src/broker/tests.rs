@@ -107,3 +107,64 @@ async fn the_log_read_in_process_gives_each_record_once_resumes_and_keeps_kafka_
     drop((again, p));
     broker.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_read_from_the_database_are_the_logs_and_serve_kafka_clients_behind_the_tail() {
+    use tansu_storage::{Storage, Topition};
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, bus) = broker(dir.path()).await;
+    let topic = bus.topics().runs.clone();
+    let p = producer(&bus);
+    for i in 0..30 {
+        send(&p, &topic, format!("key-{}", i % 4).as_bytes(), format!("value {i}").as_bytes()).await.unwrap();
+    }
+    let log = broker.log().clone();
+    let reader = log.records.reader().unwrap();
+    let mut total = 0;
+    for partition in 0..2 {
+        let tp = Topition::new(topic.as_str(), partition);
+        let (storage, at) = (log.storage.clone(), tp.clone());
+        let high = tokio::spawn(async move { storage.offset_stage(&at).await }).await.unwrap().unwrap().high_watermark();
+        let (storage, at) = (log.storage.clone(), tp.clone());
+        let fetched = tokio::spawn(async move { storage.fetch(&at, 0, 1, u32::MAX, tansu_sans_io::IsolationLevel::ReadUncommitted).await }).await.unwrap().unwrap();
+        let expected: Vec<(i64, Option<Vec<u8>>, Option<Vec<u8>>)> = fetched
+            .into_iter()
+            .flat_map(|b| {
+                let b = tansu_sans_io::record::inflated::Batch::try_from(b).unwrap();
+                b.records.into_iter().map(move |r| (b.base_offset + i64::from(r.offset_delta), r.key.map(|k| k.to_vec()), r.value.map(|v| v.to_vec())))
+            })
+            .collect();
+        let read = reader.read(&tp, 0, high, usize::MAX).await.unwrap();
+        assert_eq!(read.iter().map(|r| (r.offset, r.key.clone(), r.value.clone())).collect::<Vec<_>>(), expected, "{tp:?}: the same records as tansu's fetch");
+        assert_eq!(read.len() as i64, high, "{tp:?}: every record below the high watermark");
+        // The read stops after max_bytes (at least one record), starts where asked and ends below `below`.
+        assert_eq!(reader.read(&tp, 0, high, 1).await.unwrap().len(), 1.min(high as usize));
+        assert_eq!(reader.read(&tp, 2, high, usize::MAX).await.unwrap().first().map(|r| r.offset), (high > 2).then_some(2));
+        assert_eq!(reader.read(&tp, 0, 3, usize::MAX).await.unwrap().len(), 3.min(high as usize));
+        // As batches the protocol carries, the same records.
+        let again: Vec<i64> = super::records::batches(read)
+            .unwrap()
+            .into_iter()
+            .flat_map(|b| {
+                let b = tansu_sans_io::record::inflated::Batch::try_from(b).unwrap();
+                b.records.into_iter().map(move |r| b.base_offset + i64::from(r.offset_delta))
+            })
+            .collect();
+        assert_eq!(again, (0..high).collect::<Vec<_>>());
+        total += high;
+    }
+    assert_eq!(total, 30);
+    // With the tail forgotten, a Kafka consumer reads everything from the database: each record once.
+    log.appends.forget();
+    let c = consumer(&bus, "behind-the-tail", &topic, "100");
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 30 {
+        let m = tokio::time::timeout(Duration::from_secs(60), c.recv()).await.expect("a record").unwrap();
+        let value = String::from_utf8(rdkafka::Message::payload(&m).unwrap().to_vec()).unwrap();
+        assert!(seen.insert(value.clone()), "{value} delivered twice");
+    }
+    assert_eq!(seen, (0..30).map(|i| format!("value {i}")).collect());
+    drop(c);
+    drop(p);
+    broker.stop();
+}

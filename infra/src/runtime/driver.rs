@@ -7,15 +7,15 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use rdkafka::producer::FutureProducer;
 use tracing::{debug, info, warn};
 use trackiq_schemas::registry;
 
 use super::acks::Acks;
+use super::publisher::Publisher;
 use super::rebalance::{RebalanceLog, hand_over};
 use super::source::{ReceiveError, Source};
 use super::{Effects, Input, Outgoing, Position, RetryPolicy, Stage, StageContext, StageError};
-use crate::bus::{Record, send};
+use crate::bus::Record;
 use crate::Shutdown;
 
 /// Pause after a consumer error (broker unreachable) before the next receive.
@@ -67,7 +67,7 @@ struct Driver<'a> {
     ctx: &'a StageContext,
     stage: &'static str,
     source: Source,
-    producer: FutureProducer,
+    publisher: Publisher,
     acks: Acks,
     dlq: String,
     rebalances: RebalanceLog,
@@ -83,8 +83,8 @@ pub async fn drive<S: Stage>(stage: &mut S, ctx: &StageContext, shutdown: &mut S
     if source.assigned() {
         ctx.bus.note_assigned(&ctx.group);
     }
-    let producer = ctx.bus.stage_producer().map_err(fatal)?;
-    let mut d = Driver { ctx, stage: name, source, producer, acks: Acks::default(), dlq: ctx.bus.topics().dlq.clone(), rebalances };
+    let publisher = Publisher::open(&ctx.bus).map_err(fatal)?;
+    let mut d = Driver { ctx, stage: name, source, publisher, acks: Acks::default(), dlq: ctx.bus.topics().dlq.clone(), rebalances };
     let mut ticker = tokio::time::interval(stage.tick_interval());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut tick_failures = retry_delays();
@@ -229,7 +229,7 @@ impl Driver<'_> {
         self.ctx.metrics.error(self.stage, kind);
         let mut delays = retry_delays();
         loop {
-            match self.ctx.bus.dead_letter(&self.producer, record, self.stage, reason).await {
+            match self.ctx.bus.dead_letter(&self.publisher, record, self.stage, reason).await {
                 Ok(()) => break,
                 Err(e) => {
                     let wait = delays.next().unwrap_or(Duration::from_secs(30));
@@ -274,8 +274,7 @@ impl Driver<'_> {
     async fn publish_all(&mut self, mut pending: Vec<Outgoing>, shutdown: &mut Shutdown) -> bool {
         let mut delays = retry_delays();
         loop {
-            let sends = pending.iter().map(|o| send(&self.producer, &o.topic, &o.key, &o.payload));
-            let results = futures::future::join_all(sends).await;
+            let results = self.publisher.send_all(&pending).await;
             let mut failed = Vec::new();
             let mut last_error = None;
             for (o, r) in pending.into_iter().zip(results) {

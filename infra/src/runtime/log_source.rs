@@ -4,7 +4,8 @@
 //! The process owns every partition of the stage's topics (the claim on the group keeps Kafka
 //! clients of other processes out, see `broker::serve`), so there is no join to wait for: a
 //! stage is ready the moment it starts, and a `kill -9` costs no rebalance. Records are read
-//! from the log's storage partition by partition (round robin, up to [`FETCH_BYTES`] a time)
+//! from the broker's tail of recent batches, or behind it from its database (see
+//! `broker::records`), partition by partition (round robin, up to [`FETCH_BYTES`] a time)
 //! only where the broker's high watermark says there are new ones; with none anywhere it
 //! waits for the broker's append signal, so an idle stage does nothing at all.
 //!
@@ -21,15 +22,14 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use tansu_sans_io::IsolationLevel;
-use tansu_sans_io::record::inflated;
+use tansu_sans_io::record::{deflated, inflated};
 use tansu_storage::{OffsetCommitRequest, Storage, TopicId, Topition};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::rebalance::RebalanceLog;
 use super::source::ReceiveError;
-use crate::broker::EmbeddedLog;
+use crate::broker::{EmbeddedLog, LogReader};
 use crate::bus::Record;
 use crate::error::InfraError;
 use crate::metrics::PipelineMetrics;
@@ -65,6 +65,8 @@ pub struct LogSource {
     /// Round-robin cursor over `parts`.
     next: usize,
     ready: VecDeque<Record>,
+    /// This reader's connection to the broker's database, for records behind the tail.
+    records: LogReader,
     appended: watch::Receiver<u64>,
     last_commit: Instant,
 }
@@ -74,10 +76,11 @@ impl LogSource {
     /// (the log's start where nothing is committed, as `auto.offset.reset = earliest`).
     pub async fn open(log: EmbeddedLog, group: &str, stage: &'static str, topics: &[String], metrics: PipelineMetrics, rebalances: RebalanceLog) -> Result<LogSource, InfraError> {
         let fail = |action: &str, reason: String| InfraError::EmbeddedLog { group: group.to_string(), action: action.to_string(), reason };
+        let records = log.records.reader().map_err(|e| fail("opening the broker's database", e))?;
         if !log.claim(group) {
             return Err(fail("claiming the group", "another stage of this process reads it".into()));
         }
-        let mut source = LogSource { appended: log.appends.subscribe(), log, group: group.to_string(), stage, metrics, parts: Vec::new(), next: 0, ready: VecDeque::new(), last_commit: Instant::now() };
+        let mut source = LogSource { appended: log.appends.subscribe(), records, log, group: group.to_string(), stage, metrics, parts: Vec::new(), next: 0, ready: VecDeque::new(), last_commit: Instant::now() };
         let mut tps = Vec::new();
         for topic in topics {
             let (storage, name) = (source.log.storage.clone(), topic.clone());
@@ -143,39 +146,57 @@ impl LogSource {
             if part.position >= high {
                 continue;
             }
-            let batches = match self.log.appends.recent(&part.tp, part.position, FETCH_BYTES) {
-                Some(kept) => kept,
+            let (topic, partition, from) = (part.tp.topic().to_string(), part.tp.partition(), part.position);
+            let position = match self.log.appends.recent(&part.tp, from, FETCH_BYTES) {
+                Some(kept) => self.take_batches(&topic, partition, from, kept)?,
                 None => {
-                    let (storage, tp, from) = (self.log.storage.clone(), part.tp.clone(), part.position);
-                    detached(async move { storage.fetch(&tp, from, 1, FETCH_BYTES, IsolationLevel::ReadUncommitted).await }).await?
+                    let stored = self.records.read(&part.tp, from, high, FETCH_BYTES as usize).await?;
+                    let mut position = from;
+                    for r in stored {
+                        position = r.offset + 1;
+                        if r.is_control() {
+                            continue;
+                        }
+                        self.ready.push_back(Record { topic: topic.clone(), partition, offset: r.offset, timestamp_ms: r.timestamp_ms, key: r.key, payload: r.value.unwrap_or_default() });
+                    }
+                    position
                 }
             };
-            let (topic, partition) = (part.tp.topic().to_string(), part.tp.partition());
-            let mut position = part.position;
-            for batch in batches {
-                let batch = inflated::Batch::try_from(batch).map_err(|e| format!("{topic}/{partition} at offset {position}: {e}"))?;
-                for r in batch.records {
-                    let offset = batch.base_offset + i64::from(r.offset_delta);
-                    if offset < position {
-                        continue;
-                    }
-                    self.ready.push_back(Record {
-                        topic: topic.clone(),
-                        partition,
-                        offset,
-                        timestamp_ms: Some(batch.base_timestamp + r.timestamp_delta),
-                        key: r.key.map(|k| k.to_vec()),
-                        payload: r.value.map(|v| v.to_vec()).unwrap_or_default(),
-                    });
-                    position = offset + 1;
-                }
-            }
             self.parts[i].position = position;
             if !self.ready.is_empty() {
                 return Ok(());
             }
         }
         Ok(())
+    }
+
+    /// Queues the records of `batches` (kept by the broker) from offset `from`; the position
+    /// after them.
+    fn take_batches(&mut self, topic: &str, partition: i32, from: i64, batches: Vec<deflated::Batch>) -> Result<i64, String> {
+        let mut position = from;
+        for batch in batches {
+            let control = batch.is_control();
+            let batch = inflated::Batch::try_from(batch).map_err(|e| format!("{topic}/{partition} at offset {position}: {e}"))?;
+            for r in batch.records {
+                let offset = batch.base_offset + i64::from(r.offset_delta);
+                if offset < position {
+                    continue;
+                }
+                position = offset + 1;
+                if control {
+                    continue;
+                }
+                self.ready.push_back(Record {
+                    topic: topic.to_string(),
+                    partition,
+                    offset,
+                    timestamp_ms: Some(batch.base_timestamp + r.timestamp_delta),
+                    key: r.key.map(|k| k.to_vec()),
+                    payload: r.value.map(|v| v.to_vec()).unwrap_or_default(),
+                });
+            }
+        }
+        Ok(position)
     }
 
     /// The log's offsets of `tp`, learnt by the broker's [`crate::broker::Appends`] too.

@@ -17,6 +17,7 @@
 //! - [`driver`] — one stage incarnation's consume → handle → effect → ack loop
 //! - [`source`] — where records come from: a Kafka consumer, or [`log_source`], the
 //!   embedded broker's log read in-process
+//! - [`publisher`] — where effects go: a Kafka producer, or the embedded log in-process
 //! - [`rebalance`] — partition assignment changes handed to the stage between calls
 //! - [`supervisor`] — restart with backoff; stage health
 
@@ -24,6 +25,7 @@ pub mod acks;
 pub mod context;
 pub mod driver;
 pub mod log_source;
+pub mod publisher;
 pub mod rebalance;
 pub mod source;
 pub mod supervisor;

@@ -52,11 +52,11 @@ impl Pipeline {
             .context("starting `trackiq up`")?;
         let stdout = child.stdout.take().expect("piped");
         let (tx, rx) = std::sync::mpsc::channel();
+        // Reads to the end even after the ready line: a pipe closed early would make the
+        // pipeline's later prints fail (EPIPE) when it stops.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                let _ = tx.send(line);
             }
         });
         let line = loop {
