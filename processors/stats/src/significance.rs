@@ -136,6 +136,12 @@ fn rate_test(x: &RunFigure, baseline: &[RunFigure], direction: Direction) -> Opt
     let ones = |f: &RunFigure| (f.value * f.count as f64).round().max(0.0) as u64;
     let (k, n) = (ones(x), u64::try_from(x.count).ok()?);
     let (k0, n0) = baseline.iter().try_fold((0u64, 0u64), |(k0, n0), b| Some((k0 + ones(b), n0 + u64::try_from(b.count).ok()?)))?;
+    // No event on either side: the smallest p-value the test could reach is 1, so it tests
+    // nothing, and counting it in Holm's family would only raise the other metrics' p-values
+    // (Tarone, 1990: a discrete test that cannot reach significance is left out of the family).
+    if k + k0 == 0 {
+        return None;
+    }
     let (greater, less) = crate::hypothesis::fisher_exact(k, n, k0, n0)?;
     let (p, p0) = (k as f64 / n as f64, k0 as f64 / n0 as f64);
     let half = Z_CONFIDENCE * (p * (1.0 - p) / n as f64 + p0 * (1.0 - p0) / n0 as f64).sqrt();
@@ -362,8 +368,9 @@ mod tests {
         assert!(close(p.unwrap(), 5.144_787_600_638_577_5e-6) && sev == Severity::Block, "{p:?} {sev:?}");
         // Every iteration failed: a block.
         assert_eq!(judge(50).2, Severity::Block);
-        // None failed: no change.
-        assert_eq!(judge(0).2, Severity::Pass);
+        // None failed: no change, and no test (its smallest reachable p is 1), so it does not
+        // join the run's Holm family and raise the other metrics' p-values.
+        assert_eq!(judge(0), ("magnitude", None, Severity::Pass));
         // Welch's t with the zero-spread baseline would not have seen the 5 of 50.
         let x = RunFigure { value: 0.1, stdev: Some((0.1f64 * 0.9 * 50.0 / 49.0).sqrt()), count: 50 };
         let welch = evidence(&x, &base, Direction::LowerIsBetter).unwrap();
