@@ -10,10 +10,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// mimalloc (v3) options, numbered as in its `mimalloc.h` (`mi_option_e`, the version that
 /// Cargo.lock pins): commit arena memory when used, not ahead; return freed memory to the
-/// OS at once. Measured: `trackiq compact` of 56.8M samples peaked at 306 MiB with the
-/// defaults and 150 MiB with these; `bench ingest` at 100 runs/s at 224 MiB instead of 378,
-/// for a few percent more CPU. An option given in mimalloc's environment variable
-/// (`MIMALLOC_ARENA_EAGER_COMMIT`, `MIMALLOC_PURGE_DELAY`) is left as given.
+/// OS at once. Measured: `trackiq compact` of 56.8M samples peaked at 247 MiB (88 s) with
+/// mimalloc's defaults and 189 MiB (99 s) with these; `bench ingest` at 100 runs/s at 224 MiB
+/// instead of 378, for a few percent more CPU. An option given in mimalloc's environment
+/// variable (`MIMALLOC_ARENA_EAGER_COMMIT`, `MIMALLOC_PURGE_DELAY`) is left as given.
 const MI_OPTION_ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
 const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 
