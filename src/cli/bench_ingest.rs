@@ -57,7 +57,8 @@ pub struct IngestBenchArgs {
     /// 117 ms at 100 runs/s, against 18 ms with 4 in flight).
     #[arg(long)]
     pub in_flight: Option<usize>,
-    /// Data directory of the benchmark's pipeline (kept afterwards, e.g. for `bench sql`).
+    /// Directory kept afterwards with the benchmark pipeline's config and its data in
+    /// `OUT/data` (history and broker log; `trackiq --data file://OUT/data bench sql`).
     /// Default: a new temporary directory, removed at the end.
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
