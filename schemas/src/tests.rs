@@ -420,3 +420,59 @@ fn fuzz_seed_records_are_valid_events() {
     }
     assert_eq!(types.len(), 9, "{types:?}");
 }
+
+/// The samples' fast path (serde_avro_fast straight into columns) reads exactly what
+/// apache-avro's `Value` path reads, and refuses what it refuses.
+#[test]
+fn sample_columns_decode_the_same_on_both_paths() {
+    let reg = registry();
+    let schema = reg.schema(SampleBatch::WIRE).unwrap();
+    let by_apache_avro = |bytes: &[u8]| -> Result<SampleBatch, String> {
+        let mut datum = &bytes[10..];
+        let value = apache_avro::from_avro_datum(schema, &mut datum, None).map_err(|e| e.to_string())?;
+        if !datum.is_empty() {
+            return Err(format!("{} trailing bytes", datum.len()));
+        }
+        SampleBatch::from_wire(SampleBatch::WIRE, &value).map_err(|e| e.to_string())
+    };
+    let metrics = [("latency_ms", "ms"), ("gpu_power_w", "W"), ("latency_ms", "s"), ("ünïcode_metric", "µs")];
+    for n in [0usize, 1, 2, 7, 64, 1000, 5000] {
+        let samples = (0..n)
+            .map(|i| {
+                let (metric, unit) = metrics[(i * 7 + n) % metrics.len()];
+                Sample {
+                    // Out of order now and then, so some deltas are negative.
+                    ts_us: 1_700_000_000_000_000 + (i as i64 * 1000) - if i % 5 == 3 { 2500 } else { 0 },
+                    metric: metric.into(),
+                    value: (i as f64).sqrt() * if i % 3 == 0 { -1.5 } else { 1e-3 },
+                    unit: unit.into(),
+                    rank: (n % 2 == 0 && i % 4 != 1).then_some((i % 8) as i32),
+                    step: (n % 3 != 0).then_some(i as i64 / 3),
+                }
+            })
+            .collect();
+        let batch = SampleBatch { run_id: "8b1a9953-c461-4296-a1e6-2a4c6b7d0e11".into(), seq: n as i64, samples };
+        let bytes = reg.encode(&batch).unwrap();
+        assert_eq!(reg.decode_any(&bytes).unwrap(), AnyEvent::SampleBatch(batch.clone()), "{n} samples");
+        assert_eq!(by_apache_avro(&bytes).unwrap(), batch, "{n} samples");
+        assert_eq!(reg.decode::<SampleBatch>(&bytes).unwrap(), batch, "the typed decoder takes the same path");
+        // Every truncation is refused by both, never a panic; so is a byte too many.
+        for cut in (10..bytes.len()).step_by(1 + bytes.len() / 97) {
+            let fast = reg.decode_any(&bytes[..cut]);
+            assert!(fast.is_err() && by_apache_avro(&bytes[..cut]).is_err(), "{n} samples cut at {cut}: {fast:?}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        let e = reg.decode_any(&longer).unwrap_err().to_string();
+        assert!(e.contains("1 trailing bytes"), "{e}");
+    }
+    // A column claiming more items than there are bytes is refused before anything is allocated.
+    let batch = SampleBatch { run_id: "8b1a9953-c461-4296-a1e6-2a4c6b7d0e11".into(), seq: 0, samples: vec![] };
+    let mut bytes = reg.encode(&batch).unwrap();
+    let metrics_at = 10 + 1 + 36 + 1; // after the header, the run id (its length, 36 bytes) and seq 0
+    assert_eq!(bytes[metrics_at], 0, "the empty metrics array");
+    bytes[metrics_at] = 0x80;
+    bytes.splice(metrics_at + 1..metrics_at + 1, [0x80, 0x80, 0x40]);
+    let e = reg.decode_any(&bytes).unwrap_err().to_string();
+    assert!(e.contains("SampleColumns") && e.contains("bytes are left"), "{e}");
+}

@@ -21,9 +21,15 @@ pub(super) fn add_sample(run: &mut OpenRun, s: &Sample) {
         let e = run.by_rank.entry((s.metric.clone(), rank)).or_insert((0.0, 0, f64::MIN));
         *e = (e.0 + s.value, e.1 + 1, e.2.max(s.value));
     }
-    let exact = run.exact_limit;
-    let entry = run.values.entry(s.metric.clone()).or_insert_with(|| (s.unit.clone(), ValueAccumulator::new(exact)));
-    entry.1.push(s.value);
+    // Looked up by reference first: the key is cloned once per metric, not once per sample.
+    match run.values.get_mut(s.metric.as_str()) {
+        Some(entry) => entry.1.push(s.value),
+        None => {
+            let mut accumulator = ValueAccumulator::new(run.exact_limit);
+            accumulator.push(s.value);
+            run.values.insert(s.metric.clone(), (s.unit.clone(), accumulator));
+        }
+    }
     if s.metric == LATENCY_METRIC {
         // Saturating: a value is finite (validated), but may still be absurdly large.
         let end = s.ts_us.saturating_add((s.value * 1000.0).round() as i64);
