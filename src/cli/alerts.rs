@@ -23,6 +23,7 @@ pub enum AlertsCommand {
     List(ListArgs),
     /// Silences in force.
     Silences {
+        /// Output format: a terminal table, JSON (an array of objects), or Markdown.
         #[arg(long, value_enum, default_value_t = OutFormat::Table)]
         format: OutFormat,
     },
@@ -57,6 +58,7 @@ pub struct ListArgs {
     /// Only this series.
     #[arg(long)]
     series: Option<String>,
+    /// Output format: a terminal table, JSON (an array of objects), or Markdown.
     #[arg(long, value_enum, default_value_t = OutFormat::Table)]
     format: OutFormat,
 }
@@ -69,11 +71,11 @@ pub struct SilenceArgs {
     /// Only this metric (or alert subject, e.g. `finding:sustained_shift:latency_ms`).
     #[arg(long)]
     metric: Option<String>,
-    /// How long: `30m`, `2h`, `"1d 12h"` (quote a duration with spaces).
-    #[arg(long = "for", value_parser = humantime::parse_duration)]
+    /// How long: `30m`, `2h`, `"1d 12h"` (quote a duration with spaces; a plain number is seconds).
+    #[arg(long = "for", value_parser = super::spelling::seconds)]
     duration: Duration,
     /// Why (kept with the silence).
-    #[arg(long)]
+    #[arg(long, default_value = "")]
     reason: String,
     /// Who silences. Default: the login name.
     #[arg(long)]

@@ -34,6 +34,7 @@ pub struct ChangepointArgs {
     /// Smallest relative change kept (0.05 = 5 %).
     #[arg(long, default_value_t = 0.0)]
     min_magnitude: f64,
+    /// Output format: a terminal table, JSON (an array of objects), or Markdown.
     #[arg(long, value_enum, default_value_t = OutFormat::Table)]
     format: OutFormat,
 }
@@ -67,15 +68,19 @@ pub async fn changepoints(config: Config, a: ChangepointArgs) -> anyhow::Result<
 
 #[derive(Debug, Args)]
 pub struct TrendArgs {
+    /// Metric to analyse (a sample metric's per-run mean, or a derived figure).
     #[arg(long)]
     metric: String,
+    /// Only this series.
     #[arg(long)]
     series: Option<String>,
+    /// Only runs of the last N days.
     #[arg(long)]
     days: Option<u32>,
     /// Series with fewer runs are left out.
     #[arg(long, default_value_t = 5)]
     min_samples: usize,
+    /// Output format: a terminal table, JSON (an array of objects), or Markdown.
     #[arg(long, value_enum, default_value_t = OutFormat::Table)]
     format: OutFormat,
 }
@@ -111,20 +116,25 @@ pub struct RegressionArgs {
     /// Metric to judge (default: every metric of the series).
     #[arg(long)]
     metric: Option<String>,
+    /// Only this series.
     #[arg(long)]
     series: Option<String>,
+    /// Only runs of the last N days.
     #[arg(long)]
     days: Option<u32>,
     /// Threshold model (default: the configured one): significance, percentage, static, z_score, t_test,
     /// log_normal, iqr, delta_iqr.
     #[arg(long, value_parser = parse_model)]
     model: Option<ModelName>,
-    /// Warn boundary of --model (percent, limit, probability or IQR multiplier).
+    /// Warn boundary of --model, in the model's own unit: percent change for significance and
+    /// percentage (5 = 5 %), the metric's unit for static, standard deviations for z_score,
+    /// a probability for t_test and log_normal (0.95), an IQR multiplier for iqr and delta_iqr.
     #[arg(long)]
     warn: Option<f64>,
-    /// Block boundary of --model.
+    /// Block boundary of --model, in the same unit as --warn.
     #[arg(long)]
     block: Option<f64>,
+    /// Output format: a terminal table, JSON (an array of objects), or Markdown.
     #[arg(long, value_enum, default_value_t = OutFormat::Table)]
     format: OutFormat,
 }

@@ -19,26 +19,30 @@ pub enum BaselineCommand {
     Set(SetArgs),
     /// Return a series to the rolling baseline.
     Reset {
+        /// The series id (`trackiq baseline show` lists them).
         #[arg(long)]
         series: String,
     },
     /// Show each series' baseline.
     Show {
+        /// Only this series.
         #[arg(long)]
         series: Option<String>,
-        #[arg(long, value_enum, default_value_t = OutFormat::Table)]
+    /// Output format: a terminal table, JSON (an array of objects), or Markdown.
+    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
         format: OutFormat,
     },
 }
 
 #[derive(Debug, Args)]
 pub struct SetArgs {
-    /// Pin the series of this run to this run.
-    #[arg(long, conflicts_with = "all")]
+    /// Pin the series of this run to this run (its id, as `bench` and `record` print it).
+    #[arg(value_name = "RUN_ID", conflicts_with = "all")]
     run: Option<String>,
     /// Pin every series to its completed runs of the last --days days.
     #[arg(long)]
     all: bool,
+    /// With --all: the days of runs that become each series' baseline.
     #[arg(long, default_value_t = 7)]
     days: u32,
     /// With --all: leave out series with fewer runs.
@@ -102,7 +106,7 @@ pub async fn run(config: Config, cmd: BaselineCommand) -> anyhow::Result<ExitCod
             let filter = match (&a.run, a.all) {
                 (Some(r), _) => format!("run_id = {}", lit(r)),
                 (None, true) => format!("started_at >= now() - INTERVAL '{} days'", a.days),
-                (None, false) => bail!("give --run <id> or --all"),
+                (None, false) => bail!("give a run id or --all"),
             };
             let mut pins = Vec::new();
             for (series_id, runs) in run_values(&config, &filter).await? {

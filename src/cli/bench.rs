@@ -22,20 +22,20 @@ pub enum BenchCommand {
     Http(HttpArgs),
     /// Streamed OpenAI-compatible completions: TTFT, ITL, TPOT, E2EL, tokens/s, goodput.
     Llm(LlmArgs),
-    /// Time change-point detection against Apache Otava on one synthetic series.
+    /// trackiq's own benchmark: change-point detection timed against Apache Otava on one synthetic series.
     Changepoints(ChangepointBenchArgs),
-    /// A/A and A/B benchmark of the verdicts on the live pipeline: false alarms under a CPU hog, detection of +10 % work.
+    /// trackiq's own benchmark: A/A and A/B of the verdicts on the live pipeline: false alarms under a CPU hog, detection of +10 % work.
     Verdicts(super::bench_verdicts::VerdictsBenchArgs),
-    /// Fleet-scale ingest through the real pipeline (`trackiq up` as its own process):
+    /// trackiq's own benchmark: fleet-scale ingest through the real pipeline (`trackiq up` as its own process):
     /// samples/s produced and end to end, run end → verdict latency, lag, RSS and CPU.
     Ingest(super::bench_ingest::IngestBenchArgs),
-    /// What an idle `trackiq up` costs: its CPU and memory, and the CPU a benchmark beside it sees taken.
+    /// trackiq's own benchmark: what an idle `trackiq up` costs: its CPU and memory, and the CPU a benchmark beside it sees taken.
     Idle(super::bench_idle::IdleBenchArgs),
-    /// Analyst queries over ≥ 10M archived samples, each as a whole process, against DuckDB's shell.
+    /// trackiq's own benchmark: analyst queries over ≥ 10M archived samples, each as a whole process, against DuckDB's shell.
     Sql(super::bench_sql::SqlBenchArgs),
-    /// Dashboard page load times over a large synthetic history (100,000 runs by default).
+    /// trackiq's own benchmark: dashboard page load times over a large synthetic history (100,000 runs by default).
     Dashboard(super::bench_dashboard::DashboardBenchArgs),
-    /// A backfill of result files (10,000 by default) through `trackiq import` into `trackiq up`: runs/s and samples/s.
+    /// trackiq's own benchmark: a backfill of result files (10,000 by default) through `trackiq import` into `trackiq up`: runs/s and samples/s.
     Import(super::bench_import::ImportBenchArgs),
 }
 
@@ -48,6 +48,7 @@ pub struct HttpArgs {
     /// Target URL.
     #[arg(long)]
     url: String,
+    /// HTTP method of every request.
     #[arg(long, default_value = "GET")]
     method: String,
     /// `Name: value` (repeatable).
@@ -59,9 +60,9 @@ pub struct HttpArgs {
     /// Request body read from a file.
     #[arg(long)]
     body_file: Option<std::path::PathBuf>,
-    /// Per-request timeout in milliseconds.
-    #[arg(long, default_value_t = 30_000)]
-    timeout_ms: u64,
+    /// Per-request timeout.
+    #[arg(long, default_value = "30s", value_parser = super::spelling::seconds)]
+    timeout: Duration,
     /// The server runs on this machine: attribute this machine's power (RAPL, NVML) to it, so
     /// the run gets power, energy and performance per watt. Without it the server is taken to
     /// be elsewhere and the run carries no power readings.
@@ -96,9 +97,9 @@ pub struct LlmArgs {
     /// Environment variable holding the API key (sent as a bearer token; never logged).
     #[arg(long)]
     api_key_env: Option<String>,
-    /// Per-request timeout in seconds.
-    #[arg(long, default_value_t = 300)]
-    timeout_s: u64,
+    /// Per-request timeout.
+    #[arg(long, default_value = "300s", value_parser = super::spelling::seconds)]
+    timeout: Duration,
     /// The server runs on this machine: attribute this machine's power (RAPL, NVML) to it, so
     /// the run gets power, energy and performance per watt. Without it the server is taken to
     /// be elsewhere and the run carries no power readings.
@@ -106,11 +107,6 @@ pub struct LlmArgs {
     server_local: bool,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum PrecisionArg {
-    F32,
-    F64,
-}
 
 #[derive(Debug, Args)]
 pub struct ComputeArgs {
@@ -118,12 +114,6 @@ pub struct ComputeArgs {
     identity: IdentityArgs,
     #[command(flatten)]
     run: LoopArgs,
-    /// Items per forward pass.
-    #[arg(long, default_value_t = 32)]
-    batch: usize,
-    /// Numeric precision.
-    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
-    precision: PrecisionArg,
     /// Threads the batch is split across.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -147,12 +137,12 @@ pub struct LoopArgs {
     /// Measured iterations.
     #[arg(long, conflicts_with = "duration")]
     pub iterations: Option<u64>,
-    /// Measure for this many seconds instead of a fixed number of iterations.
-    #[arg(long)]
-    pub duration: Option<f64>,
-    /// Hardware telemetry period in milliseconds (0: none).
-    #[arg(long, default_value_t = 100)]
-    pub telemetry_interval: u64,
+    /// Measure for this long instead of a fixed number of iterations (e.g. 30s; a plain number is seconds).
+    #[arg(long, value_parser = super::spelling::seconds)]
+    pub duration: Option<Duration>,
+    /// Hardware telemetry period (0: none; a plain number is milliseconds).
+    #[arg(long, default_value = "100ms", value_parser = super::spelling::millis)]
+    pub telemetry_interval: Duration,
     /// Closed loop: this many iterations in flight at once.
     #[arg(long, default_value_t = 1, conflicts_with = "rate")]
     pub concurrency: usize,
@@ -173,15 +163,15 @@ impl LoopArgs {
             Some(rate) => Load::Open { rate, seed: self.seed.unwrap_or_else(|| trackiq_schemas::now_us() as u64) },
             None => Load::Closed { concurrency: self.concurrency },
         };
-        Ok(BenchOptions { warmup: self.warmup, stop: self.stop()?, load, telemetry_interval: Duration::from_millis(self.telemetry_interval), progress: true })
+        Ok(BenchOptions { warmup: self.warmup, stop: self.stop()?, load, telemetry_interval: self.telemetry_interval, progress: true })
     }
 
     pub fn stop(&self) -> anyhow::Result<Stop> {
         Ok(match (self.iterations, self.duration) {
             (Some(0), _) => anyhow::bail!("--iterations must be at least 1"),
             (Some(n), _) => Stop::Iterations(n),
-            (None, Some(s)) if s.is_finite() && s > 0.0 => Stop::Duration(Duration::from_secs_f64(s)),
-            (None, Some(s)) => anyhow::bail!("--duration must be a positive number of seconds, got {s}"),
+            (None, Some(d)) if !d.is_zero() => Stop::Duration(d),
+            (None, Some(_)) => anyhow::bail!("--duration must be longer than 0"),
             (None, None) => Stop::Iterations(10),
         })
     }
@@ -203,9 +193,10 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
         BenchCommand::Cmd(a) => {
             let mut w = CmdWorkload::new(a.command[0].clone(), a.command[1..].to_vec());
             let identity = a.identity.to_identity(&a.command.join(" "), "command")?;
-            let bus = Bus::new(config.bus);
+            let bus = Bus::new(config.bus.clone());
             let out = run_bench(&bus, &identity, &mut w, &a.run.options()?).await?;
             print_outcome(&out);
+            print_next(&config, &out.run_id);
             Ok(if out.failures > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }
         BenchCommand::Changepoints(a) => changepoint_bench(a),
@@ -227,13 +218,14 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
                 Some(v) => Some(std::env::var(v).map_err(|_| anyhow::anyhow!("--api-key-env {v}: variable not set"))?),
                 None => None,
             };
-            let mut w = LlmWorkload::new(&a.url, &a.model, prompts, a.max_tokens, key, slo, Duration::from_secs(a.timeout_s))?.server_local(a.server_local);
+            let mut w = LlmWorkload::new(&a.url, &a.model, prompts, a.max_tokens, key, slo, a.timeout)?.server_local(a.server_local);
             let mut identity = a.identity.to_identity(&a.model, "serving")?;
             // The endpoint without its path: a path or query may carry a secret.
             identity.backend.get_or_insert_with(|| trackiq_sinks::webhook::redact(&a.url));
-            let bus = Bus::new(config.bus);
+            let bus = Bus::new(config.bus.clone());
             let out = run_bench(&bus, &identity, &mut w, &a.run.options()?).await?;
             print_outcome(&out);
+            print_next(&config, &out.run_id);
             Ok(if out.failures > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }
         BenchCommand::Http(a) => {
@@ -243,34 +235,45 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
                 (None, Some(f)) => Some(std::fs::read(f).map_err(|e| anyhow::anyhow!("reading --body-file {}: {e}", f.display()))?),
                 (None, None) => None,
             };
-            let req = HttpRequest { url: a.url.clone(), method: a.method.clone(), headers: a.headers.clone(), body, timeout: Duration::from_millis(a.timeout_ms) };
+            let req = HttpRequest { url: a.url.clone(), method: a.method.clone(), headers: a.headers.clone(), body, timeout: a.timeout };
             let mut w = HttpWorkload::new(&req)?.server_local(a.server_local);
             let identity = a.identity.to_identity(&format!("{} {}", a.method.to_ascii_uppercase(), a.url), "http")?;
-            let bus = Bus::new(config.bus);
+            let bus = Bus::new(config.bus.clone());
             let out = run_bench(&bus, &identity, &mut w, &a.run.options()?).await?;
             print_outcome(&out);
+            print_next(&config, &out.run_id);
             Ok(if out.failures > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }
         BenchCommand::Compute(a) => {
             use trackiq_producers::compute::{ComputeWorkload, MlpShape, Precision};
-            let precision = match a.precision {
-                PrecisionArg::F32 => Precision::F32,
-                PrecisionArg::F64 => Precision::F64,
+            let precision = match a.identity.precision.as_deref().unwrap_or("f32") {
+                "f32" | "fp32" => Precision::F32,
+                "f64" | "fp64" => Precision::F64,
+                other => anyhow::bail!("bench compute runs f32 or f64, not --precision {other}"),
             };
-            let shape = MlpShape { batch: a.batch, d_in: a.d_in, hidden: a.hidden, d_out: a.d_out, threads: a.threads };
+            let batch = a.identity.batch_or(32)?;
+            let shape = MlpShape { batch, d_in: a.d_in, hidden: a.hidden, d_out: a.d_out, threads: a.threads };
             let mut w = ComputeWorkload::new(shape, precision)?;
             let mut identity = a.identity.to_identity(&format!("mlp-{}x{}x{}", a.d_in, a.hidden, a.d_out), "inference")?;
-            identity.batch_size.get_or_insert(a.batch as i64);
+            identity.batch_size.get_or_insert(batch as i64);
             identity.precision.get_or_insert_with(|| precision.as_str().to_string());
             identity.backend.get_or_insert_with(|| format!("cpu-matrixmultiply-{}t", a.threads));
-            let bus = Bus::new(config.bus);
+            let bus = Bus::new(config.bus.clone());
             let out = run_bench(&bus, &identity, &mut w, &a.run.options()?).await?;
             print_outcome(&out);
-            let items = out.iterations as f64 * a.batch as f64 / out.wall.as_secs_f64().max(1e-9);
-            println!("throughput: {items:.1} items/s ({} items per iteration)", a.batch);
+            print_next(&config, &out.run_id);
+            let items = out.iterations as f64 * batch as f64 / out.wall.as_secs_f64().max(1e-9);
+            println!("throughput: {items:.1} items/s ({batch} items per iteration)");
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Where the run's verdict will be: printed after every benchmark, so the run id need not be
+/// copied out of the table.
+fn print_next(config: &Config, run_id: &str) {
+    let min = config.verdict.min_baseline;
+    println!("verdict: {}   (a series' first {min} runs are insufficient_data: no baseline yet)", super::hint::like(config, &["gate", run_id]));
 }
 
 /// The end-of-run table.
@@ -302,12 +305,16 @@ pub struct ChangepointBenchArgs {
     /// A level shift every this many points.
     #[arg(long, default_value_t = 500)]
     segment: usize,
+    /// E-divisive window length (Otava's window_len), the same for both.
     #[arg(long, default_value_t = 30)]
     window_len: usize,
+    /// Significance of a change point (Otava's max_pvalue).
     #[arg(long, default_value_t = 0.001)]
     max_pvalue: f64,
+    /// Smallest relative change kept, 0.05 = 5 % (Otava's min_magnitude).
     #[arg(long, default_value_t = 0.0)]
     min_magnitude: f64,
+    /// Seed of the synthetic series.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Python interpreter with apache-otava installed.

@@ -59,7 +59,7 @@ pub struct DashboardBenchArgs {
     /// Directory for the history (default: a new directory under the system's temporary
     /// directory, kept so that it can be queried or served again with `trackiq ui`).
     #[arg(long)]
-    pub dir: Option<PathBuf>,
+    pub out: Option<PathBuf>,
 }
 
 struct Positions([i64; PARTITIONS as usize * 8]);
@@ -167,7 +167,7 @@ async fn write_history(a: &DashboardBenchArgs, config: &Config, store: &DataStor
 }
 
 pub async fn run(config: Config, a: DashboardBenchArgs) -> anyhow::Result<ExitCode> {
-    let dir = a.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("trackiq-bench-dashboard-{}", uuid::Uuid::now_v7().simple())));
+    let dir = a.out.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("trackiq-bench-dashboard-{}", uuid::Uuid::now_v7().simple())));
     std::fs::create_dir_all(&dir)?;
     let store = DataStore::open(&format!("file://{}", dir.canonicalize()?.display()))?;
     let began = Instant::now();

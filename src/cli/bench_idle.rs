@@ -17,8 +17,8 @@ use super::bench_ingest::pipeline::Pipeline;
 
 #[derive(Debug, Args)]
 pub struct IdleBenchArgs {
-    /// Seconds the idle pipeline is watched for.
-    #[arg(long, default_value_t = 60.0)]
+    /// How long the idle pipeline is watched for (a plain number is seconds).
+    #[arg(long, default_value = "60s", value_parser = super::spelling::seconds_f64)]
     pub duration: f64,
     /// Iterations of the probe run (`bench cmd -- sleep 0.02`) beside the idle pipeline.
     #[arg(long, default_value_t = 100)]

@@ -38,17 +38,17 @@ pub struct IngestBenchArgs {
     /// Samples per run.
     #[arg(long, default_value_t = 10_000)]
     pub samples_per_run: usize,
-    /// Samples per record.
+    /// Samples per Kafka record (a producer's batch of samples).
     #[arg(long, default_value_t = 5_000)]
-    pub batch: usize,
+    pub samples_per_record: usize,
     /// One GPU power and one temperature reading per this many samples (0: none).
     #[arg(long, default_value_t = 100)]
     pub telemetry_every: usize,
     /// Target samples per second over the fleet; flat out when not given.
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Seconds of load.
-    #[arg(long, default_value_t = 60.0)]
+    /// How long the load lasts (a plain number is seconds).
+    #[arg(long, default_value = "60s", value_parser = super::spelling::seconds_f64)]
     pub duration: f64,
     /// Records sent and not yet acknowledged, at most. Default: 64 flat out (to saturate the
     /// pipeline), 4 with --rate: the generator speaks for a whole fleet over one connection, and
@@ -62,8 +62,8 @@ pub struct IngestBenchArgs {
     /// Default: a new temporary directory, removed at the end.
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
-    /// Longest wait after the load for the pipeline to archive and judge everything.
-    #[arg(long, default_value_t = 120.0)]
+    /// Longest wait after the load for the pipeline to archive and judge everything (a plain number is seconds).
+    #[arg(long, default_value = "120s", value_parser = super::spelling::seconds_f64)]
     pub drain_timeout: f64,
     /// Every this many runs of a series is 30 % slower, so that alerts fire (and resolve) and
     /// run end → notification is measured; the pipeline gets a `log` notification channel when
@@ -92,7 +92,7 @@ struct Tick {
 }
 
 pub async fn run(config: Config, a: IngestBenchArgs) -> anyhow::Result<ExitCode> {
-    if a.hosts == 0 || a.series == 0 || a.samples_per_run == 0 || a.batch == 0 {
+    if a.hosts == 0 || a.series == 0 || a.samples_per_run == 0 || a.samples_per_record == 0 {
         bail!("--hosts, --series, --samples-per-run and --batch must be at least 1");
     }
     if !(a.duration.is_finite() && a.duration > 0.0) {
@@ -119,7 +119,7 @@ pub async fn run(config: Config, a: IngestBenchArgs) -> anyhow::Result<ExitCode>
             hosts: a.hosts,
             series_per_host: a.series,
             samples_per_run: a.samples_per_run,
-            batch_samples: a.batch,
+            batch_samples: a.samples_per_record,
             telemetry_every: a.telemetry_every,
             regress_every: a.regress_every,
         },
@@ -152,7 +152,7 @@ pub async fn run(config: Config, a: IngestBenchArgs) -> anyhow::Result<ExitCode>
         a.hosts,
         a.series,
         a.samples_per_run,
-        a.batch,
+        a.samples_per_record,
         a.rate.map(|r| format!("{r:.0} samples/s")).unwrap_or_else(|| "flat out".into()),
         a.duration
     );

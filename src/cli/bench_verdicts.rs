@@ -66,12 +66,12 @@ pub struct VerdictsBenchArgs {
     /// last A run is under the hog are skipped.
     #[arg(long)]
     first_cut: Option<usize>,
-    /// Data directory (default: a new temporary directory).
+    /// Directory for the benchmark's history and broker log, kept afterwards (default: a new temporary directory).
     #[arg(long)]
-    dir: Option<PathBuf>,
-    /// Seconds to wait for each run's verdict.
-    #[arg(long, default_value_t = 60)]
-    verdict_timeout: u64,
+    out: Option<PathBuf>,
+    /// How long to wait for each run's verdict.
+    #[arg(long, default_value = "60s", value_parser = super::spelling::seconds)]
+    verdict_timeout: Duration,
     /// Simulated series per coefficient of variation (CV 2, 5 and 10 %) judged by the same
     /// code after the real runs, as a complement (0: no simulation).
     #[arg(long, default_value_t = 1000)]
@@ -119,7 +119,7 @@ pub async fn run(config: Config, a: VerdictsBenchArgs) -> anyhow::Result<ExitCod
 }
 
 async fn bench(mut config: Config, a: VerdictsBenchArgs) -> anyhow::Result<ExitCode> {
-    let dir = super::demo::in_process(&mut config, a.dir.clone(), "bench-verdicts")?;
+    let dir = super::demo::in_process(&mut config, a.out.clone(), "bench-verdicts")?;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let default_model = config.verdict.judging_for("latency_ms", "").name().to_string();
     println!(
@@ -170,7 +170,7 @@ async fn bench(mut config: Config, a: VerdictsBenchArgs) -> anyhow::Result<ExitC
         if out.failures > 0 {
             bail!("run {label} ({}): {} of {} iterations failed", out.run_id, out.failures, out.iterations);
         }
-        let v = verdicts.wait_for(&stack, &out.run_id, Duration::from_secs(a.verdict_timeout)).await?;
+        let v = verdicts.wait_for(&stack, &out.run_id, a.verdict_timeout).await?;
         tracing::info!(run = %label, run_id = %out.run_id, severity = v.severity.as_str(), "verdict");
         bar.set_message(format!("{label}{} → {}", if phase == Phase::Hog { " (hog)" } else { "" }, v.severity.as_str()));
         bar.inc(1);

@@ -44,11 +44,11 @@ pub struct CoordinatorArgs {
     #[arg(long)]
     remote_workers: bool,
     /// A rank without heartbeat this long, or that keeps its peers waiting this long in an all-reduce, has failed.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = super::spelling::seconds)]
     failure_timeout: Duration,
-    /// Milliseconds between worker heartbeats.
-    #[arg(long, default_value_t = 100)]
-    heartbeat_ms: u64,
+    /// Time between worker heartbeats.
+    #[arg(long, default_value = "100ms", value_parser = super::spelling::millis)]
+    heartbeat: Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -59,13 +59,10 @@ pub struct TrainArgs {
     /// Gradient size in MiB (f32), the payload of every all-reduce.
     #[arg(long, default_value_t = 1.0)]
     grad_mib: f64,
-    /// Samples per rank per step.
-    #[arg(long, default_value_t = 32)]
-    batch: usize,
     /// Seed of the synthetic data and the teacher model.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// SGD learning rate (stable up to about 2 / (1 + 256 / (batch × workers))).
+    /// SGD learning rate (stable up to about 2 / (1 + 256 / (batch size × workers))).
     #[arg(long, default_value_t = 0.1)]
     learning_rate: f32,
 }
@@ -112,10 +109,10 @@ pub struct SweepArgs {
     sizes: String,
     /// Timed iterations per size (nccl-tests -n).
     #[arg(long, default_value_t = 20)]
-    iters: u32,
+    iterations: u32,
     /// Warm-up iterations per size (nccl-tests -w).
     #[arg(long, default_value_t = 5)]
-    warmup_iters: u32,
+    warmup: u32,
     #[command(flatten)]
     coordinator: CoordinatorArgs,
     #[command(flatten)]
@@ -126,19 +123,13 @@ pub struct SweepArgs {
 pub struct ScalingArgs {
     /// World sizes to run, comma-separated; must include 1.
     #[arg(long, default_value = "1,2,4", value_delimiter = ',')]
-    workers: Vec<usize>,
+    world_sizes: Vec<usize>,
     #[command(flatten)]
     train: TrainArgs,
     #[command(flatten)]
     coordinator: CoordinatorArgs,
     #[command(flatten)]
     identity: IdentityArgs,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    trackiq_producers::units::parse_duration_ms(s)
-        .map(|ms| Duration::from_secs_f64(ms / 1e3))
-        .ok_or_else(|| format!("`{s}` is not a duration like 5s or 500ms"))
 }
 
 fn options(c: &CoordinatorArgs, workers: usize) -> ClusterOptions {
@@ -152,25 +143,29 @@ fn options(c: &CoordinatorArgs, workers: usize) -> ClusterOptions {
     }
 }
 
-fn train_config(t: &TrainArgs, faults: Vec<FaultSpec>, c: &CoordinatorArgs) -> anyhow::Result<TrainConfig> {
+/// Samples per rank per step when `--batch-size` does not say.
+const DEFAULT_BATCH: usize = 32;
+
+fn train_config(t: &TrainArgs, batch: usize, faults: Vec<FaultSpec>, c: &CoordinatorArgs) -> anyhow::Result<TrainConfig> {
     anyhow::ensure!(t.grad_mib > 0.0 && t.grad_mib.is_finite(), "--grad-mib must be a positive number, not {}", t.grad_mib);
     Ok(TrainConfig {
         steps: t.steps,
         grad_bytes: (t.grad_mib * 1024.0 * 1024.0) as u64,
-        batch: t.batch,
+        batch,
         seed: t.seed,
         learning_rate: t.learning_rate,
         faults,
         collective_timeout_ms: c.failure_timeout.as_millis() as u64,
-        heartbeat_ms: c.heartbeat_ms,
+        heartbeat_ms: c.heartbeat.as_millis() as u64,
     })
 }
 
 async fn train_once(config: &Config, t: &TrainArgs, faults: Vec<FaultSpec>, c: &CoordinatorArgs, identity: &IdentityArgs, workers: usize) -> anyhow::Result<ClusterReport> {
-    let cfg = train_config(t, faults, c)?;
+    let batch = identity.batch_or(DEFAULT_BATCH)?;
+    let cfg = train_config(t, batch, faults, c)?;
     let shape = Shape::for_gradient(cfg.grad_bytes, cfg.batch);
     let mut id = identity.to_identity(&format!("linear-sgd-{}x{}", shape.d_out, shape.d_in), "training-cluster")?;
-    id.batch_size.get_or_insert(t.batch as i64);
+    id.batch_size.get_or_insert(batch as i64);
     id.precision.get_or_insert_with(|| "fp32".into());
     id.backend.get_or_insert_with(|| "cpu-tcp-ring-allreduce".into());
     id.steps.get_or_insert(t.steps as i64);
@@ -230,7 +225,7 @@ pub async fn run(config: Config, cmd: ClusterCommand) -> anyhow::Result<ExitCode
         }
         ClusterCommand::Bench(a) => {
             let sizes = parse_size_range(&a.sizes).map_err(anyhow::Error::msg)?;
-            let cfg = SweepConfig { sizes, warmup_iters: a.warmup_iters, iters: a.iters.max(1), collective_timeout_ms: a.coordinator.failure_timeout.as_millis() as u64, heartbeat_ms: a.coordinator.heartbeat_ms };
+            let cfg = SweepConfig { sizes, warmup_iters: a.warmup, iters: a.iterations.max(1), collective_timeout_ms: a.coordinator.failure_timeout.as_millis() as u64, heartbeat_ms: a.coordinator.heartbeat.as_millis() as u64 };
             let mut id = a.identity.to_identity("all_reduce_perf", "collective")?;
             id.backend.get_or_insert_with(|| "cpu-tcp-ring-allreduce".into());
             id.precision.get_or_insert_with(|| "fp32".into());
@@ -269,9 +264,9 @@ fn print_sweep(r: &ClusterReport) {
 }
 
 async fn scaling(config: Config, a: ScalingArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(a.workers.contains(&1), "--workers must include 1: efficiency is relative to one worker");
+    anyhow::ensure!(a.world_sizes.contains(&1), "--world-sizes must include 1: efficiency is relative to one worker");
     let mut points = Vec::new();
-    for &n in &a.workers {
+    for &n in &a.world_sizes {
         let r = train_once(&config, &a.train, Vec::new(), &a.coordinator, &a.identity, n).await?;
         anyhow::ensure!(r.status == RunStatus::Completed, "the {n}-worker run failed: {}", r.error.unwrap_or_default());
         let thr = r.samples_per_sec.context("a run without timed steps")?;
@@ -289,8 +284,8 @@ async fn scaling(config: Config, a: ScalingArgs) -> anyhow::Result<ExitCode> {
     println!("{t}");
     // The efficiencies join the history as one run of their own, so they get trends and verdicts.
     let mut id = a.identity.to_identity("scaling:linear-sgd", "scaling")?;
-    id.batch_size.get_or_insert(a.train.batch as i64);
-    id.labels.entry("world_sizes".into()).or_insert_with(|| a.workers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(","));
+    id.batch_size.get_or_insert(a.identity.batch_or(DEFAULT_BATCH)? as i64);
+    id.labels.entry("world_sizes".into()).or_insert_with(|| a.world_sizes.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(","));
     let bus = Bus::new(config.bus.clone());
     let mut emitter = RunEmitter::start(&bus, run_started("trackiq-cluster-scaling", &id), Batching::default()).await?;
     let now = trackiq_schemas::now_us();

@@ -16,11 +16,16 @@ use super::history::{OutFormat, num, print_rows};
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
+    /// The first run (the "before"): its id, as `bench` and `record` print it.
+    #[arg(value_name = "RUN_A")]
     run_a: String,
+    /// The second run (the "after").
+    #[arg(value_name = "RUN_B")]
     run_b: String,
     /// Compare runs whose workload or batch size differ (the difference is flagged).
     #[arg(long)]
     force: bool,
+    /// Output format: a terminal table, JSON (an array of objects), or Markdown.
     #[arg(long, value_enum, default_value_t = OutFormat::Table)]
     format: OutFormat,
     /// Significance level for "significant" and for consistency findings.

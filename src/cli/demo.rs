@@ -18,18 +18,18 @@ use trackiq_schemas::Severity;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Data directory for the demo (default: a new temporary directory).
+    /// Directory for the demo's history and broker log, kept afterwards (default: a new temporary directory).
     #[arg(long)]
-    dir: Option<PathBuf>,
+    out: Option<PathBuf>,
     /// Baseline runs before the slower one (the first `verdict.min_baseline` are
     /// insufficient_data; more runs give the significance test more to go on on a busy machine).
     #[arg(long, default_value_t = 8)]
     baseline_runs: u32,
-    /// Seconds each run measures for: long enough that the scheduler's time slices on a busy
+    /// How long each run measures for: long enough that the scheduler's time slices on a busy
     /// machine average out within a run (2,000-odd 64×64 multiplies in a release build), and
     /// as long in a debug build, which is about 25 times slower.
-    #[arg(long, default_value_t = 0.5)]
-    seconds: f64,
+    #[arg(long, default_value = "500ms", value_parser = super::spelling::seconds)]
+    duration: Duration,
 }
 
 /// Largest matrix size of the baseline runs; the slower run's is 1.25× larger (1.95× the work).
@@ -94,11 +94,11 @@ pub fn in_process(config: &mut Config, dir: Option<PathBuf>, what: &str) -> anyh
 }
 
 pub async fn run(mut config: Config, a: DemoArgs) -> anyhow::Result<ExitCode> {
-    if !(a.seconds.is_finite() && a.seconds > 0.0) {
-        bail!("--seconds must be a positive number of seconds, got {}", a.seconds);
+    if a.duration.is_zero() {
+        bail!("--duration must be longer than 0");
     }
     let t0 = Instant::now();
-    let dir = in_process(&mut config, a.dir.clone(), "demo")?;
+    let dir = in_process(&mut config, a.out.clone(), "demo")?;
     let (hook_url, mut hooks) = webhook_receiver().await?;
     config.webhook.urls = vec![hook_url.clone()];
     config.webhook.initial_backoff_ms = 50;
@@ -147,7 +147,7 @@ async fn scenario(config: &Config, stack: &Stack, a: &DemoArgs, hooks: &mut mpsc
         let slow = i == a.baseline_runs;
         identity.version_tag = Some(if slow { "candidate".into() } else { format!("baseline-{}", i + 1) });
         let mut w = MatmulWorkload::new(if slow { (n_base as f64 * SLOW_SCALE).round() as usize } else { n_base });
-        let opts = BenchOptions::in_process(Stop::Duration(Duration::from_secs_f64(a.seconds)));
+        let opts = BenchOptions::in_process(Stop::Duration(a.duration));
         let out = run_bench(&stack.bus, &identity, &mut w, &opts).await?;
         let mut lat = out.latencies_ms.clone();
         let (median, mean) = trackiq_stats::summarize(&mut lat).map(|s| (s.p50, s.mean)).unwrap_or_default();

@@ -13,20 +13,35 @@ use trackiq_schemas::Severity;
 use super::history::{lit, markdown, rows};
 
 #[derive(Debug, Args)]
+#[command(after_help = "Give a run id or --commit (one of them is required).\n\
+Exit status: 0 when no verdict blocks (pass, warn, insufficient_data), 1 when one blocks, 2 when no verdict could be read in time (or another error).")]
 pub struct GateArgs {
-    /// The run to gate.
-    #[arg(long, required_unless_present = "commit", conflicts_with = "commit")]
+    /// The run to gate (its id, as `bench` and `record` print it).
+    #[arg(value_name = "RUN_ID", required_unless_present = "commit", conflicts_with = "commit")]
     run: Option<String>,
     /// Every run of this git commit (a prefix of the hash is enough).
     #[arg(long)]
     commit: Option<String>,
-    /// How long to wait for the verdicts to reach the history.
-    #[arg(long, default_value_t = 60)]
-    timeout: u64,
+    /// How long to wait for the verdicts to reach the history (e.g. 90s, 5m; a plain number is seconds).
+    #[arg(long, default_value = "60s", value_parser = super::spelling::seconds)]
+    timeout: Duration,
 }
 
+/// Exit status when no verdict could be read: distinct from 1, which means "blocked".
+const NO_VERDICT: u8 = 2;
+
 pub async fn run(config: Config, a: GateArgs) -> anyhow::Result<ExitCode> {
-    let deadline = Instant::now() + Duration::from_secs(a.timeout);
+    match gate(config, a).await {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Ok(ExitCode::from(NO_VERDICT))
+        }
+    }
+}
+
+async fn gate(config: Config, a: GateArgs) -> anyhow::Result<ExitCode> {
+    let deadline = Instant::now() + a.timeout;
     let runs: Vec<String> = loop {
         let found = match (&a.run, &a.commit) {
             (Some(r), _) => vec![r.clone()],
@@ -41,7 +56,7 @@ pub async fn run(config: Config, a: GateArgs) -> anyhow::Result<ExitCode> {
             break found;
         }
         if Instant::now() > deadline {
-            bail!("no runs of commit {} in the history within {} s", a.commit.as_deref().unwrap_or(""), a.timeout);
+            bail!("no runs of commit {} in the history {} within {:?}", a.commit.as_deref().unwrap_or(""), super::hint::absolute_data(&config.data), a.timeout);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
@@ -57,7 +72,12 @@ pub async fn run(config: Config, a: GateArgs) -> anyhow::Result<ExitCode> {
             break v;
         }
         if Instant::now() > deadline {
-            bail!("no verdict for {} within {} s: is `trackiq up` running?", runs.iter().filter(|r| !judged.contains(r.as_str())).cloned().collect::<Vec<_>>().join(", "), a.timeout);
+            bail!(
+                "no verdict for {} in the history {} within {:?}: is `trackiq up` running with this --data?",
+                runs.iter().filter(|r| !judged.contains(r.as_str())).cloned().collect::<Vec<_>>().join(", "),
+                super::hint::absolute_data(&config.data),
+                a.timeout
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };

@@ -59,6 +59,29 @@ pub fn absolute_data(data: &str) -> String {
     }
 }
 
+/// Why a local history holds nothing for a reading command: the directory is missing, or has
+/// none of the tables; `None` for a history that has tables, or is not local (object stores
+/// are listed by the query itself).
+pub fn missing_history(data: &str) -> Option<String> {
+    let url = absolute_data(data);
+    let dir = std::path::PathBuf::from(url.strip_prefix("file://")?);
+    let has_table = trackiq_schemas::arrow::TABLES.iter().any(|t| dir.join(t).is_dir());
+    (!has_table).then(|| {
+        let what = if dir.is_dir() { "has no tables yet" } else { "does not exist" };
+        format!(
+            "note: the history {url} {what}, so every table reads empty. `trackiq up` writes it in the directory it was started in (`./trackiq-data`); from another directory pass --data file:///that/dir/trackiq-data or set TRACKIQ_DATA"
+        )
+    })
+}
+
+/// [`missing_history`], said once per process on stderr (a command may query several times).
+pub fn note_missing_history(data: &str) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    if let Some(note) = missing_history(data) {
+        SAID.call_once(|| eprintln!("{note}"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +99,19 @@ mod tests {
         let mut config = Config::default();
         config.bus.brokers = "kafka:9092".into();
         assert_eq!(like(&config, &["alerts", "list"]), format!("trackiq --brokers kafka:9092 --data file://{}/trackiq-data alerts list", cwd.display()));
+    }
+
+    #[test]
+    fn a_local_history_without_tables_is_named_absolutely() {
+        let dir = std::env::temp_dir().join(format!("trackiq-hint-{}", std::process::id()));
+        let data = format!("file://{}", dir.display());
+        let note = missing_history(&data).unwrap();
+        assert!(note.contains(&data) && note.contains("does not exist") && note.contains("--data"), "{note}");
+        std::fs::create_dir_all(dir.join("empty")).unwrap();
+        assert!(missing_history(&data).unwrap().contains("has no tables yet"));
+        std::fs::create_dir_all(dir.join("verdicts")).unwrap();
+        assert_eq!(missing_history(&data), None);
+        assert_eq!(missing_history("s3://bucket/prefix"), None, "object stores are not looked at");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -14,7 +14,7 @@ pub struct IdentityArgs {
     /// Hardware name of the machine under test (default: host name).
     #[arg(long)]
     pub hardware: Option<String>,
-    /// Batch size.
+    /// Batch size: items one iteration processes (`bench compute` and `cluster` run batches of this size; default 32).
     #[arg(long)]
     pub batch_size: Option<i64>,
     /// Numeric precision, e.g. fp16.
@@ -35,6 +35,15 @@ pub struct IdentityArgs {
 }
 
 impl IdentityArgs {
+    /// The batch a workload that runs batches itself runs: `--batch-size`, else `default`.
+    pub fn batch_or(&self, default: usize) -> anyhow::Result<usize> {
+        match self.batch_size {
+            None => Ok(default),
+            Some(b) if b > 0 => Ok(b as usize),
+            Some(b) => anyhow::bail!("--batch-size must be at least 1, not {b}"),
+        }
+    }
+
     pub fn to_identity(&self, default_workload: &str, default_type: &str) -> anyhow::Result<RunIdentity> {
         Ok(RunIdentity {
             workload: self.workload.clone().unwrap_or_else(|| default_workload.to_string()),

@@ -16,6 +16,7 @@ mod cluster;
 mod compact;
 mod compare;
 mod demo;
+mod examples;
 mod gate;
 mod hint;
 mod history;
@@ -25,6 +26,7 @@ mod import;
 mod ingest;
 mod record;
 mod report;
+mod spelling;
 mod sql;
 mod status;
 mod transfer;
@@ -34,7 +36,7 @@ mod up;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use trackiq::config::{Config, Overrides};
 
 /// Event-sourced performance telemetry: benchmarks → Kafka → summaries, Parquet history,
@@ -48,12 +50,12 @@ pub struct Cli {
     /// Data URL: file://dir or s3://bucket/prefix. Env: TRACKIQ_DATA. Default: file://./trackiq-data.
     #[arg(long, global = true)]
     data: Option<String>,
-    /// External Kafka bootstrap servers host:port,... (no embedded broker). Env: TRACKIQ_BROKERS.
+    /// Bootstrap servers host:port,... of a Kafka cluster to use instead of the embedded broker. Env: TRACKIQ_BROKERS.
     #[arg(long, global = true)]
     brokers: Option<String>,
-    /// Address of the embedded broker. Env: TRACKIQ_LISTEN. Default: 127.0.0.1:9092.
-    #[arg(long, global = true)]
-    listen: Option<String>,
+    /// Address of the embedded broker: where `up` and `broker` serve it, and where producers find it. Env: TRACKIQ_LISTEN. Default: 127.0.0.1:9092.
+    #[arg(long = "broker-listen", global = true)]
+    broker_listen: Option<String>,
     /// Prefix of topic names. Env: TRACKIQ_TOPIC_PREFIX. Default: trackiq.
     #[arg(long, global = true)]
     topic_prefix: Option<String>,
@@ -129,8 +131,39 @@ fn init_logs(verbose: u8, default: &str) {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
 
+/// Commands that never talk to Kafka: the broker flags are hidden from their help (they are
+/// still accepted, so one environment or alias serves every command).
+const WITHOUT_KAFKA: &[&str] = &["status", "sql", "compact", "ui", "regression", "trend", "changepoints", "compare", "report", "export", "metrics"];
+const KAFKA_FLAGS: &[&str] = &["brokers", "broker_listen", "topic_prefix", "kafka_options"];
+
+/// The parser: the derived one, with every command's examples ([`examples`]) and the broker
+/// flags hidden where they mean nothing.
+fn command() -> clap::Command {
+    let mut command = examples::attach(Cli::command());
+    command.build();
+    for name in WITHOUT_KAFKA {
+        command = command.mut_subcommand(name, |mut sub| {
+            for flag in KAFKA_FLAGS {
+                sub = sub.mut_arg(flag, |a| a.hide(true));
+            }
+            sub
+        });
+    }
+    command
+}
+
+/// The command line, old spellings rewritten ([`spelling`]) and parsed.
+fn parse() -> Cli {
+    let (args, warnings) = spelling::modernize(std::env::args_os().collect());
+    for w in warnings {
+        eprintln!("{w}");
+    }
+    let matches = command().get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     let default_level = if matches!(cli.command, Command::Up(_) | Command::Broker(_)) { "info" } else { "warn" };
     init_logs(cli.verbose, default_level);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
@@ -152,7 +185,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         config: cli.config,
         data: cli.data,
         brokers: cli.brokers,
-        listen: cli.listen,
+        listen: cli.broker_listen,
         topic_prefix: cli.topic_prefix,
         webhooks,
         kafka_options: cli.kafka_options,
@@ -182,3 +215,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Metrics(a) => metrics::run(config, a),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,10 +14,10 @@ use super::identity::IdentityArgs;
 pub struct RecordArgs {
     #[command(flatten)]
     identity: IdentityArgs,
-    /// A measured figure: name=value[unit], e.g. --metric throughput=125.7 --metric latency_ms=8.2 (repeatable).
+    /// A measured figure: name=value[unit], e.g. --metric throughput_samples_per_sec=125.7 --metric latency_ms=8.2 (repeatable; `trackiq metrics` lists the known names).
     #[arg(long = "metric", required = true)]
     metrics: Vec<String>,
-    /// When the figures were measured, for hand-entered history: RFC 3339 or YYYY-MM-DD HH:MM:SS (UTC). Default: now.
+    /// When the figures were measured, for hand-entered history: RFC 3339, YYYY-MM-DD HH:MM:SS (UTC) or Unix seconds, as `import --at`. Default: now.
     #[arg(long)]
     at: Option<String>,
 }

@@ -32,7 +32,10 @@ pub enum ExportFormat {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
+    /// The run to export (its id, as `bench` and `record` print it).
+    #[arg(value_name = "RUN_ID")]
     run_id: String,
+    /// trackiq-json: a TrackiqResult document for the original TrackIQ tools; csv: the run's samples.
     #[arg(long, value_enum, default_value_t = ExportFormat::TrackiqJson)]
     format: ExportFormat,
     /// Write here instead of standard output.

@@ -15,14 +15,14 @@ pub struct UiArgs {
     /// Address to serve on (default `[dashboard] listen`, 127.0.0.1:8080). A non-loopback
     /// address needs a token.
     #[arg(long)]
-    listen: Option<String>,
+    dashboard_listen: Option<String>,
     /// Read the access token from this environment variable (overrides `[dashboard] token`).
     #[arg(long)]
     token_env: Option<String>,
 }
 
 pub async fn run(mut config: Config, a: UiArgs) -> anyhow::Result<ExitCode> {
-    if let Some(l) = a.listen {
+    if let Some(l) = a.dashboard_listen {
         config.dashboard.listen = l;
     }
     if let Some(v) = a.token_env {

@@ -37,7 +37,7 @@ fn bad_queries_and_flags_are_reported() {
     fails_with(&["sql", "SELECT 1", "--format", "xml"], "invalid value 'xml'");
     fails_with(&["bench", "cmd", "--iterations", "0", "--", "true"], "--iterations must be at least 1");
     fails_with(&["--data", "ftp://x", "sql", "SELECT 1"], "supported schemes are file:// and s3://");
-    fails_with(&["gate"], "--run <RUN>");
+    fails_with(&["gate"], "<RUN_ID>");
     fails_with(&["changepoints", "--metric", "x", "--window-len", "1", "--data", &data], "--window-len must be at least 2");
     fails_with(&["compare", "a", "b", "--data", &data], "run a is not in the history");
     // An empty history is a valid, empty answer.

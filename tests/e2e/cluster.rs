@@ -111,7 +111,7 @@ fn collective_sweep_and_scaling_efficiency_join_the_history() {
     let data = format!("file://{}", dir.path().join("data").display());
     let up = Up::start(&data, &fast_config(dir.path()), &[], &[]);
 
-    let out = ok(&up.cli(&["cluster", "bench", "--workers", "3", "--sizes", "8B..256KiB", "--iters", "5", "--warmup-iters", "1"]));
+    let out = ok(&up.cli(&["cluster", "bench", "--workers", "3", "--sizes", "8B..256KiB", "--iterations", "5", "--warmup", "1"]));
     let run = uuid_in(&out);
     assert!(out.contains("avg bus bandwidth"), "{out}");
     // 8 B .. 256 KiB doubling: 16 sizes, out-of-place and in-place, all correct.

@@ -25,7 +25,7 @@ fn get(url: &str, bearer: Option<&str>) -> (u16, String, reqwest::header::Header
 }
 
 fn ui(up: &Up, listen: &str, env: &[(String, String)], extra: &[&str]) -> Up {
-    let mut args: Vec<String> = vec!["ui".into(), "--listen".into(), listen.into()];
+    let mut args: Vec<String> = vec!["ui".into(), "--dashboard-listen".into(), listen.into()];
     args.extend(extra.iter().map(|s| s.to_string()));
     let dir = tempfile::tempdir().unwrap();
     Up::spawn(&args, &up.brokers, &up.data, &fast_config(dir.path()), env, "trackiq ui at")
@@ -137,7 +137,7 @@ fn pages_filters_escaping_console_limits_and_the_token() {
     assert!(status == 409 && page.contains("trackiq baseline set"), "{status}: {page}");
 
     // Any other address needs a token: refused without one, then 401 unless it is given.
-    let refused = up.cli(&["ui", "--listen", "0.0.0.0:0"]);
+    let refused = up.cli(&["ui", "--dashboard-listen", "0.0.0.0:0"]);
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("not a loopback address"), "{refused:?}");
     let env = [("TRACKIQ_TEST_UI_TOKEN".to_string(), TOKEN.to_string())];
     let guarded = ui(&up, "0.0.0.0:0", &env, &["--token-env", "TRACKIQ_TEST_UI_TOKEN"]);

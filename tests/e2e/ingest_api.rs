@@ -207,7 +207,7 @@ fn without_a_broker_posts_are_503_and_trackiq_ui_has_no_api() {
     let dir = tempfile::tempdir().unwrap();
     let data = format!("file://{}", dir.path().join("data").display());
     let brokers = format!("127.0.0.1:{}", free_port());
-    let broker_args: Vec<String> = ["broker", "--listen", &brokers].map(String::from).to_vec();
+    let broker_args: Vec<String> = ["broker", "--broker-listen", &brokers].map(String::from).to_vec();
     let broker = Up::spawn(&broker_args, &brokers, &data, &fast_config(dir.path()), &[], "trackiq broker is up");
     let args: Vec<String> = ["up", "--brokers", &brokers, "--role", "sinks"].map(String::from).to_vec();
     let sinks = Up::spawn(&args, &brokers, &data, &config(dir.path()), &env(), "trackiq is up");
@@ -218,7 +218,7 @@ fn without_a_broker_posts_are_503_and_trackiq_ui_has_no_api() {
     let a = post(&url, Some(TOKEN), bmf(1001.0));
     assert!(a.status == 503 && a.headers["retry-after"] == "10" && a.error().contains("unreachable"), "{a:?}");
 
-    let ui_args: Vec<String> = ["ui", "--listen", "127.0.0.1:0"].map(String::from).to_vec();
+    let ui_args: Vec<String> = ["ui", "--dashboard-listen", "127.0.0.1:0"].map(String::from).to_vec();
     let ui = Up::spawn(&ui_args, &brokers, &data, &config(dir.path()), &env(), "trackiq ui at");
     let at = served(&ui, "trackiq ui at http://");
     let a = post(&format!("{at}/api/v1/runs"), Some(TOKEN), bmf(1000.0));

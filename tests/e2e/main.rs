@@ -29,6 +29,7 @@ mod one_verdict;
 mod outages;
 mod pipeline;
 mod printed_hints;
+mod quick_start;
 mod regression;
 mod runtime;
 mod s3;

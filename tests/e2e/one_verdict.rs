@@ -45,7 +45,7 @@ fn a_run_with_failed_iterations_shows_one_severity_on_all_five_surfaces() {
     assert_eq!(verdict, "block");
 
     // 1. The CI gate: the same severity and its exit code.
-    let gate = up.cli(&["gate", "--run", &flaky]);
+    let gate = up.cli(&["gate", &flaky]);
     let gate_out = String::from_utf8_lossy(&gate.stdout);
     assert!(gate_out.contains("trackiq gate: BLOCK") && gate.status.code() == Some(1), "{gate_out}");
     // 2. The alert of the series.

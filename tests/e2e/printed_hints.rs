@@ -35,7 +35,7 @@ fn the_demos_printed_commands_answer_rows_from_another_directory() {
     // (with it, it may only warn, and the demo stops before printing its commands).
     let config = dir.path().join("demo.toml");
     std::fs::write(&config, "[verdict]\nnoisy_host_pct = 0\nslow_host_pct = 0\n").unwrap();
-    let out = ok(&Command::new(BIN).arg("--config").arg(&config).args(["demo", "--dir"]).arg(dir.path().join("demo")).current_dir(dir.path()).output().unwrap());
+    let out = ok(&Command::new(BIN).arg("--config").arg(&config).args(["demo", "--out"]).arg(dir.path().join("demo")).current_dir(dir.path()).output().unwrap());
     let commands = printed_commands(&out);
     assert_eq!(commands.len(), 2, "the demo prints an SQL query and a comparison to try: {out}");
     let sql = run_as_printed(&commands[0], &elsewhere);

@@ -36,11 +36,11 @@ fn gate_changepoints_trends_baselines_and_compare() {
     assert_eq!(verdict_of(&up, &runs[5]).0, "pass");
 
     // The gate: exit 1 and a Markdown summary on block, exit 0 on pass.
-    let gate = up.cli(&["gate", "--run", &step, "--timeout", "60"]);
+    let gate = up.cli(&["gate", &step, "--timeout", "60"]);
     let md = String::from_utf8_lossy(&gate.stdout);
     assert_eq!(gate.status.code(), Some(1), "{md}");
     assert!(md.starts_with("### trackiq gate: BLOCK") && md.contains("| latency_ms | 12 | 10 | +20.00 % | block |"), "{md}");
-    let pass = up.cli(&["gate", "--run", &runs[5]]);
+    let pass = up.cli(&["gate", &runs[5]]);
     assert_eq!(pass.status.code(), Some(0), "{}", String::from_utf8_lossy(&pass.stdout));
 
     // Two more runs after the step: the change point is at the step run.
@@ -68,7 +68,7 @@ fn gate_changepoints_trends_baselines_and_compare() {
     assert_eq!(rows[0]["last_change_run_id"].as_str(), Some(step.as_str()));
 
     // Pin the baseline to the step run: 12.2 passes against it, 13.5 blocks.
-    let pinned = ok(&up.cli(&["baseline", "set", "--run", &step, "--reason", "new allocator accepted"]));
+    let pinned = ok(&up.cli(&["baseline", "set", &step, "--reason", "new allocator accepted"]));
     assert!(pinned.contains("pinned series"), "{pinned}");
     let shown = wait_for("the pinned baseline in Parquet", Duration::from_secs(60), || {
         Some(ok(&up.cli(&["baseline", "show", "--format", "json"]))).filter(|s| s.contains("pinned to 1 run"))

@@ -50,7 +50,7 @@ fn two_instances_share_the_work_and_one_killed_mid_ingest_loses_and_duplicates_n
     let dir = tempfile::tempdir().unwrap();
     let data = format!("file://{}", dir.path().join("data").display());
     let brokers = format!("127.0.0.1:{}", free_port());
-    let broker_args: Vec<String> = ["broker", "--listen", &brokers].map(String::from).to_vec();
+    let broker_args: Vec<String> = ["broker", "--broker-listen", &brokers].map(String::from).to_vec();
     let broker = Up::spawn(&broker_args, &brokers, &data, &fast_config(dir.path()), &[], "trackiq broker is up");
     let a = instance(&brokers, &data, dir.path(), "a");
     let b = instance(&brokers, &data, dir.path(), "b");

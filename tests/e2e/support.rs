@@ -52,7 +52,7 @@ impl Up {
 
     /// Starts `trackiq up` with its embedded broker at `brokers` (host:port).
     pub fn start_at(brokers: &str, data: &str, config: &Path, webhooks: &[String], env: &[(String, String)]) -> Up {
-        let mut args: Vec<String> = vec!["up".into(), "--listen".into(), brokers.into()];
+        let mut args: Vec<String> = vec!["up".into(), "--broker-listen".into(), brokers.into()];
         for w in webhooks {
             args.extend(["--webhook".to_string(), w.clone()]);
         }

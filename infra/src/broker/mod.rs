@@ -80,7 +80,7 @@ impl EmbeddedBroker {
         let fail = |reason: String| InfraError::BrokerStart { addr: addr.to_string(), reason };
         let addr = if addr.port() == 0 { free_port(addr.ip()).map_err(|e| fail(e.to_string()))? } else { addr };
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Err(fail(format!("{addr} is already in use; pass another --listen address or --brokers to use that broker")));
+            return Err(fail(format!("{addr} is already in use; pass another --broker-listen address or --brokers to use that broker")));
         }
         std::fs::create_dir_all(data_dir).map_err(|e| fail(format!("{}: {e}", data_dir.display())))?;
         let abs = std::path::absolute(data_dir).map_err(|e| fail(e.to_string()))?;

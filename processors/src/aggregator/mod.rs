@@ -35,7 +35,7 @@ use trackiq_stats::ValueAccumulator;
 
 use crate::health::{CLUSTER_PREFIX, ClusterRun, DetectorConfig};
 pub use energy::energy_figures;
-pub use summarize::{EVENT_UNIT, ITEMS_METRIC, LATENCY_METRIC};
+pub use summarize::{DERIVED_FROM_SAMPLES, EVENT_UNIT, ITEMS_METRIC, LATENCY_METRIC};
 
 /// Aggregator settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -40,6 +40,23 @@ pub(super) fn add_sample(run: &mut OpenRun, s: &Sample) {
     }
 }
 
+/// Figures the aggregator derives from a run's own samples under names that the catalog also
+/// knows as recorded KPIs (a tool may report `latency_p50_ms` itself). Derived, they are
+/// judged but do not gate ([`crate::verdict`]'s `info_of`); `trackiq metrics` reads this list
+/// so that its "gates" column says the same. (Energy and power figures are derived-only in the
+/// catalog and need no entry.)
+pub const DERIVED_FROM_SAMPLES: &[&str] = &[
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "throughput_per_sec",
+    "throughput_samples_per_sec",
+    "tokens_per_sec",
+    "request_throughput_per_sec",
+    "goodput_requests_per_sec",
+    "decode_tpt_ms",
+];
+
 /// The per-iteration latency metric that throughput is derived from.
 pub const LATENCY_METRIC: &str = "latency_ms";
 /// Items processed per iteration (a batch), when producers record it.

@@ -215,3 +215,27 @@ fn a_revoked_partition_loses_its_open_runs_and_a_replay_rebuilds_them() {
     let s = b.take_ready(now).pop().unwrap().summary.unwrap();
     assert_eq!((s.run.run_id.as_str(), s.sample_count), ("moved", 2), "the whole run, summarised once, by its new owner");
 }
+
+/// `trackiq metrics` says which figures gate from [`DERIVED_FROM_SAMPLES`] and the catalog:
+/// every figure the aggregator derives must be in that list or be derived-only in the catalog,
+/// or the table would say "gates" of a figure the verdicts report without gating.
+#[test]
+fn every_derived_figure_is_known_to_the_metrics_table() {
+    let mut a = Aggregation::new(AggregatorConfig::default());
+    let now = Instant::now();
+    a.apply(pos("runs", 0, 0), AnyEvent::RunStarted(started("llm", 5)), now);
+    // An LLM serving run: every metric a derived figure comes from, in two iterations.
+    let metrics = [(LATENCY_METRIC, "ms", 20.0), ("output_tokens", "tokens", 64.0), ("slo_met", "bool", 1.0), ("tpot_ms", "ms", 3.0), (ITEMS_METRIC, "items", 8.0)];
+    let samples = (0..2i64)
+        .flat_map(|i| metrics.iter().map(move |&(m, u, v)| Sample { ts_us: 1_000_000 + i * 30_000, metric: m.into(), value: v + i as f64, unit: u.into(), rank: None, step: None }))
+        .collect::<Vec<_>>();
+    let n = samples.len() as i64;
+    a.apply(pos("samples", 0, 0), AnyEvent::SampleBatch(SampleBatch { run_id: "llm".into(), seq: 0, samples }), now);
+    a.apply(pos("runs", 0, 1), finished("llm", n), now);
+    let s = a.take_ready(now).pop().expect("ready").summary.unwrap();
+    assert!(s.derived.len() >= DERIVED_FROM_SAMPLES.len(), "{:?}", s.derived);
+    for d in &s.derived {
+        let derived_only = trackiq_schemas::catalog::info(&d.name).kind == trackiq_schemas::catalog::MetricKind::Derived;
+        assert!(DERIVED_FROM_SAMPLES.contains(&d.name.as_str()) || derived_only, "{} is derived but the metrics table would not say so", d.name);
+    }
+}

@@ -166,7 +166,7 @@ pub async fn pin(State(d): State<Shared>, headers: HeaderMap, RawForm(body): Raw
         return message(StatusCode::FORBIDDEN, "Refused", "A pin is only accepted from this dashboard's own pages.");
     }
     let Some(pin) = &d.pin else {
-        return message(StatusCode::CONFLICT, "This dashboard cannot pin", "It reads a history without a pipeline (trackiq ui); pin with `trackiq baseline set --run ID --reason ...`, or from the dashboard of `trackiq up`.");
+        return message(StatusCode::CONFLICT, "This dashboard cannot pin", "It reads a history without a pipeline (trackiq ui); pin with `trackiq baseline set RUN_ID --reason ...`, or from the dashboard of `trackiq up`.");
     };
     let (mut series, mut metric, mut runs, mut reason) = (String::new(), String::new(), Vec::new(), String::new());
     for (k, v) in url::form_urlencoded::parse(&body) {
