@@ -111,7 +111,15 @@ impl Config {
     /// Parses a TOML configuration file.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+        // The parser's own message quotes the offending line, which may be a secret written
+        // where a `{ env = ... }` belongs: only its message and position are shown.
+        toml::from_str(&text).map_err(|e| {
+            let (line, column) = e.span().map_or((0, 0), |s| {
+                let before = &text[..s.start.min(text.len())];
+                (before.matches('\n').count() + 1, before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1)
+            });
+            anyhow::anyhow!("invalid config file {} (line {line}, column {column}): {}", path.display(), e.message().trim())
+        })
     }
 
     /// Defaults, then the file, then `TRACKIQ_*` variables from `env`, then flags.
@@ -158,7 +166,11 @@ impl Config {
             c.webhook.urls = flags.webhooks.clone();
         }
         for o in &flags.kafka_options {
-            let (k, v) = o.split_once('=').with_context(|| format!("--kafka-option `{o}` is not key=value"))?;
+            // The error never repeats `o`: its value may be the credential refused below.
+            let (k, v) = o.split_once('=').with_context(|| "a --kafka-option is not key=value".to_string())?;
+            if trackiq_infra::kafka_security::SECRET_OPTIONS.contains(&k.trim()) {
+                anyhow::bail!("--kafka-option {} holds a credential, which a command line shows to every user of the machine: set it in [bus.security] as {{ env = \"VAR\" }} or {{ file = \"/path\" }} (its value is not repeated here)", k.trim());
+            }
             c.bus.options.insert(k.trim().to_string(), v.trim().to_string());
         }
         c.validate()?;
@@ -264,8 +276,21 @@ mod tests {
         assert_eq!(c.bus.brokers, "flag:9092");
         assert_eq!(c.bus.options.get("security.protocol").map(String::as_str), Some("SSL"));
         let bad = Overrides { kafka_options: vec!["nokey".into()], ..Default::default() };
-        assert!(Config::load(&bad, |_| None).unwrap_err().to_string().contains("--kafka-option `nokey`"));
+        assert!(Config::load(&bad, |_| None).unwrap_err().to_string().contains("is not key=value"));
+        let secret = Overrides { kafka_options: vec!["sasl.password=hunter2-flag".into()], ..Default::default() };
+        let e = Config::load(&secret, |_| None).unwrap_err().to_string();
+        assert!(e.contains("sasl.password holds a credential") && e.contains("[bus.security]") && !e.contains("hunter2"), "{e}");
         let bad = |k: &str| (k == "TRACKIQ_PARTITIONS").then(|| "six".to_string());
         assert!(Config::load(&Overrides::default(), bad).unwrap_err().to_string().contains("TRACKIQ_PARTITIONS=six"));
+    }
+
+    #[test]
+    fn a_secret_written_in_the_config_is_refused_without_being_repeated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "[bus.security]\nprotocol = \"sasl_ssl\"\nmechanism = \"PLAIN\"\nusername = \"u\"\npassword = \"hunter2-kafka\"\n").unwrap();
+        let e = format!("{:#}", Config::from_file(&path).unwrap_err());
+        assert!(e.contains("line 5") && e.contains("never written in the config"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
     }
 }

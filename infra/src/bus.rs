@@ -30,14 +30,20 @@ pub struct BusConfig {
     pub brokers: String,
     /// Address of the embedded broker (used when `brokers` is empty).
     pub listen: String,
+    /// Address the embedded broker tells clients to connect to, when it is not `listen`: a
+    /// TLS terminator (stunnel, a load balancer) in front of it. Empty: `listen`.
+    pub advertise: String,
     /// Prefix of every topic name (`<prefix>.runs`, `<prefix>.samples`, ...).
     pub topic_prefix: String,
     /// Partitions of each topic created at start-up.
     pub partitions: i32,
     /// Replication factor of topics created at start-up.
     pub replication: i32,
-    /// librdkafka options passed through unchanged, e.g. `security.protocol`, `sasl.*`, `ssl.*`.
+    /// librdkafka options passed through unchanged, e.g. `fetch.wait.max.ms`. Credentials
+    /// are refused here: they go in `security`.
     pub options: BTreeMap<String, String>,
+    /// TLS and SASL of every Kafka client (`[bus.security]`); plaintext by default.
+    pub security: crate::kafka_security::KafkaSecurity,
     /// Static group membership: this process's consumers join their groups as
     /// `<group>-<instance_id>`, so a restarted process takes its place back at once instead
     /// of waiting for the group to notice the old member is gone (after a `kill -9`, minutes).
@@ -57,10 +63,12 @@ impl Default for BusConfig {
         BusConfig {
             brokers: String::new(),
             listen: "127.0.0.1:9092".into(),
+            advertise: String::new(),
             topic_prefix: trackiq_schemas::topics::DEFAULT_PREFIX.into(),
             partitions: 6,
             replication: 1,
             options: BTreeMap::new(),
+            security: Default::default(),
             instance_id: String::new(),
             static_membership: true,
         }
@@ -174,14 +182,24 @@ impl Bus {
         &self.config
     }
 
-    fn client_config(&self) -> ClientConfig {
+    /// The librdkafka settings every client of this process starts from: the brokers, the
+    /// pass-through options, then `[bus.security]` (secrets read now).
+    pub fn client_config(&self) -> Result<ClientConfig, InfraError> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", self.config.bootstrap());
         c.set("log_level", "3");
         for (k, v) in &self.config.options {
+            if crate::kafka_security::SECRET_OPTIONS.contains(&k.as_str()) {
+                return Err(InfraError::KafkaSecurity(crate::kafka_security::SecurityError::Invalid(format!(
+                    "the option {k} holds a credential: set it in [bus.security] as {{ env = \"VAR\" }} or {{ file = \"/path\" }}, never as an option (its value is not repeated here)"
+                ))));
+            }
             c.set(k, v);
         }
-        c
+        for (k, v) in self.config.security.options()? {
+            c.set(k, v);
+        }
+        Ok(c)
     }
 
     /// Fails at once, with a message saying what to do, when no broker accepts a TCP connection.
@@ -191,7 +209,14 @@ impl Bus {
             let Ok(addrs) = hostport.to_socket_addrs() else { continue };
             for addr in addrs {
                 let connect = tokio::net::TcpStream::connect(addr);
-                if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(3), connect).await {
+                if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(3), connect).await {
+                    // librdkafka, speaking plaintext to a TLS listener, only ever says that
+                    // all brokers are down (after its message timeout): ask the port first.
+                    if !self.config.security.tls() && crate::kafka_security::speaks_tls(stream).await {
+                        return Err(InfraError::KafkaSecurity(crate::kafka_security::SecurityError::Invalid(format!(
+                            "{hostport} refuses plaintext Kafka (a TLS listener answers so), and this client speaks plaintext: set protocol = \"ssl\" (or \"sasl_ssl\") and `ca` under [bus.security]"
+                        ))));
+                    }
                     return Ok(());
                 }
             }
@@ -202,7 +227,7 @@ impl Bus {
     /// The Kafka cluster id: which log incarnation offsets refer to (a lost and recreated
     /// broker has a new one).
     pub async fn cluster_id(&self) -> Result<String, InfraError> {
-        let config = self.client_config();
+        let config = self.client_config()?;
         let bootstrap = self.config.bootstrap().to_string();
         tokio::task::spawn_blocking(move || {
             let client: rdkafka::consumer::BaseConsumer =
@@ -219,7 +244,7 @@ impl Bus {
     /// enqueued one after another (without awaiting each) reach their partition in that order
     /// even when a request is retried; batches of 20 ms carry many records per round trip.
     pub fn ordered_producer(&self) -> Result<FutureProducer, InfraError> {
-        self.client_config()
+        self.client_config()?
             .set("acks", "all")
             .set("linger.ms", "20")
             .set("max.in.flight.requests.per.connection", "1")
@@ -231,7 +256,7 @@ impl Bus {
 
     /// A producer that waits for full acknowledgement of every record.
     pub fn producer(&self) -> Result<FutureProducer, InfraError> {
-        self.client_config()
+        self.client_config()?
             .set("acks", "all")
             .set("linger.ms", "5")
             .set("message.timeout.ms", "30000")
@@ -250,7 +275,7 @@ impl Bus {
             return Ok(p.clone());
         }
         let created: FutureProducer = self
-            .client_config()
+            .client_config()?
             .set("acks", "all")
             .set("linger.ms", "0")
             .set("message.timeout.ms", "30000")
@@ -270,7 +295,7 @@ impl Bus {
         context: C,
         statistics_ms: &str,
     ) -> Result<StreamConsumer<C>, InfraError> {
-        let mut config = self.client_config();
+        let mut config = self.client_config()?;
         // Defaults a `[bus] options` entry overrides: prefetch at most 16 MiB per consumer
         // (librdkafka's 64 MiB, times one consumer per stage, dominated the pipeline's memory
         // under load). `fetch.wait.max.ms` stays librdkafka's 500 ms: a broker answers a
@@ -305,7 +330,7 @@ impl Bus {
     /// auto-creates topics).
     pub async fn ensure_topics(&self) -> Result<(), InfraError> {
         let admin: AdminClient<DefaultClientContext> =
-            self.client_config().create().map_err(InfraError::kafka("creating an admin client"))?;
+            self.client_config()?.create().map_err(InfraError::kafka("creating an admin client"))?;
         // Only the missing ones: the embedded broker logs every "already exists" as an error.
         let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(10)).map_err(InfraError::kafka("reading topic metadata"))?;
         let existing: std::collections::HashSet<&str> = metadata.topics().iter().filter(|t| !t.partitions().is_empty()).map(|t| t.name()).collect();

@@ -3,6 +3,8 @@ use thiserror::Error;
 /// What failed in the local stack.
 #[derive(Debug, Error)]
 pub enum InfraError {
+    #[error("Kafka security: {0}")]
+    KafkaSecurity(#[from] crate::kafka_security::SecurityError),
     #[error("embedded broker failed to start on {addr}: {reason}")]
     BrokerStart { addr: String, reason: String },
     #[error("no Kafka broker answers at {brokers}: start `trackiq up` in another terminal, or pass --brokers host:port")]

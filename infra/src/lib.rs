@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`broker`] — embedded tansu broker (SQLite engine)
-//! - [`bus`] — Kafka configuration, producers, consumers, topic creation
+//! - [`bus`] — Kafka configuration, producers, consumers, topic creation; [`kafka_security`] — its TLS and SASL
 //! - [`store`] — object store by URL (`file://`, `s3://`)
 //! - [`tables`] — DataFusion table registration
 //! - [`compaction`] — compaction commit records; [`visible_store`] — the history readers see
@@ -15,14 +15,17 @@
 //! - [`metrics`] — the pipeline's own Prometheus metrics, `/metrics` and `/healthz`
 //! - [`runtime`] — the stage runtime every processor and sink runs on
 //! - [`replay`] — re-reading a topic's log to rebuild state at start-up
+//! - [`secret`] — secrets read from the environment or a file, never shown
 
 pub mod broker;
 pub mod bus;
 pub mod compaction;
 pub mod error;
+pub mod kafka_security;
 pub mod metrics;
 pub mod replay;
 pub mod runtime;
+pub mod secret;
 pub mod shutdown;
 pub mod sql_functions;
 pub mod store;

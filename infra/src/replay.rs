@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tracing::warn;
 use trackiq_schemas::{AnyEvent, registry};
 
@@ -18,13 +18,8 @@ pub const REPLAY_LIMIT: Duration = Duration::from_secs(120);
 
 /// A consumer for re-reading logs: assigned by hand, never commits.
 pub fn replay_consumer(bus: &Bus, group: &str) -> Result<BaseConsumer, InfraError> {
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", bus.config().bootstrap())
-        .set("group.id", group)
-        .set("enable.auto.commit", "false");
-    for (k, v) in &bus.config().options {
-        cc.set(k, v);
-    }
+    let mut cc = bus.client_config()?;
+    cc.set("group.id", group).set("enable.auto.commit", "false");
     cc.create()
         .map_err(InfraError::kafka("creating a replay consumer"))
 }
@@ -95,13 +90,8 @@ pub fn read_log(
 /// what happens from now on, not the history (that is in Parquet).
 pub async fn follow(bus: &Bus, topics: &[String], mut shutdown: crate::Shutdown, mut apply: impl FnMut(AnyEvent)) -> Result<(), InfraError> {
     use rdkafka::consumer::StreamConsumer;
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", bus.config().bootstrap())
-        .set("group.id", format!("trackiq-follow-{}", bus.config().instance()))
-        .set("enable.auto.commit", "false");
-    for (k, v) in &bus.config().options {
-        cc.set(k, v);
-    }
+    let mut cc = bus.client_config()?;
+    cc.set("group.id", format!("trackiq-follow-{}", bus.config().instance())).set("enable.auto.commit", "false");
     let c: StreamConsumer = cc.create().map_err(InfraError::kafka("creating a follower"))?;
     let mut assign = TopicPartitionList::new();
     for topic in topics {

@@ -9,12 +9,8 @@ pub enum SinkError {
     Schema(#[from] trackiq_schemas::SchemaError),
     #[error("template failed: {0}")]
     Template(String),
-    #[error("notification channel `{channel}`: {what}: {reason}")]
-    Secret {
-        channel: String,
-        what: String,
-        reason: String,
-    },
+    #[error("notification channel `{}`: {}: {}", .0.owner, .0.what, .0.reason)]
+    Secret(#[from] trackiq_infra::secret::SecretError),
     #[error("{0}")]
     Compare(String),
     #[error("dashboard: {0}")]

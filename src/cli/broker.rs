@@ -20,11 +20,18 @@ pub async fn run(mut config: Config, _a: BrokerArgs) -> anyhow::Result<ExitCode>
     }
     let addr: SocketAddr = config.bus.listen.parse().with_context(|| format!("listen address `{}` is not host:port", config.bus.listen))?;
     let dir = config.broker_dir();
-    let broker = EmbeddedBroker::start(addr, &dir).await?;
+    let broker = EmbeddedBroker::start_advertising(addr, Some(&config.bus.advertise), &dir).await?;
     config.bus.listen = broker.addr().to_string();
     let bus = Bus::new(config.bus.clone());
-    bus.ensure_topics().await?;
-    println!("trackiq broker is up: listening {} · log {} · Ctrl-C to stop", broker.addr(), dir.display());
+    if config.bus.advertise.trim().is_empty() {
+        bus.ensure_topics().await?;
+    } else {
+        // Clients are sent to the advertised address (a TLS terminator), which this process's
+        // plaintext client cannot use: the first `trackiq up --brokers <advertised>` creates them.
+        println!("topics are created by the first `trackiq up` that connects through {}", config.bus.advertise);
+    }
+    let advertised = if config.bus.advertise.is_empty() { String::new() } else { format!(" · clients told to connect to {}", config.bus.advertise) };
+    println!("trackiq broker is up: listening {}{advertised} · log {} · Ctrl-C to stop", broker.addr(), dir.display());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -34,6 +34,7 @@ mod regression;
 mod runtime;
 mod s3;
 mod scale_out;
+mod secured_kafka;
 mod skips;
 mod smtp_server;
 mod transfer;

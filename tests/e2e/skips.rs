@@ -28,6 +28,7 @@ pub const GOOGLE_BENCHMARK: Tool = Tool {
     get: "apt-get install libbenchmark-dev g++",
     present: || Path::new("/usr/include/benchmark/benchmark.h").exists() && runs("g++", &["--version"]),
 };
+pub const STUNNEL: Tool = Tool { name: "stunnel4 + openssl", get: "apt-get install stunnel4 openssl", present: || on_path(&["stunnel4", "stunnel"]).is_some() && runs("openssl", &["version"]) };
 pub const CURL: Tool = Tool { name: "curl", get: "apt-get install curl", present: || runs("curl", &["--version"]) };
 
 /// The first of `names` found on PATH.

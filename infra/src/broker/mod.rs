@@ -77,6 +77,13 @@ impl EmbeddedBroker {
     /// Starts a broker listening on `addr` (port 0 picks a free port), storing its log in
     /// `<data_dir>/tansu.db`, and waits until it accepts connections.
     pub async fn start(addr: SocketAddr, data_dir: &Path) -> Result<Self, InfraError> {
+        Self::start_advertising(addr, None, data_dir).await
+    }
+
+    /// [`EmbeddedBroker::start`], telling clients to connect to `advertise` (`host:port`)
+    /// instead of `addr`: the address of a TLS terminator in front of the broker, which then
+    /// speaks to clients only through it.
+    pub async fn start_advertising(addr: SocketAddr, advertise: Option<&str>, data_dir: &Path) -> Result<Self, InfraError> {
         let fail = |reason: String| InfraError::BrokerStart { addr: addr.to_string(), reason };
         let addr = if addr.port() == 0 { free_port(addr.ip()).map_err(|e| fail(e.to_string()))? } else { addr };
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
@@ -89,11 +96,15 @@ impl EmbeddedBroker {
         let database = abs.join("tansu.db");
         let storage = url::Url::parse(&format!("sqlite:///{}", database.display())).map_err(|e| fail(e.to_string()))?;
         let listener = url::Url::parse(&format!("tcp://{addr}")).map_err(|e| fail(e.to_string()))?;
+        let advertised = match advertise.filter(|a| !a.trim().is_empty()) {
+            Some(a) => url::Url::parse(&format!("tcp://{}", a.trim())).map_err(|e| fail(format!("advertised address `{a}`: {e}")))?,
+            None => listener.clone(),
+        };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<EmbeddedLog, String>>();
         let thread = std::thread::Builder::new()
             .name("trackiq-broker".into())
-            .spawn(move || serve_on_own_runtime(listener, (storage, database), cluster_id, ready_tx, stop_rx))
+            .spawn(move || serve_on_own_runtime((listener, advertised), (storage, database), cluster_id, ready_tx, stop_rx))
             .map_err(|e| fail(e.to_string()))?;
         let log = match ready_rx.await {
             Ok(Ok(log)) => log,
@@ -174,7 +185,7 @@ pub fn cluster_id(dir: &Path) -> std::io::Result<String> {
 }
 
 fn serve_on_own_runtime(
-    listener: url::Url,
+    (listener, advertised): (url::Url, url::Url),
     (storage, database): (url::Url, std::path::PathBuf),
     cluster_id: String,
     ready: tokio::sync::oneshot::Sender<Result<EmbeddedLog, String>>,
@@ -193,7 +204,7 @@ fn serve_on_own_runtime(
             let container = tansu_storage::StorageContainer::builder()
                 .cluster_id(cluster_id.clone())
                 .node_id(tansu_broker::NODE_ID)
-                .advertised_listener(listener.clone())
+                .advertised_listener(advertised)
                 .storage(storage)
                 .silent(true)
                 .build()

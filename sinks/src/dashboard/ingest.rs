@@ -61,10 +61,7 @@ impl IngestConfig {
     /// The token's value, if one is configured; the error names the variable or file, never a value.
     pub fn read_token(&self) -> Result<Option<Secret>, SinkError> {
         let Some(source) = &self.token else { return Ok(None) };
-        Secret::read("ingest", "token", source).map(Some).map_err(|e| match e {
-            SinkError::Secret { reason, .. } => SinkError::Ingest(format!("token: {reason}")),
-            other => other,
-        })
+        Secret::read("ingest", "token", source).map(Some).map_err(|e| SinkError::Ingest(format!("token: {}", e.reason)))
     }
 }
 

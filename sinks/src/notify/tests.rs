@@ -82,7 +82,7 @@ fn secrets_are_read_from_env_or_files_and_never_shown() {
     assert_eq!(s.expose(), "s3cr3t-value");
     assert!(!format!("{s:?}").contains("s3cr3t"));
     std::fs::remove_file(&path).unwrap();
-    let err = Secret::read("slack", "webhook_url", &SecretSource::Env("TRACKIQ_TEST_UNSET_VARIABLE".into())).unwrap_err().to_string();
+    let err = crate::SinkError::from(Secret::read("slack", "webhook_url", &SecretSource::Env("TRACKIQ_TEST_UNSET_VARIABLE".into())).unwrap_err()).to_string();
     assert_eq!(err, "notification channel `slack`: webhook_url: environment variable TRACKIQ_TEST_UNSET_VARIABLE is not set");
 }
 
