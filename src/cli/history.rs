@@ -12,7 +12,6 @@ pub fn lit(s: &str) -> String {
 
 /// Rows of a query as JSON objects.
 pub async fn rows(config: &Config, sql: &str) -> anyhow::Result<Vec<trackiq_infra::tables::Row>> {
-    super::hint::note_missing_history(&config.data);
     let store = trackiq_infra::DataStore::open(&config.data)?;
     Ok(trackiq_infra::tables::query_rows(&store, sql).await?)
 }

@@ -191,6 +191,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         kafka_options: cli.kafka_options,
     };
     let config = Config::load(&overrides, |k| std::env::var(k).ok())?;
+    // Commands that read the history once and answer: an empty answer because the history is
+    // elsewhere says so (`gate` waits for the pipeline, and names the history if it times out).
+    if matches!(
+        cli.command,
+        Command::Sql(_) | Command::Regression(_) | Command::Trend(_) | Command::Changepoints(_) | Command::Compare(_) | Command::Report(_) | Command::Export(_)
+    ) {
+        hint::note_missing_history(&config.data);
+    }
     match cli.command {
         Command::Up(a) => up::run(config, a).await,
         Command::Broker(a) => broker::run(config, a).await,

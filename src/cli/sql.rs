@@ -25,7 +25,6 @@ pub struct SqlArgs {
 
 /// Runs a query and returns the batches.
 pub async fn query(config: &Config, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
-    super::hint::note_missing_history(&config.data);
     let store = DataStore::open(&config.data)?;
     let ctx = trackiq_infra::tables::session(&store).await?;
     let df = ctx.sql(sql).await?;
