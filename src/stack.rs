@@ -87,7 +87,7 @@ impl Stack {
         let needs_kafka = roles.iter().any(|r| *r != Role::Compactor);
         let broker = if needs_kafka && config.bus.embedded() {
             let addr: SocketAddr = config.bus.listen.parse().with_context(|| format!("listen address `{}` is not host:port", config.bus.listen))?;
-            let broker = EmbeddedBroker::start_advertising(addr, Some(&config.bus.advertise), &config.broker_dir()).await?;
+            let broker = EmbeddedBroker::start_with(addr, &config.bus.broker_options()?, &config.broker_dir()).await?;
             config.bus.listen = broker.addr().to_string();
             Some(broker)
         } else {

@@ -44,6 +44,9 @@ pub struct BusConfig {
     pub options: BTreeMap<String, String>,
     /// TLS and SASL of every Kafka client (`[bus.security]`); plaintext by default.
     pub security: crate::kafka_security::KafkaSecurity,
+    /// Users the embedded broker accepts (`[[bus.users]]`, SASL SCRAM-SHA-256/512). None:
+    /// it serves every client unauthenticated, fit for loopback only.
+    pub users: Vec<crate::broker::users::BrokerUser>,
     /// Static group membership: this process's consumers join their groups as
     /// `<group>-<instance_id>`, so a restarted process takes its place back at once instead
     /// of waiting for the group to notice the old member is gone (after a `kill -9`, minutes).
@@ -69,6 +72,7 @@ impl Default for BusConfig {
             replication: 1,
             options: BTreeMap::new(),
             security: Default::default(),
+            users: Vec::new(),
             instance_id: String::new(),
             static_membership: true,
         }
@@ -87,6 +91,17 @@ impl BusConfig {
             return self.instance_id.trim().to_string();
         }
         std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "trackiq".into())
+    }
+
+    /// How the embedded broker is to meet clients: `advertise` and `users` (passwords read now).
+    pub fn broker_options(&self) -> Result<crate::broker::BrokerOptions, InfraError> {
+        let users = self
+            .users
+            .iter()
+            .map(|u| Ok((u.name.clone(), crate::secret::Secret::read("broker user", &u.name, &u.password).map_err(crate::kafka_security::SecurityError::from)?)))
+            .collect::<Result<Vec<_>, InfraError>>()?;
+        let advertise = Some(self.advertise.trim().to_string()).filter(|a| !a.is_empty());
+        Ok(crate::broker::BrokerOptions { advertise, users })
     }
 
     /// The bootstrap servers clients connect to.
@@ -210,12 +225,25 @@ impl Bus {
             for addr in addrs {
                 let connect = tokio::net::TcpStream::connect(addr);
                 if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(3), connect).await {
-                    // librdkafka, speaking plaintext to a TLS listener, only ever says that
-                    // all brokers are down (after its message timeout): ask the port first.
-                    if !self.config.security.tls() && crate::kafka_security::speaks_tls(stream).await {
-                        return Err(InfraError::KafkaSecurity(crate::kafka_security::SecurityError::Invalid(format!(
-                            "{hostport} refuses plaintext Kafka (a TLS listener answers so), and this client speaks plaintext: set protocol = \"ssl\" (or \"sasl_ssl\") and `ca` under [bus.security]"
-                        ))));
+                    // librdkafka, speaking plaintext to a TLS listener or without SASL to a
+                    // broker that wants it, only ever says that all brokers are down (after
+                    // its message timeout): ask the port first.
+                    let security = &self.config.security;
+                    if !security.tls() {
+                        let refused = |why: String| InfraError::KafkaSecurity(crate::kafka_security::SecurityError::Invalid(why));
+                        match crate::kafka_security::probe(stream).await {
+                            crate::kafka_security::Probe::Tls => {
+                                return Err(refused(format!(
+                                    "{hostport} refuses plaintext Kafka (a TLS listener answers so), and this client speaks plaintext: set protocol = \"ssl\" (or \"sasl_ssl\") and `ca` under [bus.security]"
+                                )));
+                            }
+                            crate::kafka_security::Probe::Sasl if !security.sasl() => {
+                                return Err(refused(format!(
+                                    "{hostport} requires SASL authentication before any request, and this client has none: set protocol = \"sasl_plaintext\" (or \"sasl_ssl\"), mechanism, username and password under [bus.security]"
+                                )));
+                            }
+                            _ => {}
+                        }
                     }
                     return Ok(());
                 }

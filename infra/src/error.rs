@@ -3,7 +3,7 @@ use thiserror::Error;
 /// What failed in the local stack.
 #[derive(Debug, Error)]
 pub enum InfraError {
-    #[error("Kafka security: {0}")]
+    #[error(transparent)]
     KafkaSecurity(#[from] crate::kafka_security::SecurityError),
     #[error("embedded broker failed to start on {addr}: {reason}")]
     BrokerStart { addr: String, reason: String },

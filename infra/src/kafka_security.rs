@@ -39,7 +39,7 @@ impl Protocol {
         matches!(self, Protocol::Ssl | Protocol::SaslSsl)
     }
 
-    fn sasl(self) -> bool {
+    pub fn sasl(self) -> bool {
         matches!(self, Protocol::SaslPlaintext | Protocol::SaslSsl)
     }
 }
@@ -101,28 +101,73 @@ pub enum SecurityError {
     Secret(#[from] SecretError),
 }
 
-/// Whether the server at the other end of `stream` refuses plaintext Kafka, as a TLS listener
-/// does: a Kafka ApiVersions request (v0, which every broker answers) gets a TLS alert record
-/// (content type 21, version 3.x) or a closed connection without a byte (OpenSSL-based
-/// terminators such as stunnel reset it: "wrong version number"). Silence says nothing.
-pub async fn speaks_tls(mut stream: tokio::net::TcpStream) -> bool {
+/// What a broker port says to a client that speaks plaintext Kafka without SASL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// It answered like a Kafka broker serving unauthenticated clients.
+    Kafka,
+    /// It refused a Kafka ApiVersions request (v0, which every broker answers) with a TLS
+    /// alert (content type 21, version 3.x) or a closed connection without a byte, as TLS
+    /// listeners do (OpenSSL-based terminators such as stunnel reset it: "wrong version number").
+    Tls,
+    /// It answered ApiVersions (allowed before authentication) and closed the connection on
+    /// Metadata: it wants SASL first.
+    Sasl,
+    /// Silence, or an answer of another shape: nothing to say.
+    Unknown,
+}
+
+/// Sends one Kafka request (`api_key`, version 0, no body but `body`) and reads the answer's
+/// first bytes: `Ok(Some(bytes))`, `Ok(None)` on a closed or reset connection, `Err` on silence.
+async fn request(stream: &mut tokio::net::TcpStream, api_key: i16, correlation: i32, body: &[u8]) -> Result<Option<Vec<u8>>, ()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const CLIENT_ID: &[u8] = b"trackiq";
-    let mut request = Vec::with_capacity(4 + 10 + CLIENT_ID.len());
-    request.extend_from_slice(&(10 + CLIENT_ID.len() as i32).to_be_bytes()); // size
-    request.extend_from_slice(&18i16.to_be_bytes()); // api key: ApiVersions
-    request.extend_from_slice(&0i16.to_be_bytes()); // api version
-    request.extend_from_slice(&1i32.to_be_bytes()); // correlation id
-    request.extend_from_slice(&(CLIENT_ID.len() as i16).to_be_bytes());
-    request.extend_from_slice(CLIENT_ID);
-    if stream.write_all(&request).await.is_err() {
-        return false;
+    let mut r = Vec::with_capacity(14 + CLIENT_ID.len() + body.len());
+    r.extend_from_slice(&((10 + CLIENT_ID.len() + body.len()) as i32).to_be_bytes());
+    r.extend_from_slice(&api_key.to_be_bytes());
+    r.extend_from_slice(&0i16.to_be_bytes());
+    r.extend_from_slice(&correlation.to_be_bytes());
+    r.extend_from_slice(&(CLIENT_ID.len() as i16).to_be_bytes());
+    r.extend_from_slice(CLIENT_ID);
+    r.extend_from_slice(body);
+    if stream.write_all(&r).await.is_err() {
+        return Ok(None);
     }
-    let mut head = [0u8; 2];
+    let mut head = [0u8; 4];
     match tokio::time::timeout(std::time::Duration::from_secs(3), stream.read_exact(&mut head)).await {
-        Ok(Ok(_)) => head == [21, 3],
-        Ok(Err(e)) => matches!(e.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset),
-        Err(_) => false,
+        Err(_) => Err(()),
+        Ok(Err(e)) if matches!(e.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset) => Ok(None),
+        Ok(Err(_)) => Err(()),
+        Ok(Ok(_)) => {
+            if head[..2] == [21, 3] {
+                return Ok(Some(head.to_vec()));
+            }
+            // The rest of a Kafka answer, so that the next request starts clean.
+            let len = i32::from_be_bytes(head).clamp(0, 1 << 20) as usize;
+            let mut rest = vec![0u8; len];
+            match tokio::time::timeout(std::time::Duration::from_secs(3), stream.read_exact(&mut rest)).await {
+                Ok(Ok(_)) => Ok(Some(head.to_vec())),
+                _ => Err(()),
+            }
+        }
+    }
+}
+
+/// Asks the broker port at the other end of `stream` what it wants of a plaintext client.
+pub async fn probe(mut stream: tokio::net::TcpStream) -> Probe {
+    const API_VERSIONS: i16 = 18;
+    const METADATA: i16 = 3;
+    match request(&mut stream, API_VERSIONS, 1, &[]).await {
+        Ok(None) => return Probe::Tls,
+        Ok(Some(head)) if head[..2] == [21, 3] => return Probe::Tls,
+        Ok(Some(_)) => {}
+        Err(()) => return Probe::Unknown,
+    }
+    // Metadata v0 of no topic: a zero-length topic array.
+    match request(&mut stream, METADATA, 2, &0i32.to_be_bytes()).await {
+        Ok(None) => Probe::Sasl,
+        Ok(Some(_)) => Probe::Kafka,
+        Err(()) => Probe::Unknown,
     }
 }
 
@@ -130,6 +175,11 @@ impl KafkaSecurity {
     /// Whether clients speak TLS to the brokers.
     pub fn tls(&self) -> bool {
         self.protocol.tls()
+    }
+
+    /// Whether clients authenticate with SASL.
+    pub fn sasl(&self) -> bool {
+        self.protocol.sasl()
     }
 
     /// The librdkafka options this section stands for, secrets read now.

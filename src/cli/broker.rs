@@ -20,7 +20,7 @@ pub async fn run(mut config: Config, _a: BrokerArgs) -> anyhow::Result<ExitCode>
     }
     let addr: SocketAddr = config.bus.listen.parse().with_context(|| format!("listen address `{}` is not host:port", config.bus.listen))?;
     let dir = config.broker_dir();
-    let broker = EmbeddedBroker::start_advertising(addr, Some(&config.bus.advertise), &dir).await?;
+    let broker = EmbeddedBroker::start_with(addr, &config.bus.broker_options()?, &dir).await?;
     config.bus.listen = broker.addr().to_string();
     let bus = Bus::new(config.bus.clone());
     if config.bus.advertise.trim().is_empty() {

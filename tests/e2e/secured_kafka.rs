@@ -83,3 +83,36 @@ fn a_run_crosses_tls_only_and_untrusted_or_plaintext_clients_are_refused_by_name
     up.stop();
     let _ = tunnel.kill();
 }
+
+/// SASL SCRAM-SHA-512, end to end: `trackiq broker` with a `[[bus.users]]` entry refuses every
+/// request of a client that has not authenticated; `trackiq up` and a producer with the
+/// user's password record a run; a wrong password and a client without SASL are refused.
+#[test]
+fn only_a_client_with_the_users_scram_password_gets_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("file://{}", dir.path().join("data").display());
+    let plain = format!("127.0.0.1:{}", free_port());
+    let sasl = |var: &str| format!("[bus.security]\nprotocol = \"sasl_plaintext\"\nmechanism = \"SCRAM-SHA-512\"\nusername = \"trackiq\"\npassword = {{ env = \"{var}\" }}\n");
+    let env = [("TRACKIQ_TEST_KAFKA_PASSWORD".to_string(), "correct-horse-7".to_string()), ("TRACKIQ_TEST_WRONG_PASSWORD".to_string(), "battery-staple".to_string())];
+    let broker_config = config(dir.path(), "broker.toml", &format!("[[bus.users]]\nname = \"trackiq\"\npassword = {{ env = \"TRACKIQ_TEST_KAFKA_PASSWORD\" }}\n{}", sasl("TRACKIQ_TEST_KAFKA_PASSWORD")));
+    let _broker = Up::spawn(&["broker".into(), "--broker-listen".into(), plain.clone()], &plain, &data, &broker_config, &env, "trackiq broker is up");
+    let good = config(dir.path(), "good.toml", &sasl("TRACKIQ_TEST_KAFKA_PASSWORD"));
+    let up = Up::spawn(&["up".into(), "--brokers".into(), plain.clone()], &plain, &data, &good, &env, "trackiq is up");
+    let record = |cfg: &Path| up.cli(&["--config", &cfg.display().to_string(), "record", "--workload", "over-sasl", "--metric", "latency_ms=4.2"]);
+    let out = record(&good);
+    assert!(out.status.success(), "the user records: {}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the run in the history", Duration::from_secs(60), || (sql_n(&up, "SELECT count(*) AS n FROM samples WHERE metric = 'latency_ms'") == 1).then_some(()));
+
+    let out = record(&config(dir.path(), "wrong.toml", &sasl("TRACKIQ_TEST_WRONG_PASSWORD")));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a wrong password must fail");
+    assert!(err.contains("Authentication failed") || err.contains("authentication failed"), "the error names the cause: {err}");
+    assert!(!err.contains("battery-staple") && !err.contains("correct-horse-7"), "no password in the error: {err}");
+
+    let out = record(&config(dir.path(), "none.toml", ""));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a client without SASL must fail");
+    assert!(err.contains("SASL"), "the error says SASL is required: {err}");
+    assert_eq!(sql_n(&up, "SELECT count(*) AS n FROM samples WHERE metric = 'latency_ms'"), 1, "the refused clients wrote nothing");
+    up.stop();
+}

@@ -25,6 +25,7 @@ mod appends;
 mod fetch;
 mod records;
 mod serve;
+pub mod users;
 #[cfg(test)]
 mod tests;
 
@@ -61,6 +62,16 @@ impl EmbeddedLog {
     }
 }
 
+/// How the embedded broker meets its clients, beyond its address.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerOptions {
+    /// The `host:port` clients are told to connect to instead of the listen address: a TLS
+    /// terminator in front of the broker, which then speaks to clients only through it.
+    pub advertise: Option<String>,
+    /// SASL users ([`users`]); none: every client is served without authentication.
+    pub users: Vec<(String, crate::secret::Secret)>,
+}
+
 /// A running embedded broker. Dropping it stops the broker.
 ///
 /// The broker runs on its own thread and tokio runtime: Kafka clients block their thread
@@ -77,13 +88,13 @@ impl EmbeddedBroker {
     /// Starts a broker listening on `addr` (port 0 picks a free port), storing its log in
     /// `<data_dir>/tansu.db`, and waits until it accepts connections.
     pub async fn start(addr: SocketAddr, data_dir: &Path) -> Result<Self, InfraError> {
-        Self::start_advertising(addr, None, data_dir).await
+        Self::start_with(addr, &BrokerOptions::default(), data_dir).await
     }
 
-    /// [`EmbeddedBroker::start`], telling clients to connect to `advertise` (`host:port`)
-    /// instead of `addr`: the address of a TLS terminator in front of the broker, which then
-    /// speaks to clients only through it.
-    pub async fn start_advertising(addr: SocketAddr, advertise: Option<&str>, data_dir: &Path) -> Result<Self, InfraError> {
+    /// [`EmbeddedBroker::start`] with [`BrokerOptions`]: an advertised address, SASL users.
+    pub async fn start_with(addr: SocketAddr, options: &BrokerOptions, data_dir: &Path) -> Result<Self, InfraError> {
+        let advertise = options.advertise.as_deref();
+        let users = options.users.clone();
         let fail = |reason: String| InfraError::BrokerStart { addr: addr.to_string(), reason };
         let addr = if addr.port() == 0 { free_port(addr.ip()).map_err(|e| fail(e.to_string()))? } else { addr };
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
@@ -104,7 +115,7 @@ impl EmbeddedBroker {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<EmbeddedLog, String>>();
         let thread = std::thread::Builder::new()
             .name("trackiq-broker".into())
-            .spawn(move || serve_on_own_runtime((listener, advertised), (storage, database), cluster_id, ready_tx, stop_rx))
+            .spawn(move || serve_on_own_runtime((listener, advertised), (storage, database), cluster_id, users, ready_tx, stop_rx))
             .map_err(|e| fail(e.to_string()))?;
         let log = match ready_rx.await {
             Ok(Ok(log)) => log,
@@ -188,6 +199,7 @@ fn serve_on_own_runtime(
     (listener, advertised): (url::Url, url::Url),
     (storage, database): (url::Url, std::path::PathBuf),
     cluster_id: String,
+    users: Vec<(String, crate::secret::Secret)>,
     ready: tokio::sync::oneshot::Sender<Result<EmbeddedLog, String>>,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) {
@@ -223,7 +235,7 @@ fn serve_on_own_runtime(
         };
         let log = EmbeddedLog { storage: container, appends: Appends::default(), records, claimed: Default::default() };
         let _ = ready.send(Ok(log.clone()));
-        if let Err(e) = serve::serve(socket, log, &cluster_id, uuid::Uuid::new_v4(), async {
+        if let Err(e) = serve::serve(socket, log, &cluster_id, uuid::Uuid::new_v4(), &users, async {
             let _ = stop.await;
         })
         .await

@@ -186,11 +186,22 @@ fn routes(storage: &StorageContainer, groups: &ClaimAwareCoordinator, appends: &
 }
 
 /// Serves the Kafka API on `listener` until `stop` resolves.
-pub async fn serve(listener: TcpListener, log: super::EmbeddedLog, cluster_id: &str, incarnation: uuid::Uuid, stop: impl std::future::Future<Output = ()>) -> Result<(), Error> {
+/// With `users`, a connection must pass SASL SCRAM as one of them ([`super::users`]) before
+/// any request but ApiVersions and the SASL exchange itself.
+pub async fn serve(
+    listener: TcpListener,
+    log: super::EmbeddedLog,
+    cluster_id: &str,
+    incarnation: uuid::Uuid,
+    users: &[(String, crate::secret::Secret)],
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), Error> {
+    let authenticate = !users.is_empty();
     let storage = log.storage.clone();
     storage
         .register_broker(BrokerRegistrationRequest { broker_id: tansu_broker::NODE_ID, cluster_id: cluster_id.to_string(), incarnation_id: incarnation, rack: None })
         .await?;
+    super::users::store(&storage, users).await?;
     let groups = ClaimAwareCoordinator { inner: Controller::with_storage(storage.clone())?, log: log.clone() };
     // One for every connection: a fetch waits on appends made through any of them.
     let appends = log.appends.clone();
@@ -211,7 +222,7 @@ pub async fn serve(listener: TcpListener, log: super::EmbeddedLog, cluster_id: &
                 let service = (
                     TcpContextLayer::new(TcpContext::default().cluster_id(Some(cluster_id.to_string()))),
                     TcpBytesLayer::default(),
-                    BytesFrameLayer::default(),
+                    BytesFrameLayer::default().with_sasl_config(if authenticate { Some(tansu_auth::configuration(storage.clone())?) } else { None }),
                 )
                     .into_layer(routes(&storage, &groups, &appends, &log.records)?);
                 connections.spawn(async move {
