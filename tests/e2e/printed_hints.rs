@@ -35,7 +35,21 @@ fn the_demos_printed_commands_answer_rows_from_another_directory() {
     // (with it, it may only warn, and the demo stops before printing its commands).
     let config = dir.path().join("demo.toml");
     std::fs::write(&config, "[verdict]\nnoisy_host_pct = 0\nslow_host_pct = 0\n").unwrap();
-    let out = ok(&Command::new(BIN).arg("--config").arg(&config).args(["demo", "--out"]).arg(dir.path().join("demo")).current_dir(dir.path()).output().unwrap());
+    // The subject here is the printed commands, not detection: while the rest of the suite
+    // loads both cores unevenly, the baseline's medians can spread enough that the candidate
+    // is not significant (the demo then stops before printing, saying "expected block").
+    // That outcome, and only that one, gets another try in a fresh directory.
+    let mut attempt = 0;
+    let out = loop {
+        attempt += 1;
+        let demo_dir = dir.path().join(format!("demo-{attempt}"));
+        let o = Command::new(BIN).arg("--config").arg(&config).args(["demo", "--out"]).arg(&demo_dir).current_dir(dir.path()).output().unwrap();
+        if attempt < 3 && !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("the slower run was judged pass, expected block") {
+            eprintln!("demo attempt {attempt}: the candidate was not significant on this loaded machine; trying again");
+            continue;
+        }
+        break ok(&o);
+    };
     let commands = printed_commands(&out);
     assert_eq!(commands.len(), 2, "the demo prints an SQL query and a comparison to try: {out}");
     let sql = run_as_printed(&commands[0], &elsewhere);
