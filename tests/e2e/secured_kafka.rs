@@ -24,8 +24,18 @@ fn certificates(dir: &Path) {
     run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext"]);
 }
 
+/// A stunnel process, killed when the test ends, passed or not.
+struct Stunnel(Child);
+
+impl Drop for Stunnel {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// stunnel in the foreground: TLS at `tls`, plaintext to `plain`.
-fn stunnel(dir: &Path, tls: &str, plain: &str) -> Child {
+fn stunnel(dir: &Path, tls: &str, plain: &str) -> Stunnel {
     let conf = dir.join("stunnel.conf");
     std::fs::write(
         &conf,
@@ -33,7 +43,7 @@ fn stunnel(dir: &Path, tls: &str, plain: &str) -> Child {
     )
     .unwrap();
     let program = crate::skips::on_path(&["stunnel4", "stunnel"]).unwrap();
-    let child = Command::new(program).arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let child = Stunnel(Command::new(program).arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
     wait_for("stunnel to listen", Duration::from_secs(10), || std::net::TcpStream::connect(tls).ok().map(|_| ()));
     child
 }
@@ -55,7 +65,7 @@ fn a_run_crosses_tls_only_and_untrusted_or_plaintext_clients_are_refused_by_name
     let (plain, tls) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
     let broker_config = config(dir.path(), "broker.toml", &format!("advertise = \"{tls}\"\n"));
     let _broker = Up::spawn(&["broker".into(), "--broker-listen".into(), plain.clone()], &plain, &data, &broker_config, &[], "trackiq broker is up");
-    let mut tunnel = stunnel(dir.path(), &tls, &plain);
+    let _tunnel = stunnel(dir.path(), &tls, &plain);
 
     let trusted = config(dir.path(), "tls.toml", &format!("[bus.security]\nprotocol = \"ssl\"\nca = \"{}\"\n", dir.path().join("ca.pem").display()));
     let up = Up::spawn(&["up".into(), "--brokers".into(), tls.clone()], &tls, &data, &trusted, &[], "trackiq is up");
@@ -81,7 +91,6 @@ fn a_run_crosses_tls_only_and_untrusted_or_plaintext_clients_are_refused_by_name
     assert!(err.to_lowercase().contains("tls") || err.to_lowercase().contains("ssl"), "the error says TLS is expected: {err}");
     assert_eq!(sql_n(&up, "SELECT count(*) AS n FROM samples WHERE metric = 'latency_ms'"), 1, "the refused clients wrote nothing");
     up.stop();
-    let _ = tunnel.kill();
 }
 
 /// SASL SCRAM-SHA-512, end to end: `trackiq broker` with a `[[bus.users]]` entry refuses every
