@@ -16,6 +16,7 @@ use trackiq_sinks::dashboard::DashboardConfig;
 use trackiq_sinks::dashboard::ingest::IngestConfig;
 use trackiq_sinks::notify::NotifyConfig;
 use trackiq_sinks::report::ReportConfig;
+use trackiq_producers::streams::config::{OtlpConfig, ScrapeJob};
 use trackiq_sinks::webhook::WebhookConfig;
 
 /// Default data URL.
@@ -54,6 +55,10 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// The pipeline's own Prometheus metrics (`trackiq status` reads them).
     pub metrics: MetricsConfig,
+    /// Prometheus scrape jobs (`[[scrape]]`): each target's readings, windowed into runs.
+    pub scrape: Vec<ScrapeJob>,
+    /// The OTLP/HTTP metrics receiver (`[otlp]`), windowed like the scrape jobs.
+    pub otlp: OtlpConfig,
 }
 
 /// Where `trackiq up` serves its metrics.
@@ -90,6 +95,8 @@ impl Default for Config {
             dashboard: DashboardConfig::default(),
             ingest: IngestConfig::default(),
             metrics: MetricsConfig::default(),
+            scrape: Vec::new(),
+            otlp: OtlpConfig::default(),
         }
     }
 }
@@ -187,6 +194,12 @@ impl Config {
         if self.verdict.block_pct < self.verdict.warn_pct {
             bail!("verdict.block_pct ({}) must not be below verdict.warn_pct ({})", self.verdict.block_pct, self.verdict.warn_pct);
         }
+        for job in &self.scrape {
+            job.validate()?;
+        }
+        if self.scrape.iter().enumerate().any(|(i, j)| self.scrape[..i].iter().any(|k| k.job == j.job)) {
+            bail!("two [[scrape]] jobs have the same `job` name: each names its runs' workload");
+        }
         if !matches!(self.webhook.min_severity, trackiq_schemas::Severity::Warn | trackiq_schemas::Severity::Block) {
             bail!("webhook.min_severity must be `warn` or `block`, got `{}`", self.webhook.min_severity.as_str());
         }
@@ -235,6 +248,22 @@ mod tests {
         assert_eq!(ingest.ingest.token, Some(SecretSource::Env("TRACKIQ_INGEST_TOKEN".into())));
         let err = toml::from_str::<Config>("[[notify.channels]]\nkind = \"slack\"\nname = \"s\"\nwebhook_url = \"https://hooks.slack.com/x\"\n").unwrap_err().to_string();
         assert!(err.contains("never written in the config") && !err.contains("hooks.slack.com"), "a secret written in the config is refused, not repeated: {err}");
+    }
+
+    #[test]
+    fn the_example_scrape_job_parses_with_the_values_it_shows() {
+        let text = include_str!("../infra/trackiq.example.toml");
+        let job: String = text.lines().skip_while(|l| *l != "# [[scrape]]").take_while(|l| l.starts_with("# ")).map(|l| format!("{}\n", &l[2..])).collect();
+        let c: Config = toml::from_str(&job).expect("the commented [[scrape]] job parses");
+        let j = &c.scrape[0];
+        assert_eq!((j.job.as_str(), j.targets.len(), j.labels["team"].as_str()), ("llm-serving", 2, "inference"));
+        let defaults = ScrapeJob { job: j.job.clone(), targets: j.targets.clone(), labels: j.labels.clone(), ..ScrapeJob::default() };
+        assert_eq!(*j, defaults, "the example shows the defaults");
+        j.validate().unwrap();
+        let bad = toml::from_str::<Config>("[[scrape]]\njob = \"x\"\ntargets = [\"h:1\"]\nwindow_secs = 1.0\n").unwrap();
+        assert!(bad.validate().unwrap_err().to_string().contains("shorter than `interval_secs`"));
+        let bad = toml::from_str::<Config>("[[scrape]]\njob = \"x\"\ntargets = [\"ftp://h/m\"]\n").unwrap();
+        assert!(bad.validate().unwrap_err().to_string().contains("only http and https"));
     }
 
     #[test]

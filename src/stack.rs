@@ -40,11 +40,14 @@ pub enum Role {
     Sinks,
     /// Merges small Parquet objects of the history; run it in one process only.
     Compactor,
+    /// `[[scrape]]` jobs and the `[otlp]` receiver: continuous telemetry as windowed runs.
+    /// Run it in one process only (each target's window lives in one process).
+    Telemetry,
 }
 
 impl Role {
     /// Every role: what `trackiq up` runs without `--role`.
-    pub const ALL: [Role; 5] = [Role::Aggregator, Role::Archiver, Role::Verdict, Role::Sinks, Role::Compactor];
+    pub const ALL: [Role; 6] = [Role::Aggregator, Role::Archiver, Role::Verdict, Role::Sinks, Role::Compactor, Role::Telemetry];
 }
 
 /// A started pipeline.
@@ -61,6 +64,10 @@ pub struct Stack {
     /// The compactor's loop, when this process runs the role (not a Kafka stage: it works on
     /// the object store alone).
     compactor: Option<JoinHandle<()>>,
+    /// Scrape jobs and the OTLP receiver, when configured and this process runs the role.
+    telemetry: Option<trackiq_producers::streams::service::Running>,
+    /// Where the OTLP receiver listens, when it runs.
+    pub otlp_addr: Option<SocketAddr>,
 }
 
 fn fatal(e: impl std::fmt::Display) -> StageError {
@@ -185,8 +192,21 @@ impl Stack {
             info!(interval_secs = c.interval_secs, target_rows = c.target_rows, "compactor running: a pass now, then every interval");
             tokio::spawn(run_compactor(Compactor::new(st, c.clone()), Duration::from_secs(c.interval_secs.max(1)), m, s))
         });
+        let telemetry = if roles.contains(&Role::Telemetry) && (!config.scrape.is_empty() || config.otlp.enabled) {
+            let listener = if config.otlp.enabled {
+                trackiq_producers::streams::otlp::check_listen(&config.otlp, config.otlp.token.is_some())?;
+                Some(tokio::net::TcpListener::bind(&config.otlp.listen).await.with_context(|| format!("binding the OTLP receiver to {} (set [otlp] listen)", config.otlp.listen))?)
+            } else {
+                None
+            };
+            let deps = trackiq_producers::streams::service::Deps { bus: bus.clone(), metrics: metrics.clone() };
+            Some(trackiq_producers::streams::service::start(&config.scrape, &config.otlp, listener, deps).await?)
+        } else {
+            None
+        };
+        let otlp_addr = telemetry.as_ref().and_then(|t| t.otlp_addr);
         info!(brokers = bus.config().bootstrap(), data = %store, incarnation, metrics = ?metrics_addr, stages = ?stages.iter().map(|(n, _)| *n).collect::<Vec<_>>(), compactor = compactor.is_some(), "trackiq pipeline running");
-        Ok(Stack { broker, bus, store, metrics, metrics_addr, trigger, stages, server, compactor })
+        Ok(Stack { broker, bus, store, metrics, metrics_addr, trigger, stages, server, compactor, telemetry, otlp_addr })
     }
 
     /// Waits until every stage's consumer group has its partitions (so nothing produced
@@ -214,6 +234,10 @@ impl Stack {
 
     /// Stops every stage (each flushes and commits), then the broker.
     pub async fn stop(self) -> anyhow::Result<()> {
+        // Open telemetry windows are published (as short runs) while the stages still run.
+        if let Some(t) = self.telemetry {
+            t.stop().await;
+        }
         self.trigger.trigger();
         for (name, task) in self.stages {
             match tokio::time::timeout(Duration::from_secs(30), task).await {

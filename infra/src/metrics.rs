@@ -56,6 +56,17 @@ struct TableLabels {
     table: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    job: String,
+    instance: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
 type PerStage = Family<StageLabels, Counter>;
 
 #[derive(Debug)]
@@ -73,6 +84,10 @@ struct Inner {
     parquet_bytes: Family<TableLabels, Counter>,
     parquet_rows: Family<TableLabels, Counter>,
     last_effect: Family<StageLabels, Gauge<f64, AtomicU64>>,
+    target_up: Family<TargetLabels, Gauge>,
+    target_failures: Family<TargetLabels, Counter>,
+    readings: Family<SourceLabels, Counter>,
+    windows: Family<SourceLabels, Counter>,
     /// Up or down per stage, for `/healthz`: a `Family` cannot list its label sets.
     health: Mutex<BTreeMap<String, bool>>,
 }
@@ -107,6 +122,10 @@ impl PipelineMetrics {
         let parquet_bytes = Family::<TableLabels, Counter>::default();
         let parquet_rows = Family::<TableLabels, Counter>::default();
         let last_effect = Family::<StageLabels, Gauge<f64, AtomicU64>>::default();
+        let target_up = Family::<TargetLabels, Gauge>::default();
+        let target_failures = Family::<TargetLabels, Counter>::default();
+        let readings = Family::<SourceLabels, Counter>::default();
+        let windows = Family::<SourceLabels, Counter>::default();
         // Counter names get `_total` and units their suffix from the encoder.
         r.register("stage_records_in", "Records a stage consumed", records_in.clone());
         r.register("stage_records_out", "Records a stage published", records_out.clone());
@@ -120,6 +139,10 @@ impl PipelineMetrics {
         r.register_with_unit("parquet", "Parquet bytes written", Unit::Bytes, parquet_bytes.clone());
         r.register("parquet_rows", "Rows written to Parquet: what SQL over the history sees", parquet_rows.clone());
         r.register_with_unit("stage_last_effect", "Unix time of the stage's last durable effect", Unit::Seconds, last_effect.clone());
+        r.register("scrape_target_up", "1 when the target's last scrape succeeded, 0 when it failed", target_up.clone());
+        r.register("scrape_failures", "Failed scrapes of a target (no answer, error status, timeout, bad text)", target_failures.clone());
+        r.register("telemetry_readings", "Scrapes and OTLP resources read, by source", readings.clone());
+        r.register("telemetry_windows", "Windows of telemetry published as runs, by source", windows.clone());
         PipelineMetrics(Arc::new(Inner {
             registry: r,
             records_in,
@@ -134,6 +157,10 @@ impl PipelineMetrics {
             parquet_bytes,
             parquet_rows,
             last_effect,
+            target_up,
+            target_failures,
+            readings,
+            windows,
             health: Mutex::new(BTreeMap::new()),
         }))
     }
@@ -202,6 +229,26 @@ impl PipelineMetrics {
         // A clock before 1970 is a broken host; 0 then reads as "never".
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default();
         self.0.last_effect.get_or_create(&stage(stage_name)).set(now);
+    }
+
+    /// A scrape of `instance` (job `job`) succeeded or failed.
+    pub fn scraped(&self, job: &str, instance: &str, ok: bool) {
+        let labels = TargetLabels { job: job.to_string(), instance: instance.to_string() };
+        self.0.target_up.get_or_create(&labels).set(i64::from(ok));
+        let failures = self.0.target_failures.get_or_create(&labels);
+        if !ok {
+            failures.inc();
+        }
+    }
+
+    /// One reading (a scrape, an OTLP resource) taken from `source`.
+    pub fn reading(&self, source: &str) {
+        self.0.readings.get_or_create(&SourceLabels { source: source.to_string() }).inc();
+    }
+
+    /// `n` windows of `source` published as runs.
+    pub fn windows_published(&self, source: &str, n: u64) {
+        self.0.windows.get_or_create(&SourceLabels { source: source.to_string() }).inc_by(n);
     }
 
     /// Registered stages that are down, by name.

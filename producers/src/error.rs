@@ -19,6 +19,8 @@ pub enum ProducerError {
     Usage(String),
     #[error("cluster: {0}")]
     Cluster(String),
+    #[error("telemetry in: {0}")]
+    Telemetry(String),
     #[error("the machine-speed probe failed: {0}")]
     Probe(String),
 }

@@ -16,6 +16,7 @@
 //! - [`cluster`] — ring all-reduce over TCP, nccl-tests definitions and parser (cluster producer, in progress)
 //! - [`compute`] — `compute`: an MLP forward pass (f32/f64, batched, threaded)
 //! - [`telemetry`] — host (procfs, RAPL) and GPU (NVML at run time) sampled during runs
+//! - [`streams`] — continuous telemetry in: Prometheus scrape jobs and OTLP, windows as runs
 //! - [`units`] — durations on the command line (`50ms`, `1.5s`)
 //! - [`workloads`] — `cmd` (a child process per iteration) and `matmul` (CPU)
 
@@ -30,6 +31,7 @@ pub mod importers;
 pub mod llm;
 pub mod load;
 pub mod record;
+pub mod streams;
 pub mod telemetry;
 pub mod units;
 pub mod workloads;

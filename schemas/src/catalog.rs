@@ -100,6 +100,12 @@ pub const CATALOG: &[MetricDef] = &[
     def("tpot_ms", "ms", Lower, Kpi, &[Step], "time per output token after the first"),
     def("itl_ms", "ms", Lower, Kpi, &[Step], "inter-token latency"),
     def("e2el_ms", "ms", Lower, Kpi, &[Step], "end-to-end request latency"),
+    // Percentiles of one scrape interval, from the bucket deltas of a served latency histogram
+    // (Prometheus scrape, OTLP; producers/src/streams): a window's samples are its intervals'.
+    def("ttft_p99_ms", "ms", Lower, Kpi, &[], "99th-percentile time to first token of a scrape interval"),
+    def("tpot_p99_ms", "ms", Lower, Kpi, &[], "99th-percentile time per output token of a scrape interval"),
+    def("itl_p99_ms", "ms", Lower, Kpi, &[], "99th-percentile inter-token latency of a scrape interval"),
+    def("e2el_p99_ms", "ms", Lower, Kpi, &[], "99th-percentile end-to-end request latency of a scrape interval"),
     def("output_tokens", "tokens", Higher, Telemetry, &[Step], "tokens a request produced"),
     def("completion_tokens", "tokens", Higher, Telemetry, &[Step], "completion tokens the server reported"),
     // Imported result files (TrackiqResult).
@@ -167,6 +173,10 @@ pub const CATALOG: &[MetricDef] = &[
 
 /// Prefix of the cluster fault markers (`cluster.fault.<kind>`): events.
 const FAULT_PREFIX: &str = "cluster.fault.";
+
+/// Prefix of metrics scraped or received that the catalog does not know (`scraped.<name>`):
+/// telemetry, reported and never gating unless declared in `[verdict.metrics]`.
+pub const SCRAPED_PREFIX: &str = "scraped.";
 
 /// A metric name split into its catalog family and the dimension its name carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,6 +278,9 @@ pub fn info(name: &str) -> MetricInfo {
     }
     if name.starts_with(FAULT_PREFIX) {
         return MetricInfo { unit: Some("event".into()), direction: Lower, kind: Event, gates: false, guessed: false };
+    }
+    if name.starts_with(SCRAPED_PREFIX) {
+        return MetricInfo { unit: None, direction: guess_direction(name), kind: Telemetry, gates: false, guessed: true };
     }
     MetricInfo { unit: None, direction: guess_direction(name), kind: Kpi, gates: true, guessed: true }
 }

@@ -29,6 +29,8 @@ pub enum BenchCommand {
     /// trackiq's own benchmark: fleet-scale ingest through the real pipeline (`trackiq up` as its own process):
     /// samples/s produced and end to end, run end → verdict latency, lag, RSS and CPU.
     Ingest(super::bench_ingest::IngestBenchArgs),
+    /// trackiq's own benchmark: continuous telemetry in: 1,000 scrape targets every 15 s (and OTLP senders) into `trackiq up`: schedule kept, failures, CPU and memory.
+    Scrape(super::bench_scrape::ScrapeBenchArgs),
     /// trackiq's own benchmark: what an idle `trackiq up` costs: its CPU and memory, and the CPU a benchmark beside it sees taken.
     Idle(super::bench_idle::IdleBenchArgs),
     /// trackiq's own benchmark: analyst queries over ≥ 10M archived samples, each as a whole process, against DuckDB's shell.
@@ -203,6 +205,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
         BenchCommand::Verdicts(a) => super::bench_verdicts::run(config, a).await,
         BenchCommand::Ingest(a) => super::bench_ingest::run(config, a).await,
         BenchCommand::Idle(a) => super::bench_idle::run(config, a).await,
+        BenchCommand::Scrape(a) => super::bench_scrape::run(config, a).await,
         BenchCommand::Sql(a) => super::bench_sql::run(config, a).await,
         BenchCommand::Dashboard(a) => super::bench_dashboard::run(config, a).await,
         BenchCommand::Import(a) => super::bench_import::run(config, a).await,

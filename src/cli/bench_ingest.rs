@@ -9,7 +9,7 @@
 //! → verdict latency (p50/p99), and a SQL count proving every sample archived exactly once.
 
 pub(super) mod pipeline;
-mod watch;
+pub(super) mod watch;
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -22,6 +22,7 @@ pub const EXAMPLES: &[(&[&str], &[&str])] = &[
     (&["bench", "verdicts"], &["bench verdicts", "bench verdicts --a-runs 30 --b-runs 15 --out ./verdicts-bench"]),
     (&["bench", "ingest"], &["bench ingest --duration 60s --out ./ingest-bench", "bench ingest --duration 30s --samples-per-run 1000 --samples-per-record 1000 --rate 100000 --regress-every 4 --hog 2"]),
     (&["bench", "idle"], &["bench idle --duration 60s"]),
+    (&["bench", "scrape"], &["bench scrape --targets 1000 --interval 15s --window 60s --duration 120s", "bench scrape --targets 0 --otlp-senders 8 --duration 30s"]),
     (&["bench", "sql"], &["--data file:///tmp/ingest-bench/data bench sql --runs 5"]),
     (&["bench", "dashboard"], &["bench dashboard --runs 100000"]),
     (&["bench", "import"], &["bench import --files 10000"]),

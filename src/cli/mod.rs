@@ -9,6 +9,7 @@ mod bench_import;
 mod bench_ingest;
 mod bench_dashboard;
 mod bench_idle;
+mod bench_scrape;
 mod bench_sql;
 mod bench_verdicts;
 mod broker;

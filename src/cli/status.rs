@@ -28,13 +28,8 @@ pub struct StatusArgs {
     format: StatusFormat,
 }
 
-/// One sample line of the exposition: `name{label="value",...} value [timestamp]`.
-#[derive(Debug, PartialEq)]
-pub(crate) struct Sample {
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    pub value: f64,
-}
+/// One sample line of the exposition (the parser is the scrape jobs' own).
+pub(crate) use trackiq_producers::streams::exposition::Sample;
 
 /// One stage of the pipeline.
 #[derive(Debug, Default, PartialEq, Serialize)]
@@ -69,6 +64,15 @@ struct TableWrites {
     bytes: u64,
 }
 
+/// One scrape target of a `[[scrape]]` job.
+#[derive(Debug, Default, PartialEq, Serialize)]
+struct ScrapeTarget {
+    job: String,
+    instance: String,
+    up: bool,
+    failures: u64,
+}
+
 /// Everything `trackiq status` prints, in the table or as JSON.
 #[derive(Debug, Default, PartialEq, Serialize)]
 struct Status {
@@ -76,6 +80,8 @@ struct Status {
     /// Partitions whose lag is above 0.
     lag: Vec<PartitionLag>,
     parquet: Vec<TableWrites>,
+    /// Scrape targets, down ones first.
+    targets: Vec<ScrapeTarget>,
 }
 
 pub async fn run(config: Config, a: StatusArgs) -> anyhow::Result<ExitCode> {
@@ -110,54 +116,8 @@ pub(crate) async fn fetch(addr: &str) -> anyhow::Result<String> {
 }
 
 /// Parses the sample lines of the text format as `PipelineMetrics::encode` writes them.
-/// Hand-written because no crate fits: prometheus-parse splits label values at `,` and `=`
-/// and keeps escapes, openmetrics-parser is LGPL. Comment lines (`# HELP`, `# TYPE`,
-/// `# UNIT`, `# EOF`) carry nothing the tables need.
 pub(crate) fn parse(text: &str) -> anyhow::Result<Vec<Sample>> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|(i, l)| parse_line(l).with_context(|| format!("line {}: `{l}`", i + 1)))
-        .collect()
-}
-
-fn parse_line(line: &str) -> anyhow::Result<Sample> {
-    let end = line.find(['{', ' ']).context("a name without a value")?;
-    let (name, mut rest) = line.split_at(end);
-    let mut labels = BTreeMap::new();
-    if let Some(r) = rest.strip_prefix('{') {
-        rest = r;
-        loop {
-            rest = rest.trim_start_matches(',');
-            if let Some(r) = rest.strip_prefix('}') {
-                rest = r;
-                break;
-            }
-            let (key, r) = rest.split_once("=\"").context("a label without a quoted value")?;
-            let (value, r) = unescape_until_quote(r).context("an unterminated label value")?;
-            labels.insert(key.trim().to_string(), value);
-            rest = r;
-        }
-    }
-    let value = rest.split_whitespace().next().context("no value")?;
-    Ok(Sample { name: name.to_string(), labels, value: value.parse().with_context(|| format!("`{value}` is not a number"))? })
-}
-
-/// A label value up to its closing quote (`\\`, `\"` and `\n` unescaped) and what follows.
-fn unescape_until_quote(s: &str) -> Option<(String, &str)> {
-    let mut value = String::new();
-    let mut chars = s.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => return Some((value, &s[i + 1..])),
-            '\\' => value.push(match chars.next()?.1 {
-                'n' => '\n',
-                other => other,
-            }),
-            c => value.push(c),
-        }
-    }
-    None
+    Ok(trackiq_producers::streams::exposition::parse(text)?.samples)
 }
 
 /// The stages as rows of `trackiq_sinks::dashboard::HEALTH_COLUMNS`, from `PipelineMetrics::encode`.
@@ -181,10 +141,20 @@ fn status(samples: &[Sample]) -> Status {
     let mut stages: BTreeMap<&str, StageStatus> = BTreeMap::new();
     let mut tables: BTreeMap<&str, TableWrites> = BTreeMap::new();
     let mut lag = Vec::new();
+    let mut targets: BTreeMap<(&str, &str), ScrapeTarget> = BTreeMap::new();
     for s in samples {
         let label = |k: &str| s.labels.get(k).map(String::as_str).unwrap_or_default();
         // Counters are whole numbers; `as` saturates anything odd instead of failing.
         let count = s.value as u64;
+        if let (Some(job), Some(instance)) = (s.labels.get("job"), s.labels.get("instance")) {
+            let t = targets.entry((job, instance)).or_insert_with(|| ScrapeTarget { job: job.clone(), instance: instance.clone(), up: true, failures: 0 });
+            match s.name.as_str() {
+                "trackiq_scrape_target_up" => t.up = s.value >= 1.0,
+                "trackiq_scrape_failures_total" => t.failures += count,
+                _ => {}
+            }
+            continue;
+        }
         if let Some(table) = s.labels.get("table") {
             let t = tables.entry(table).or_insert_with(|| TableWrites { table: table.clone(), ..Default::default() });
             match s.name.as_str() {
@@ -218,7 +188,9 @@ fn status(samples: &[Sample]) -> Status {
         }
     }
     lag.sort();
-    Status { stages: stages.into_values().collect(), lag, parquet: tables.into_values().collect() }
+    let mut targets: Vec<ScrapeTarget> = targets.into_values().collect();
+    targets.sort_by_key(|t| t.up);
+    Status { stages: stages.into_values().collect(), lag, parquet: tables.into_values().collect(), targets }
 }
 
 fn unix_now() -> f64 {
@@ -272,6 +244,14 @@ fn render(s: &Status, now: f64) -> String {
         }
         out.push_str(&format!("Parquet written\n{t}\n"));
     }
+    if !s.targets.is_empty() {
+        let down = s.targets.iter().filter(|t| !t.up).count();
+        let mut t = table(&["job", "target", "up", "failed scrapes"]);
+        for x in &s.targets {
+            t.add_row([x.job.clone(), x.instance.clone(), if x.up { "yes" } else { "NO (scrape_failed)" }.into(), x.failures.to_string()]);
+        }
+        out.push_str(&format!("scrape targets: {} up, {down} down\n{t}\n", s.targets.len() - down));
+    }
     out
 }
 
@@ -304,6 +284,8 @@ mod tests {
         m.error("webhook", "panic");
         m.restart("webhook");
         m.effect_done("aggregator");
+        m.scraped("llm-serving", "gpu-1:8000", true);
+        m.scraped("llm-serving", "gpu-2:8000", false);
         m
     }
 
@@ -322,6 +304,9 @@ mod tests {
         let lag: Vec<_> = s.lag.iter().map(|l| (l.stage.as_str(), l.partition, l.lag)).collect();
         assert_eq!(lag, [("aggregator", 1, 17), ("aggregator", 2, 3)]);
         assert_eq!(s.parquet, [TableWrites { table: "samples".into(), files: 2, bytes: 100_000 }, TableWrites { table: "summaries".into(), files: 1, bytes: 4_096 }]);
+        let targets: Vec<(&str, bool, u64)> = s.targets.iter().map(|t| (t.instance.as_str(), t.up, t.failures)).collect();
+        assert_eq!(targets, [("gpu-2:8000", false, 1), ("gpu-1:8000", true, 0)], "down targets first");
+        assert!(render(&s, 0.0).contains("scrape targets: 1 up, 1 down"));
     }
 
     #[test]

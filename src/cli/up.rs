@@ -86,7 +86,11 @@ pub async fn run(config: Config, a: UpArgs) -> anyhow::Result<ExitCode> {
         Some((a, _, _)) if config.ingest.token.is_some() => format!(" · ingest http://{a}{}", trackiq_sinks::dashboard::ingest::RUNS),
         _ => String::new(),
     };
-    println!("trackiq is up: brokers {} · data {}{metrics}{dashboard}{ingest} · Ctrl-C to stop", stack.brokers(), stack.store);
+    let telemetry = match (config.scrape.iter().map(|j| j.targets.len()).sum::<usize>(), stack.otlp_addr) {
+        (0, None) => String::new(),
+        (n, otlp) => format!(" · scraping {n} target(s){}", otlp.map(|a| format!(" · OTLP http://{a}{}", trackiq_producers::streams::otlp::METRICS_PATH)).unwrap_or_default()),
+    };
+    println!("trackiq is up: brokers {} · data {}{metrics}{dashboard}{ingest}{telemetry} · Ctrl-C to stop", stack.brokers(), stack.store);
     if roles.contains(&Role::Aggregator) {
         // What to run next, from another terminal in any directory.
         let bench = super::hint::to_brokers(&stack.brokers(), &["bench", "cmd", "--iterations", "20", "--workload", "sleep", "--", "sleep", "0.01"]);

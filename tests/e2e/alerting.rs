@@ -123,7 +123,7 @@ fn a_regression_reaches_every_channel_once_worsens_and_resolves() {
     wait_or_log(&up, "the Slack message of the regression", || (slack.messages.lock().unwrap().len() == 1).then_some(()));
     let first = slack.messages.lock().unwrap()[0].clone();
     let title = slack.headers()[0].clone();
-    assert_eq!(title, "[BLOCK] step on box: latency_ms +20.0 %", "the step_change finding on the same metric is inhibited");
+    assert_eq!(title, "[BLOCK] step on box at v1: latency_ms +20.0 %", "the step_change finding on the same metric is inhibited");
     let blocks = &first["attachments"][0]["blocks"];
     assert_eq!(first["attachments"][0]["color"], "#cf222e");
     let details = blocks[2]["text"]["text"].as_str().unwrap();
@@ -152,7 +152,7 @@ fn a_regression_reaches_every_channel_once_worsens_and_resolves() {
     record(&up, "step", 10.0);
     let last = record(&up, "step", 10.02);
     wait_or_log(&up, "the resolution", || (slack.messages.lock().unwrap().len() == 3).then_some(()));
-    assert_eq!(slack.headers()[2], "[RESOLVED] step on box: latency_ms back within baseline", "{:?}", slack.headers());
+    assert_eq!(slack.headers()[2], "[RESOLVED] step on box at v1: latency_ms back within baseline", "{:?}", slack.headers());
     let resolution = slack.messages.lock().unwrap()[2]["attachments"][0]["blocks"][2]["text"]["text"].as_str().unwrap().to_string();
     assert!(resolution.contains("*10.02*") && resolution.contains("is back within its baseline for 2 runs after firing for"), "the good run's figures: {resolution}");
     assert_eq!(slack.messages.lock().unwrap()[2]["attachments"][0]["color"], "#2da44e");

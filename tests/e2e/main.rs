@@ -36,6 +36,7 @@ mod s3;
 mod scale_out;
 mod secured_kafka;
 mod skips;
+mod telemetry_in;
 mod smtp_server;
 mod transfer;
 mod verdict_restart;

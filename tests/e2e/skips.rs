@@ -29,6 +29,13 @@ pub const GOOGLE_BENCHMARK: Tool = Tool {
     present: || Path::new("/usr/include/benchmark/benchmark.h").exists() && runs("g++", &["--version"]),
 };
 pub const STUNNEL: Tool = Tool { name: "stunnel4 + openssl", get: "apt-get install stunnel4 openssl", present: || on_path(&["stunnel4", "stunnel"]).is_some() && runs("openssl", &["version"]) };
+pub const PROMETHEUS_CLIENT: Tool = Tool { name: "Python prometheus-client", get: "python3 -m pip install prometheus-client", present: || python_has("prometheus_client") };
+pub const OTEL_SDK: Tool = Tool {
+    name: "Python OpenTelemetry SDK + OTLP/HTTP exporter",
+    get: "python3 -m pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http",
+    present: || python_has("opentelemetry.sdk.metrics, opentelemetry.exporter.otlp.proto.http.metric_exporter"),
+};
+pub const NODE_EXPORTER: Tool = Tool { name: "prometheus-node-exporter", get: "apt-get install prometheus-node-exporter", present: || on_path(&["prometheus-node-exporter", "node_exporter"]).is_some() };
 pub const CURL: Tool = Tool { name: "curl", get: "apt-get install curl", present: || runs("curl", &["--version"]) };
 
 /// The first of `names` found on PATH.

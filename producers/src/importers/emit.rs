@@ -19,14 +19,22 @@ const WINDOW: usize = 5_000;
 
 /// Sends `runs` (any order; sent oldest first) and waits until all are acknowledged.
 /// `on_sent` is called with the number of runs acknowledged so far (for a progress bar).
-pub async fn send_runs(bus: &Bus, runs: &mut [ImportedRun], mut on_sent: impl FnMut(usize)) -> Result<(), ProducerError> {
+pub async fn send_runs(bus: &Bus, runs: &mut [ImportedRun], on_sent: impl FnMut(usize)) -> Result<(), ProducerError> {
     if runs.is_empty() {
         return Ok(());
     }
     bus.check_reachable().await?;
     let producer = bus.ordered_producer()?;
+    send_runs_on(&producer, &bus.topics().runs, runs, on_sent).await
+}
+
+/// [`send_runs`] on a producer the caller keeps (one made by [`Bus::ordered_producer`]), for
+/// a sender that publishes again and again (the telemetry windows).
+pub async fn send_runs_on(producer: &FutureProducer, topic: &str, runs: &mut [ImportedRun], mut on_sent: impl FnMut(usize)) -> Result<(), ProducerError> {
+    if runs.is_empty() {
+        return Ok(());
+    }
     runs.sort_by(|a, b| a.run.timestamp.cmp(&b.run.timestamp).then_with(|| a.run.run_id.cmp(&b.run.run_id)));
-    let topic = bus.topics().runs.clone();
     let mut pending = Vec::with_capacity(WINDOW);
     let mut done = 0;
     for (i, r) in runs.iter().enumerate() {
@@ -39,7 +47,7 @@ pub async fn send_runs(bus: &Bus, runs: &mut [ImportedRun], mut on_sent: impl Fn
         let finished = RunFinished { run_id: r.run.run_id.clone(), status: r.status, ended_at: r.ended_at, sample_count: r.samples.len() as i64, error: r.error.clone() };
         records.push(registry().encode(&finished)?);
         for payload in &records {
-            pending.push(enqueue(&producer, &topic, key, payload).await?);
+            pending.push(enqueue(producer, topic, key, payload).await?);
         }
         if pending.len() >= WINDOW || i + 1 == runs.len() {
             for d in pending.drain(..) {
