@@ -78,17 +78,16 @@ pub async fn start(jobs: &[ScrapeJob], otlp: &OtlpConfig, otlp_listener: Option<
         .map(|j| (j.job.clone(), WindowRules { window_us: (j.window_secs * 1e6) as i64, max_samples: j.max_window_samples, tool: "prometheus" }))
         .collect();
     rules.push((String::new(), WindowRules { window_us: (otlp.window_secs * 1e6) as i64, max_samples: otlp.max_window_samples, tool: "otlp" }));
-    let readers_stop = stop.child_token();
     let mut tasks = Vec::new();
     let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().map_err(|e| ProducerError::Telemetry(format!("building the scrape client: {e}")))?;
     for (i, j) in jobs.iter().enumerate() {
-        tasks.extend(super::scrape::spawn_job(Source::Scrape(i), j, client.clone(), tx.clone(), readers_stop.clone()));
+        tasks.extend(super::scrape::spawn_job(Source::Scrape(i), j, client.clone(), tx.clone(), stop.clone()));
     }
     let mut otlp_addr = None;
     if let Some(listener) = otlp_listener {
         otlp_addr = Some(listener.local_addr().map_err(|e| ProducerError::Telemetry(format!("the OTLP listener: {e}")))?);
         let receiver = super::otlp::Receiver::new(otlp, tx.clone())?;
-        let s = readers_stop.clone();
+        let s = stop.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = super::otlp::serve(receiver, listener, s).await {
                 warn!(error = %e, "the OTLP receiver stopped");
@@ -99,12 +98,13 @@ pub async fn start(jobs: &[ScrapeJob], otlp: &OtlpConfig, otlp_listener: Option<
     if !jobs.is_empty() || otlp_addr.is_some() {
         info!(jobs = jobs.len(), targets = jobs.iter().map(|j| j.targets.len()).sum::<usize>(), otlp = ?otlp_addr, "telemetry in: scraping and receiving");
     }
-    tasks.push(tokio::spawn(windows_task(rules, rx, deps, stop.clone())));
+    // The windows task ends when every reader has gone (the channel closes), after the stop.
+    tasks.push(tokio::spawn(windows_task(rules, rx, deps)));
     Ok(Running { otlp_addr, tasks, stop })
 }
 
 /// The windows of every source; closed ones go to the publisher.
-async fn windows_task(rules: Vec<(String, WindowRules)>, mut rx: mpsc::Receiver<Input>, deps: Deps, stop: CancellationToken) {
+async fn windows_task(rules: Vec<(String, WindowRules)>, mut rx: mpsc::Receiver<Input>, deps: Deps) {
     let otlp = rules.len() - 1;
     let mut windows: Vec<Windows> = rules.into_iter().map(|(_, r)| Windows::new(r)).collect();
     let (pub_tx, pub_rx) = mpsc::channel::<Publish>(64);
@@ -165,7 +165,6 @@ async fn windows_task(rules: Vec<(String, WindowRules)>, mut rx: mpsc::Receiver<
     let _ = pub_tx.send(Publish::Runs(closed)).await;
     drop(pub_tx);
     let _ = publisher.await;
-    let _ = stop;
 }
 
 enum Publish {
