@@ -6,9 +6,10 @@
 
 use std::time::Duration;
 
+use rdkafka::producer::FutureProducer;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use trackiq_infra::Bus;
 use trackiq_infra::metrics::PipelineMetrics;
 use trackiq_schemas::{Detection, registry};
@@ -116,7 +117,9 @@ async fn windows_task(rules: Vec<(String, WindowRules)>, mut rx: mpsc::Receiver<
             _ = tick.tick() => {
                 let now = trackiq_schemas::now_us();
                 let closed: Vec<ImportedRun> = windows.iter_mut().flat_map(|w| w.close_due(now)).collect();
-                let _ = pub_tx.send(Publish::Runs(closed)).await;
+                if !closed.is_empty() {
+                    let _ = pub_tx.send(Publish::Runs(closed)).await;
+                }
                 continue;
             }
         };
@@ -147,12 +150,14 @@ async fn windows_task(rules: Vec<(String, WindowRules)>, mut rx: mpsc::Receiver<
                     Source::Otlp => otlp,
                 };
                 let (closed, raised) = windows[i].failed(&target, at_us, &reason, down_after);
-                warn!(job = target.job, instance = target.instance, reason, "scrape failed");
+                // One warning per outage (when it raises), not one per failed scrape of every target.
+                debug!(job = target.job, instance = target.instance, reason, "scrape failed");
                 if !closed.is_empty() {
                     let _ = pub_tx.send(Publish::Runs(closed)).await;
                 }
                 if let Some(run_id) = raised {
                     let message = format!("{} target {} stopped answering ({down_after} scrapes in a row): {reason}", target.job, target.instance);
+                    warn!(job = target.job, instance = target.instance, "{message}");
                     let now = trackiq_schemas::now_us();
                     let d = Detection { run_id, detector: SCRAPE_FAILED.into(), rank: None, step: None, event_ts: at_us, detected_at: now, value: f64::from(down_after), threshold: f64::from(down_after), message };
                     let _ = pub_tx.send(Publish::Detection(Box::new(d))).await;
@@ -191,10 +196,7 @@ async fn publisher(mut rx: mpsc::Receiver<Publish>, deps: Deps) {
         let mut delays = policy.delays();
         while !runs.is_empty() {
             let sent = async {
-                if producer.is_none() {
-                    producer = Some(deps.bus.ordered_producer()?);
-                }
-                let p = producer.as_ref().expect("made above");
+                let p = made(&mut producer, &deps.bus)?;
                 send_runs_on(p, &deps.bus.topics().runs, &mut runs, |_| {}).await
             };
             match sent.await {
@@ -211,18 +213,30 @@ async fn publisher(mut rx: mpsc::Receiver<Publish>, deps: Deps) {
             }
         }
         for d in detections {
-            while let Err(e) = send_detection(&deps.bus, &d).await {
-                backoff(&mut delays, "publishing a scrape_failed detection", &e).await;
+            loop {
+                let sent = async {
+                    let payload = registry().encode(d.as_ref())?;
+                    trackiq_infra::bus::send(made(&mut producer, &deps.bus)?, &deps.bus.topics().detections, d.run_id.as_bytes(), &payload).await?;
+                    Ok::<_, ProducerError>(())
+                };
+                match sent.await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        producer = None;
+                        backoff(&mut delays, "publishing a scrape_failed detection", &e).await;
+                    }
+                }
             }
         }
     }
 }
 
-async fn send_detection(bus: &Bus, d: &Detection) -> Result<(), ProducerError> {
-    let payload = registry().encode(d)?;
-    let producer = bus.producer()?;
-    trackiq_infra::bus::send(&producer, &bus.topics().detections, d.run_id.as_bytes(), &payload).await?;
-    Ok(())
+/// The publisher's producer, made on first use (and again after a failure dropped it).
+fn made<'a>(producer: &'a mut Option<FutureProducer>, bus: &Bus) -> Result<&'a FutureProducer, ProducerError> {
+    if producer.is_none() {
+        *producer = Some(bus.ordered_producer()?);
+    }
+    Ok(producer.as_ref().expect("made above"))
 }
 
 /// Waits the next delay (exponential, with jitter, at most 30 s) after a failed try.

@@ -204,21 +204,24 @@ fn to_samples(previous: &mut HashMap<(String, BTreeMap<String, String>), (i64, R
         // The change since the previous reading of a cumulative series.
         let since = |previous: &HashMap<_, (i64, Reading)>| previous.get(&key).cloned();
         match &p.reading {
-            Reading::Gauge(v) => {
-                if let Some(m) = mapping::gauge(&p.name) {
+            Reading::Gauge(v) => match mapping::gauge(&p.name) {
+                Some(m) => {
                     let rank = m.rank_label.and_then(|l| p.labels.get(l)).and_then(|r| r.parse().ok());
                     let unit = trackiq_schemas::catalog::lookup(m.metric).map_or("", |d| d.unit);
                     push_finite(&mut out, sample(m.metric, unit, v * m.scale, rank));
-                } else if p.name == "node_memory_MemTotal_bytes" {
-                    memory.0 = Some(*v);
-                } else if p.name == "node_memory_MemAvailable_bytes" {
-                    memory.1 = Some(*v);
                 }
-                if p.labels.is_empty() && mapping::gauge(&p.name).is_none() {
-                    let (name, unit) = mapping::unknown(&p.name);
-                    push_finite(&mut out, sample(&name, unit, *v, None));
+                None => {
+                    match p.name.as_str() {
+                        "node_memory_MemTotal_bytes" => memory.0 = Some(*v),
+                        "node_memory_MemAvailable_bytes" => memory.1 = Some(*v),
+                        _ => {}
+                    }
+                    if p.labels.is_empty() {
+                        let (name, unit) = mapping::unknown(&p.name);
+                        push_finite(&mut out, sample(&name, unit, *v, None));
+                    }
                 }
-            }
+            },
             Reading::Cumulative(v) => {
                 let rate = match since(previous) {
                     Some((t0, Reading::Cumulative(p0))) if at > t0 => Some(if *v >= p0 { v - p0 } else { *v } / ((at - t0) as f64 / 1e6)),
