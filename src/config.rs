@@ -14,6 +14,7 @@ use trackiq_processors::compactor::CompactorConfig;
 use trackiq_processors::verdict::VerdictConfig;
 use trackiq_sinks::dashboard::DashboardConfig;
 use trackiq_sinks::dashboard::ingest::IngestConfig;
+use trackiq_sinks::sql_server::SqlServerConfig;
 use trackiq_sinks::notify::NotifyConfig;
 use trackiq_sinks::report::ReportConfig;
 use trackiq_producers::streams::config::{OtlpConfig, ScrapeJob};
@@ -53,6 +54,9 @@ pub struct Config {
     pub dashboard: DashboardConfig,
     /// The HTTP ingest API of `trackiq up` (`POST /api/v1/runs` on the dashboard's address).
     pub ingest: IngestConfig,
+    /// The history over the PostgreSQL wire protocol (psql, Grafana, pandas), served by
+    /// `trackiq up`, `trackiq ui` and `trackiq serve-sql`.
+    pub sql_server: SqlServerConfig,
     /// The pipeline's own Prometheus metrics (`trackiq status` reads them).
     pub metrics: MetricsConfig,
     /// Prometheus scrape jobs (`[[scrape]]`): each target's readings, windowed into runs.
@@ -94,6 +98,7 @@ impl Default for Config {
             notify: NotifyConfig::default(),
             dashboard: DashboardConfig::default(),
             ingest: IngestConfig::default(),
+            sql_server: SqlServerConfig::default(),
             metrics: MetricsConfig::default(),
             scrape: Vec::new(),
             otlp: OtlpConfig::default(),

@@ -8,7 +8,7 @@
 //! - [`broker`] — embedded tansu broker (SQLite engine)
 //! - [`bus`] — Kafka configuration, producers, consumers, topic creation; [`kafka_security`] — its TLS and SASL
 //! - [`store`] — object store by URL (`file://`, `s3://`)
-//! - [`tables`] — DataFusion table registration
+//! - [`tables`] — DataFusion table registration (and views); [`table_docs`] — what each table and column means
 //! - [`compaction`] — compaction commit records; [`visible_store`] — the history readers see
 //! - [`sql_functions`] — SQL functions added to DataFusion (`approx_quantile`)
 //! - [`shutdown`] — the shutdown signal services take
@@ -29,6 +29,7 @@ pub mod secret;
 pub mod shutdown;
 pub mod sql_functions;
 pub mod store;
+pub mod table_docs;
 pub mod tables;
 pub mod visible_store;
 

@@ -15,6 +15,8 @@ pub enum SinkError {
     Compare(String),
     #[error("dashboard: {0}")]
     Dashboard(String),
+    #[error("SQL endpoint: {0}")]
+    SqlServer(String),
     #[error("[ingest] {0}")]
     Ingest(String),
     #[error("notification settings: {0}")]

@@ -9,6 +9,7 @@
 //! - [`report`] — HTML report per run (tera + plotters SVG charts)
 //! - [`fleet`] — fleet report over a period of the history: Markdown or HTML with SVG history charts
 //! - [`webhook`] — JSON POST, retried while the endpoint is down; refusals go to the dead-letter topic
+//! - [`sql_server`] — the history over the PostgreSQL wire protocol (psql, Grafana, pandas)
 //! - [`notify`] — alert changes → log, Slack, email, GitHub issues; outcomes → `notifications`
 
 pub mod dashboard;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod fleet;
 pub mod notify;
 pub mod report;
+pub mod sql_server;
 pub mod webhook;
 
 pub use error::SinkError;

@@ -60,6 +60,19 @@ fn suite(metric: &str, run_id: &str) -> Vec<Query> {
             format!("SELECT r.workload, count(*) AS n, avg(s.value) AS mean FROM samples s JOIN runs r ON s.run_id = r.run_id WHERE r.event = 'started' AND s.metric = '{metric}' GROUP BY r.workload ORDER BY r.workload"),
             false,
         ),
+        // What analysts ask next: the worst runs, a percentile per day per workload, and a
+        // rolling figure over run medians (a window function).
+        q("top 10 slowest runs", format!("SELECT run_id, avg(value) AS mean FROM samples WHERE metric = '{metric}' GROUP BY run_id ORDER BY mean DESC, run_id LIMIT 10"), false),
+        q(
+            "p99 per day per workload",
+            format!("SELECT s.date, r.workload, approx_quantile(s.value, 0.99) AS p99 FROM samples s JOIN runs r ON s.run_id = r.run_id WHERE r.event = 'started' AND s.metric = '{metric}' GROUP BY s.date, r.workload ORDER BY s.date, r.workload"),
+            true,
+        ),
+        q(
+            "rolling mean of run medians",
+            format!("SELECT run_id, p50, avg(p50) OVER (ORDER BY started, run_id ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) AS rolling FROM (SELECT run_id, min(ts) AS started, median(value) AS p50 FROM samples WHERE metric = '{metric}' GROUP BY run_id) ORDER BY started, run_id"),
+            false,
+        ),
     ]
 }
 

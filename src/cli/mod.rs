@@ -27,8 +27,10 @@ mod import;
 mod ingest;
 mod record;
 mod report;
+mod serve_sql;
 mod spelling;
 mod sql;
+mod tables;
 mod status;
 mod transfer;
 mod ui;
@@ -90,6 +92,8 @@ enum Command {
     Cluster(cluster::ClusterCommand),
     /// Query the Parquet history with SQL (tables: runs, samples, summaries, verdicts, trends, baselines, dlq, detections, alerts, alert_actions, notifications).
     Sql(sql::SqlArgs),
+    /// The history's tables and views; with a name, its columns, types and meaning.
+    Tables(tables::TablesArgs),
     /// Merge the history's small Parquet objects into large sorted ones (atomic; safe to interrupt).
     Compact(compact::CompactArgs),
     /// Pin, reset or show series baselines.
@@ -97,6 +101,8 @@ enum Command {
     Baseline(baseline::BaselineCommand),
     /// The web dashboard over a history (read-only; no pipeline needed).
     Ui(ui::UiArgs),
+    /// The history over the PostgreSQL wire protocol, read-only, for psql, Grafana, pandas and DBeaver (no pipeline needed).
+    ServeSql(serve_sql::ServeSqlArgs),
     /// On-call: list, acknowledge and silence alerts.
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
@@ -134,7 +140,7 @@ fn init_logs(verbose: u8, default: &str) {
 
 /// Commands that never talk to Kafka: the broker flags are hidden from their help (they are
 /// still accepted, so one environment or alias serves every command).
-const WITHOUT_KAFKA: &[&str] = &["status", "sql", "compact", "ui", "regression", "trend", "changepoints", "compare", "report", "export", "metrics"];
+const WITHOUT_KAFKA: &[&str] = &["status", "sql", "tables", "compact", "ui", "serve-sql", "regression", "trend", "changepoints", "compare", "report", "export", "metrics"];
 const KAFKA_FLAGS: &[&str] = &["brokers", "broker_listen", "topic_prefix", "kafka_options"];
 
 /// The parser: the derived one, with every command's examples ([`examples`]) and the broker
@@ -209,10 +215,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(b) => bench::run(config, b).await,
         Command::Cluster(c) => cluster::run(config, c).await,
         Command::Sql(a) => sql::run(config, a).await,
+        Command::Tables(a) => tables::run(config, a).await,
         Command::Compact(a) => compact::run(config, a).await,
         Command::Baseline(c) => baseline::run(config, c).await,
         Command::Alerts(c) => alerts::run(config, c).await,
         Command::Ui(a) => ui::run(config, a).await,
+        Command::ServeSql(a) => serve_sql::run(config, a).await,
         Command::Regression(a) => analysis::regression(config, a).await,
         Command::Trend(a) => analysis::trend(config, a).await,
         Command::Changepoints(a) => analysis::changepoints(config, a).await,

@@ -35,13 +35,18 @@ pub async fn run(mut config: Config, a: UiArgs) -> anyhow::Result<ExitCode> {
     let bound = listener.local_addr()?;
     let (trigger, shutdown) = Shutdown::new();
     let server = tokio::spawn(serve(dashboard, listener, shutdown));
-    println!("trackiq ui at http://{bound}/ over {store} · Ctrl-C to stop");
+    let sql = if config.sql_server.enabled { Some(super::serve_sql::start(&config, &store).await?) } else { None };
+    let sql_line = sql.as_ref().map(|s| format!(" · SQL postgresql://{}@{}/trackiq", config.sql_server.user, s.addr)).unwrap_or_default();
+    println!("trackiq ui at http://{bound}/{sql_line} over {store} · Ctrl-C to stop");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
     trigger.trigger();
+    if let Some(s) = sql {
+        s.stop().await;
+    }
     server.await??;
     Ok(ExitCode::SUCCESS)
 }

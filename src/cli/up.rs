@@ -18,7 +18,8 @@ pub struct UpArgs {
     #[arg(long = "role", value_enum, value_delimiter = ',')]
     pub roles: Vec<Role>,
     /// Do not serve the web dashboard (served by default with the `sinks` role, on
-    /// `[dashboard] listen`, 127.0.0.1:8080), nor the HTTP ingest API beside it.
+    /// `[dashboard] listen`, 127.0.0.1:8080), nor the HTTP ingest API beside it, nor the
+    /// PostgreSQL endpoint (`[sql_server] listen`, 127.0.0.1:5433).
     #[arg(long)]
     pub no_ui: bool,
 }
@@ -76,10 +77,16 @@ pub async fn run(config: Config, a: UpArgs) -> anyhow::Result<ExitCode> {
         let addr = config.dashboard.listen.parse().map_err(|_| anyhow::anyhow!("[dashboard] listen `{}` is not host:port", config.dashboard.listen))?;
         trackiq_sinks::dashboard::Dashboard::new(trackiq_infra::DataStore::open(&config.data)?, config.dashboard.clone(), addr)?;
         config.ingest.read_token()?;
+        if config.sql_server.enabled {
+            let addr = config.sql_server.listen.parse().map_err(|_| anyhow::anyhow!("[sql_server] listen `{}` is not host:port", config.sql_server.listen))?;
+            config.sql_server.check(addr)?;
+        }
     }
     let stack = Stack::start_roles(&config, &roles).await?;
     stack.wait_ready(std::time::Duration::from_secs(60)).await?;
     let ui = if serve_ui { Some(start_ui(&config, &stack).await?) } else { None };
+    let sql = if serve_ui && config.sql_server.enabled { Some(super::serve_sql::start(&config, &stack.store).await?) } else { None };
+    let sql_line = sql.as_ref().map(|s| format!(" · SQL postgresql://{}@{}/trackiq", config.sql_server.user, s.addr)).unwrap_or_default();
     let metrics = stack.metrics_addr.map(|a| format!(" · metrics http://{a}/metrics")).unwrap_or_default();
     let dashboard = ui.as_ref().map(|(a, _, _)| format!(" · dashboard http://{a}/")).unwrap_or_default();
     let ingest = match &ui {
@@ -90,7 +97,7 @@ pub async fn run(config: Config, a: UpArgs) -> anyhow::Result<ExitCode> {
         (0, None) => String::new(),
         (n, otlp) => format!(" · scraping {n} target(s){}", otlp.map(|a| format!(" · OTLP http://{a}{}", trackiq_producers::streams::otlp::METRICS_PATH)).unwrap_or_default()),
     };
-    println!("trackiq is up: brokers {} · data {}{metrics}{dashboard}{ingest}{telemetry} · Ctrl-C to stop", stack.brokers(), stack.store);
+    println!("trackiq is up: brokers {} · data {}{metrics}{dashboard}{ingest}{sql_line}{telemetry} · Ctrl-C to stop", stack.brokers(), stack.store);
     if roles.contains(&Role::Aggregator) {
         // What to run next, from another terminal in any directory.
         let bench = super::hint::to_brokers(&stack.brokers(), &["bench", "cmd", "--iterations", "20", "--workload", "sleep", "--", "sleep", "0.01"]);
@@ -116,6 +123,9 @@ pub async fn run(config: Config, a: UpArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+    }
+    if let Some(s) = sql {
+        s.stop().await;
     }
     if let Some((_, trigger, task)) = ui {
         trigger.trigger();

@@ -36,6 +36,7 @@ mod s3;
 mod scale_out;
 mod secured_kafka;
 mod skips;
+mod sql_server;
 mod telemetry_in;
 mod smtp_server;
 mod transfer;

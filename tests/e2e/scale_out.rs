@@ -33,7 +33,7 @@ const PACE: Duration = Duration::from_millis(150);
 /// free port.
 fn instance_config(dir: &Path, id: &str) -> PathBuf {
     let p = dir.join(format!("{id}.toml"));
-    std::fs::write(&p, "[bus]\nstatic_membership = false\n[archiver]\nflush_secs = 1\n[metrics]\nlisten = \"127.0.0.1:0\"\n[dashboard]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    std::fs::write(&p, "[bus]\nstatic_membership = false\n[archiver]\nflush_secs = 1\n[metrics]\nlisten = \"127.0.0.1:0\"\n[dashboard]\nlisten = \"127.0.0.1:0\"\n[sql_server]\nlisten = \"127.0.0.1:0\"\n").unwrap();
     p
 }
 

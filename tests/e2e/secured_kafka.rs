@@ -50,7 +50,7 @@ fn stunnel(dir: &Path, tls: &str, plain: &str) -> Stunnel {
 
 fn config(dir: &Path, name: &str, security: &str) -> std::path::PathBuf {
     let p = dir.join(name);
-    std::fs::write(&p, format!("[archiver]\nflush_secs = 1\n[metrics]\nlisten = \"127.0.0.1:0\"\n[dashboard]\nlisten = \"127.0.0.1:0\"\n[bus]\nstatic_membership = false\n{security}")).unwrap();
+    std::fs::write(&p, format!("[archiver]\nflush_secs = 1\n[metrics]\nlisten = \"127.0.0.1:0\"\n[dashboard]\nlisten = \"127.0.0.1:0\"\n[sql_server]\nlisten = \"127.0.0.1:0\"\n[bus]\nstatic_membership = false\n{security}")).unwrap();
     p
 }
 

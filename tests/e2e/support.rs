@@ -160,7 +160,7 @@ pub fn sql(up: &Up, query: &str) -> Vec<serde_json::Value> {
 /// metrics and the dashboard on free ports.
 pub fn fast_config(dir: &Path) -> PathBuf {
     let p = dir.join("trackiq.toml");
-    std::fs::write(&p, "[archiver]\nflush_secs = 1\n[webhook]\ninitial_backoff_ms = 20\n[metrics]\nlisten = \"127.0.0.1:0\"\n[dashboard]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    std::fs::write(&p, "[archiver]\nflush_secs = 1\n[webhook]\ninitial_backoff_ms = 20\n[metrics]\nlisten = \"127.0.0.1:0\"\n[dashboard]\nlisten = \"127.0.0.1:0\"\n[sql_server]\nlisten = \"127.0.0.1:0\"\n").unwrap();
     p
 }
 

@@ -121,7 +121,7 @@ fn vllm_like(dir: &Path, port: u16, version: &str, median_s: f64) -> Proc {
 
 fn config(dir: &Path, body: &str) -> std::path::PathBuf {
     let p = dir.join("trackiq.toml");
-    std::fs::write(&p, format!("[archiver]\nflush_secs = 1\n[metrics]\nlisten = \"127.0.0.1:0\"\n[dashboard]\nlisten = \"127.0.0.1:0\"\n{body}")).unwrap();
+    std::fs::write(&p, format!("[archiver]\nflush_secs = 1\n[metrics]\nlisten = \"127.0.0.1:0\"\n[dashboard]\nlisten = \"127.0.0.1:0\"\n[sql_server]\nlisten = \"127.0.0.1:0\"\n{body}")).unwrap();
     p
 }
 

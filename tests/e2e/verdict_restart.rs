@@ -52,7 +52,9 @@ fn verdict_state_is_rebuilt_from_parquet_after_a_restart() {
         // The next run is judged against the four rebuilt ones.
         let ctx = trackiq_infra::tables::session(&store).await.unwrap();
         let b = ctx.sql("SELECT DISTINCT series_id FROM summaries").await.unwrap().collect().await.unwrap();
-        let series = b[0].column(0).as_any().downcast_ref::<datafusion::arrow::array::StringArray>().unwrap().value(0).to_string();
+        // Strings are read as views (see `tables::session`); cast to read the value.
+        let series = datafusion::arrow::compute::cast(b[0].column(0), &datafusion::arrow::datatypes::DataType::Utf8).unwrap();
+        let series = series.as_any().downcast_ref::<datafusion::arrow::array::StringArray>().unwrap().value(0).to_string();
         let mut run = trackiq_producers::identity::run_started("trackiq-record", &id);
         run.series_id = series;
         let summary = RunSummary {
