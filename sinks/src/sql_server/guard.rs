@@ -108,14 +108,13 @@ fn limited(response: Response, deadline: Instant, limits: Limits) -> Response {
     let tag = query.command_tag().to_string();
     let fields = query.row_schema();
     let rows = std::mem::replace(query.data_rows(), Box::pin(futures::stream::empty()));
-    let secs = limits.timeout.as_secs();
     let stream = futures::stream::unfold((rows, 0usize, false), move |(mut rows, sent, done)| async move {
         if done {
             return None;
         }
         let stop = |e| Some((Err(e), (Box::pin(futures::stream::empty()) as _, sent, true)));
         match tokio::time::timeout_at(deadline, rows.next()).await {
-            Err(_) => stop(user_error(CANCELED, format!("canceling statement due to statement timeout ([sql_server] query_timeout_secs = {secs})"))),
+            Err(_) => stop(timed_out(limits)),
             Ok(None) => None,
             Ok(Some(Ok(_))) if sent >= limits.max_rows => stop(user_error(
                 TOO_MANY_ROWS,
