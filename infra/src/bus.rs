@@ -11,13 +11,23 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::kafka_context::BusContext;
+use crate::kafka_oauth::{set_initial_token, OAuthSource};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 use trackiq_schemas::Topics;
+
+/// How long a secured client waits for its first metadata before leaving the verdict on
+/// the broker's TLS/SASL answer to its own timeouts.
+const ACCEPT_WAIT: Duration = Duration::from_secs(10);
+
+/// Every producer trackiq makes: its context answers librdkafka's OAUTHBEARER token requests.
+pub type Producer = FutureProducer<BusContext>;
+
 
 use crate::error::InfraError;
 
@@ -125,7 +135,7 @@ pub struct Bus {
 
 /// A producer made once and shared by the clones of a [`Bus`].
 #[derive(Clone, Default)]
-struct SharedProducer(std::sync::Arc<std::sync::OnceLock<FutureProducer>>);
+struct SharedProducer(std::sync::Arc<std::sync::OnceLock<Producer>>);
 
 impl std::fmt::Debug for SharedProducer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -217,6 +227,30 @@ impl Bus {
         Ok(c)
     }
 
+    /// The bearer-token source of SASL/OAUTHBEARER, if that is the mechanism.
+    pub fn oauth(&self) -> Option<std::sync::Arc<OAuthSource>> {
+        self.config.security.oauth().map(std::sync::Arc::new)
+    }
+
+    /// The context every client of this bus is made with.
+    pub fn context(&self) -> BusContext {
+        BusContext { oauth: self.oauth(), ..Default::default() }
+    }
+
+    /// A producer from `config`, holding its first bearer token when OAUTHBEARER is used.
+    fn create_producer(&self, config: &ClientConfig) -> Result<Producer, InfraError> {
+        let p: Producer = config.create_with_context(self.context()).map_err(InfraError::kafka("creating a producer"))?;
+        set_initial_token(rdkafka::producer::Producer::client(&p), self.oauth().as_deref())?;
+        Ok(p)
+    }
+
+    /// A consumer from `config` (see [`Bus::create_producer`]).
+    pub fn create_consumer<C: rdkafka::consumer::ConsumerContext + 'static>(&self, config: &ClientConfig, context: C, what: &str) -> Result<StreamConsumer<C>, InfraError> {
+        let c: StreamConsumer<C> = config.create_with_context(context).map_err(InfraError::kafka(format!("creating {what}")))?;
+        set_initial_token(c.client(), self.oauth().as_deref())?;
+        Ok(c)
+    }
+
     /// Fails at once, with a message saying what to do, when no broker accepts a TCP connection.
     pub async fn check_reachable(&self) -> Result<(), InfraError> {
         let bootstrap = self.config.bootstrap().to_string();
@@ -244,6 +278,11 @@ impl Bus {
                             }
                             _ => {}
                         }
+                    } else {
+                        drop(stream);
+                    }
+                    if security.tls() || security.sasl() {
+                        return self.check_accepted(hostport).await;
                     }
                     return Ok(());
                 }
@@ -252,14 +291,53 @@ impl Bus {
         Err(InfraError::BrokerUnreachable { brokers: bootstrap })
     }
 
+    /// With TLS or SASL: one metadata round trip, failing within seconds with the cause when
+    /// the broker refuses this client (untrusted CA, hostname mismatch, wrong password or
+    /// token) — librdkafka alone would only time out a first send after 30 s.
+    async fn check_accepted(&self, hostport: &str) -> Result<(), InfraError> {
+        let context = self.context();
+        let config = self.client_config()?;
+        let oauth = self.oauth();
+        let host = hostport.to_string();
+        let refused = tokio::task::spawn_blocking(move || -> Result<Option<String>, InfraError> {
+            let producer: Producer = config.create_with_context(context.clone()).map_err(InfraError::kafka("creating a producer"))?;
+            let client = rdkafka::producer::Producer::client(&producer);
+            set_initial_token(client, oauth.as_deref())?;
+            let deadline = std::time::Instant::now() + ACCEPT_WAIT;
+            loop {
+                if client.fetch_metadata(None, Duration::from_millis(500)).is_ok() {
+                    return Ok(None);
+                }
+                if let Some(why) = context.refusal() {
+                    return Ok(Some(why));
+                }
+                if std::time::Instant::now() > deadline {
+                    // Slow or silent: the clients' own timeouts and messages take over.
+                    return Ok(None);
+                }
+            }
+        })
+        .await
+        .map_err(|e| InfraError::Task(e.to_string()))??;
+        let Some(mut why) = refused else { return Ok(()) };
+        if let Some(ca) = self.config.security.ca.as_deref().filter(|_| why.contains("certificate verify failed"))
+            && let Some(cause) = crate::kafka_tls::diagnose(&host, ca).await
+        {
+            why = format!("{cause}; librdkafka: {}", why.rsplit_once("librdkafka: ").map_or(why.as_str(), |(_, r)| r));
+        }
+        Err(InfraError::KafkaSecurity(crate::kafka_security::SecurityError::Invalid(format!("{host} refused this client: {why}"))))
+    }
+
     /// The Kafka cluster id: which log incarnation offsets refer to (a lost and recreated
     /// broker has a new one).
     pub async fn cluster_id(&self) -> Result<String, InfraError> {
         let config = self.client_config()?;
         let bootstrap = self.config.bootstrap().to_string();
+        let (context, oauth) = (self.context(), self.oauth());
         tokio::task::spawn_blocking(move || {
-            let client: rdkafka::consumer::BaseConsumer =
-                config.create().map_err(InfraError::kafka("creating a client to read the cluster id"))?;
+            let client: rdkafka::consumer::BaseConsumer<BusContext> =
+                config.create_with_context(context).map_err(InfraError::kafka("creating a client to read the cluster id"))?;
+            set_initial_token(rdkafka::consumer::Consumer::client(&client), oauth.as_deref())?;
             rdkafka::consumer::Consumer::client(&client)
                 .fetch_cluster_id(Duration::from_secs(10))
                 .ok_or(InfraError::BrokerUnreachable { brokers: bootstrap })
@@ -271,25 +349,20 @@ impl Bus {
     /// A producer for bulk sends in order: one request in flight per connection, so records
     /// enqueued one after another (without awaiting each) reach their partition in that order
     /// even when a request is retried; batches of 20 ms carry many records per round trip.
-    pub fn ordered_producer(&self) -> Result<FutureProducer, InfraError> {
-        self.client_config()?
-            .set("acks", "all")
-            .set("linger.ms", "20")
-            .set("max.in.flight.requests.per.connection", "1")
-            .set("queue.buffering.max.messages", "1000000")
-            .set("message.timeout.ms", "60000")
-            .create()
-            .map_err(InfraError::kafka("creating a producer"))
+    pub fn ordered_producer(&self) -> Result<Producer, InfraError> {
+        self.create_producer(
+            self.client_config()?
+                .set("acks", "all")
+                .set("linger.ms", "20")
+                .set("max.in.flight.requests.per.connection", "1")
+                .set("queue.buffering.max.messages", "1000000")
+                .set("message.timeout.ms", "60000"),
+        )
     }
 
     /// A producer that waits for full acknowledgement of every record.
-    pub fn producer(&self) -> Result<FutureProducer, InfraError> {
-        self.client_config()?
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000")
-            .create()
-            .map_err(InfraError::kafka("creating a producer"))
+    pub fn producer(&self) -> Result<Producer, InfraError> {
+        self.create_producer(self.client_config()?.set("acks", "all").set("linger.ms", "5").set("message.timeout.ms", "30000"))
     }
 
     /// The stage runtime's producer: a stage publishes an input's outputs and waits for
@@ -298,17 +371,11 @@ impl Bus {
     /// about one summary per acknowledgement round trip). One is shared by every stage of the
     /// process: each librdkafka producer has a polling thread that wakes ten times a second,
     /// and one per stage cost an idle `trackiq up --brokers` 5 % of a core.
-    pub fn stage_producer(&self) -> Result<FutureProducer, InfraError> {
+    pub fn stage_producer(&self) -> Result<Producer, InfraError> {
         if let Some(p) = self.stage_producer.0.get() {
             return Ok(p.clone());
         }
-        let created: FutureProducer = self
-            .client_config()?
-            .set("acks", "all")
-            .set("linger.ms", "0")
-            .set("message.timeout.ms", "30000")
-            .create()
-            .map_err(InfraError::kafka("creating a producer"))?;
+        let created = self.create_producer(self.client_config()?.set("acks", "all").set("linger.ms", "0").set("message.timeout.ms", "30000"))?;
         // Two stages starting at once may both create one: the first stored is kept.
         Ok(self.stage_producer.0.get_or_init(|| created).clone())
     }
@@ -337,7 +404,7 @@ impl Bus {
         if self.config.static_membership {
             config.set("group.instance.id", format!("{group}-{}", self.config.instance()));
         }
-        let consumer: StreamConsumer<C> = config
+        config
             .set("statistics.interval.ms", statistics_ms)
             .set("group.id", group)
             .set("enable.auto.commit", "true")
@@ -345,9 +412,8 @@ impl Bus {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
-            .create_with_context(context)
-            .map_err(InfraError::kafka(format!("creating consumer for group {group}")))?;
+            .set("heartbeat.interval.ms", "1000");
+        let consumer = self.create_consumer(&config, context, &format!("consumer for group {group}"))?;
         consumer
             .subscribe(topics)
             .map_err(InfraError::kafka(format!("subscribing group {group} to {topics:?}")))?;
@@ -357,8 +423,10 @@ impl Bus {
     /// Creates the pipeline's topics if they do not exist (the embedded broker never
     /// auto-creates topics).
     pub async fn ensure_topics(&self) -> Result<(), InfraError> {
-        let admin: AdminClient<DefaultClientContext> =
-            self.client_config()?.create().map_err(InfraError::kafka("creating an admin client"))?;
+        let admin: AdminClient<BusContext> =
+            self.client_config()?.create_with_context(self.context()).map_err(InfraError::kafka("creating an admin client"))?;
+        // An admin client never polls librdkafka's main queue, where token requests arrive.
+        set_initial_token(admin.inner(), self.oauth().as_deref())?;
         // Only the missing ones: the embedded broker logs every "already exists" as an error.
         let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(10)).map_err(InfraError::kafka("reading topic metadata"))?;
         let existing: std::collections::HashSet<&str> = metadata.topics().iter().filter(|t| !t.partitions().is_empty()).map(|t| t.name()).collect();
@@ -384,7 +452,7 @@ impl Bus {
 }
 
 /// Sends one record and waits for its acknowledgement.
-pub async fn send(producer: &FutureProducer, topic: &str, key: &[u8], payload: &[u8]) -> Result<(i32, i64), InfraError> {
+pub async fn send(producer: &Producer, topic: &str, key: &[u8], payload: &[u8]) -> Result<(i32, i64), InfraError> {
     let record = FutureRecord::to(topic).key(key).payload(payload);
     producer
         .send(record, Duration::from_secs(30))

@@ -53,6 +53,9 @@ pub enum Mechanism {
     ScramSha256,
     #[serde(rename = "SCRAM-SHA-512")]
     ScramSha512,
+    /// A bearer token (`token`), e.g. an OIDC access token; see [`crate::kafka_oauth`].
+    #[serde(rename = "OAUTHBEARER")]
+    OAuthBearer,
 }
 
 impl Mechanism {
@@ -61,6 +64,7 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -80,12 +84,16 @@ pub struct KafkaSecurity {
     /// Check that a broker's certificate names the host connected to. On by default; turning
     /// it off lets a stolen certificate of any host impersonate the broker.
     pub skip_hostname_check: bool,
-    /// SASL mechanism with `sasl_*` protocols: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    /// SASL mechanism with `sasl_*` protocols: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` or
+    /// `OAUTHBEARER`.
     pub mechanism: Option<Mechanism>,
-    /// SASL user name.
+    /// SASL user name; with `OAUTHBEARER`, the principal of a token that is not a JWT.
     pub username: Option<String>,
-    /// SASL password.
+    /// SASL password (PLAIN and SCRAM).
     pub password: Option<SecretSource>,
+    /// Bearer token (`OAUTHBEARER`): read again at every refresh, so a rotated file is
+    /// picked up; a JWT's `exp` says when.
+    pub token: Option<SecretSource>,
 }
 
 /// librdkafka options that hold credentials: never accepted as plain options.
@@ -182,6 +190,12 @@ impl KafkaSecurity {
         self.protocol.sasl()
     }
 
+    /// The bearer token's source with SASL/OAUTHBEARER.
+    pub fn oauth(&self) -> Option<crate::kafka_oauth::OAuthSource> {
+        let oauth = self.protocol.sasl() && self.mechanism == Some(Mechanism::OAuthBearer);
+        self.token.clone().filter(|_| oauth).map(|token| crate::kafka_oauth::OAuthSource { token, principal: self.username.clone() })
+    }
+
     /// The librdkafka options this section stands for, secrets read now.
     pub fn options(&self) -> Result<Vec<(&'static str, String)>, SecurityError> {
         let invalid = |s: &str| SecurityError::Invalid(s.to_string());
@@ -203,14 +217,26 @@ impl KafkaSecurity {
             return Err(SecurityError::Invalid(format!("`ca` and `certificate` need protocol ssl or sasl_ssl, not {}", self.protocol.as_str())));
         }
         if self.protocol.sasl() {
-            let mechanism = self.mechanism.ok_or_else(|| invalid("protocol sasl_* needs a `mechanism` (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"))?;
-            let username = self.username.as_deref().filter(|u| !u.is_empty()).ok_or_else(|| invalid("SASL needs a `username`"))?;
-            let password = self.password.as_ref().ok_or_else(|| invalid("SASL needs a `password` ({ env = \"VAR\" } or { file = \"/path\" })"))?;
+            let mechanism = self.mechanism.ok_or_else(|| invalid("protocol sasl_* needs a `mechanism` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER)"))?;
             o.push(("sasl.mechanism", mechanism.as_str().to_string()));
-            o.push(("sasl.username", username.to_string()));
-            o.push(("sasl.password", Secret::read("kafka", "password", password)?.expose().to_string()));
-        } else if self.mechanism.is_some() || self.username.is_some() || self.password.is_some() {
-            return Err(SecurityError::Invalid(format!("a SASL `mechanism`, `username` or `password` needs protocol sasl_ssl or sasl_plaintext, not {}", self.protocol.as_str())));
+            if mechanism == Mechanism::OAuthBearer {
+                if self.password.is_some() {
+                    return Err(invalid("OAUTHBEARER takes a `token`, not a `password`"));
+                }
+                let oauth = self.oauth().ok_or_else(|| invalid("OAUTHBEARER needs a `token` ({ env = \"VAR\" } or { file = \"/path\" })"))?;
+                // Read now so that a missing or expired token stops the command at once.
+                oauth.read(chrono::Utc::now().timestamp_millis())?;
+            } else {
+                let username = self.username.as_deref().filter(|u| !u.is_empty()).ok_or_else(|| invalid("SASL needs a `username`"))?;
+                let password = self.password.as_ref().ok_or_else(|| invalid("SASL needs a `password` ({ env = \"VAR\" } or { file = \"/path\" })"))?;
+                if self.token.is_some() {
+                    return Err(invalid("a `token` is for mechanism OAUTHBEARER"));
+                }
+                o.push(("sasl.username", username.to_string()));
+                o.push(("sasl.password", Secret::read("kafka", "password", password)?.expose().to_string()));
+            }
+        } else if self.mechanism.is_some() || self.username.is_some() || self.password.is_some() || self.token.is_some() {
+            return Err(SecurityError::Invalid(format!("a SASL `mechanism`, `username`, `password` or `token` needs protocol sasl_ssl or sasl_plaintext, not {}", self.protocol.as_str())));
         }
         Ok(o)
     }

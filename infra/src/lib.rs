@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`broker`] — embedded tansu broker (SQLite engine)
-//! - [`bus`] — Kafka configuration, producers, consumers, topic creation; [`kafka_security`] — its TLS and SASL
+//! - [`bus`] — Kafka configuration, producers, consumers, topic creation; [`kafka_security`] — its TLS and SASL; [`kafka_context`] — every client's context; [`kafka_oauth`] — OAUTHBEARER tokens; [`kafka_tls`] — why a certificate was refused
 //! - [`store`] — object store by URL (`file://`, `s3://`)
 //! - [`tables`] — DataFusion table registration (and views); [`table_docs`] — what each table and column means
 //! - [`compaction`] — compaction commit records; [`visible_store`] — the history readers see
@@ -21,7 +21,10 @@ pub mod broker;
 pub mod bus;
 pub mod compaction;
 pub mod error;
+pub mod kafka_context;
+pub mod kafka_oauth;
 pub mod kafka_security;
+pub mod kafka_tls;
 pub mod metrics;
 pub mod replay;
 pub mod runtime;

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::kafka_context::BusContext;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::warn;
 use trackiq_schemas::{AnyEvent, registry};
@@ -17,18 +19,19 @@ use crate::{Bus, InfraError};
 pub const REPLAY_LIMIT: Duration = Duration::from_secs(120);
 
 /// A consumer for re-reading logs: assigned by hand, never commits.
-pub fn replay_consumer(bus: &Bus, group: &str) -> Result<BaseConsumer, InfraError> {
+pub fn replay_consumer(bus: &Bus, group: &str) -> Result<BaseConsumer<BusContext>, InfraError> {
     let mut cc = bus.client_config()?;
     cc.set("group.id", group).set("enable.auto.commit", "false");
-    cc.create()
-        .map_err(InfraError::kafka("creating a replay consumer"))
+    let c: BaseConsumer<BusContext> = cc.create_with_context(bus.context()).map_err(InfraError::kafka("creating a replay consumer"))?;
+    crate::kafka_oauth::set_initial_token(c.client(), bus.oauth().as_deref())?;
+    Ok(c)
 }
 
 /// Reads each partition of `topic` from `from[p]` (the start of the log when absent) to its
 /// end as it is now, handing every valid event to `apply` in offset order per partition.
 /// Blocking: call from `spawn_blocking`. Returns how many events were applied.
 pub fn read_log(
-    c: &BaseConsumer,
+    c: &BaseConsumer<BusContext>,
     topic: &str,
     from: &BTreeMap<i32, i64>,
     mut apply: impl FnMut(AnyEvent),
@@ -89,10 +92,9 @@ pub fn read_log(
 /// every valid event to `apply` until `shutdown`: a live view for a dashboard, which wants
 /// what happens from now on, not the history (that is in Parquet).
 pub async fn follow(bus: &Bus, topics: &[String], mut shutdown: crate::Shutdown, mut apply: impl FnMut(AnyEvent)) -> Result<(), InfraError> {
-    use rdkafka::consumer::StreamConsumer;
     let mut cc = bus.client_config()?;
     cc.set("group.id", format!("trackiq-follow-{}", bus.config().instance())).set("enable.auto.commit", "false");
-    let c: StreamConsumer = cc.create().map_err(InfraError::kafka("creating a follower"))?;
+    let c = bus.create_consumer(&cc, bus.context(), "a follower")?;
     let mut assign = TopicPartitionList::new();
     for topic in topics {
         let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).map_err(InfraError::kafka(format!("reading {topic} metadata")))?;

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::producer::FutureProducer;
+use trackiq_infra::bus::Producer;
 use trackiq_infra::Bus;
 use trackiq_infra::bus::send;
 use trackiq_schemas::metrics::validate_value;
@@ -33,7 +33,7 @@ impl Default for Batching {
 /// A run being emitted.
 pub struct RunEmitter {
     bus: Bus,
-    producer: FutureProducer,
+    producer: Producer,
     run: RunStarted,
     batching: Batching,
     pending: Vec<Sample>,

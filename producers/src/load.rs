@@ -19,7 +19,8 @@ use futures::stream::FuturesUnordered;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand_distr::{Distribution, LogNormal, Normal};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
+use trackiq_infra::bus::Producer;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use trackiq_infra::Bus;
@@ -271,7 +272,7 @@ fn batch(run_id: &str, seq: i64, first: i64, n: usize, telemetry_every: usize, l
 
 type Delivery = (Result<(), ProducerError>, u64, usize, Option<FinishedRun>);
 
-async fn send(producer: &FutureProducer, topic: &str, out: Outgoing) -> Delivery {
+async fn send(producer: &Producer, topic: &str, out: Outgoing) -> Delivery {
     let record = FutureRecord::to(topic).key(out.key.as_bytes()).payload(&out.payload);
     let result = producer
         .send(record, Duration::from_secs(30))

@@ -80,7 +80,18 @@ fn a_run_crosses_tls_only_and_untrusted_or_plaintext_clients_are_refused_by_name
     let out = up.cli(&["--config", &untrusted_arg, "record", "--workload", "over-tls", "--metric", "latency_ms=4.2"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "an untrusting client must fail");
-    assert!(err.contains("certificate verify failed"), "the error names the cause: {err}");
+    assert!(err.contains("refused this client: the broker's certificate is not signed by a CA this client trusts") && err.contains("certificate verify failed"), "the error names the cause: {err}");
+
+    // The right CA, but the certificate names 127.0.0.1 and the client asks for localhost.
+    let port = tls.rsplit(':').next().unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(crate::support::BIN)
+        .args(["--brokers", &format!("localhost:{port}"), "--data", &data, "--config", &trusted_arg, "record", "--workload", "over-tls", "--metric", "latency_ms=4.2"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("hostname mismatch"), "the error names the mismatch: {err}");
+    assert!(started.elapsed() < Duration::from_secs(20), "refused within seconds, not at the send timeout: {:?}", started.elapsed());
 
     // Plaintext at the TLS port.
     let plaintext = config(dir.path(), "plaintext.toml", "");
@@ -112,16 +123,43 @@ fn only_a_client_with_the_users_scram_password_gets_through() {
     assert!(out.status.success(), "the user records: {}", String::from_utf8_lossy(&out.stderr));
     wait_for("the run in the history", Duration::from_secs(60), || (sql_n(&up, "SELECT count(*) AS n FROM samples WHERE metric = 'latency_ms'") == 1).then_some(()));
 
+    let started = std::time::Instant::now();
     let out = record(&config(dir.path(), "wrong.toml", &sasl("TRACKIQ_TEST_WRONG_PASSWORD")));
+    assert!(started.elapsed() < Duration::from_secs(20), "refused within seconds, not at the send timeout: {:?}", started.elapsed());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a wrong password must fail");
-    assert!(err.contains("Authentication failed") || err.contains("authentication failed"), "the error names the cause: {err}");
+    assert!(err.contains("refused this client: the broker refused the SASL credentials") && err.contains("invalid-proof"), "the error names the cause: {err}");
     assert!(!err.contains("battery-staple") && !err.contains("correct-horse-7"), "no password in the error: {err}");
 
     let out = record(&config(dir.path(), "none.toml", ""));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a client without SASL must fail");
     assert!(err.contains("SASL"), "the error says SASL is required: {err}");
+
+    // OAUTHBEARER: the token is read from its file at start; an expired JWT stops the command
+    // at once naming the file and the time; a valid one is offered to the broker, which checks
+    // only SCRAM and refuses the mechanism (no broker here validates bearer tokens).
+    let jwt = |claims: &str| {
+        use base64::Engine;
+        let b = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        format!("{}.{}.{}", b(r#"{"alg":"RS256"}"#), b(claims), b("not-checked-by-the-client"))
+    };
+    let oauth = |name: &str, token: &str| {
+        let file = dir.path().join(format!("{name}.jwt"));
+        std::fs::write(&file, token).unwrap();
+        config(dir.path(), &format!("{name}.toml"), &format!("[bus.security]\nprotocol = \"sasl_plaintext\"\nmechanism = \"OAUTHBEARER\"\ntoken = {{ file = \"{}\" }}\n", file.display()))
+    };
+    let expired = jwt(r#"{"sub":"svc-trackiq","exp":1700000000}"#);
+    let started = std::time::Instant::now();
+    let out = record(&oauth("expired", &expired));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("expired at 2023-11-14T22:13:20+00:00") && err.contains("expired.jwt"), "the error names the token's file and expiry: {err}");
+    assert!(started.elapsed() < Duration::from_secs(10) && !err.contains(&expired), "at once, without the token: {err}");
+    let valid = jwt(r#"{"sub":"svc-trackiq","exp":4000000000}"#);
+    let out = record(&oauth("valid", &valid));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("refused the SASL credentials") && err.contains("state AUTH_REQ"), "the token was offered and refused: {err}");
+    assert!(!err.contains(&valid), "no token in the error: {err}");
     assert_eq!(sql_n(&up, "SELECT count(*) AS n FROM samples WHERE metric = 'latency_ms'"), 1, "the refused clients wrote nothing");
     up.stop();
 }

@@ -6,7 +6,6 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::FutureProducer;
 
 use crate::bus::send;
 use crate::metrics::PipelineMetrics;
@@ -21,7 +20,7 @@ async fn broker(dir: &std::path::Path) -> (EmbeddedBroker, Bus) {
     (broker, bus)
 }
 
-fn producer(bus: &Bus) -> FutureProducer {
+fn producer(bus: &Bus) -> crate::bus::Producer {
     bus.producer().unwrap()
 }
 

@@ -21,9 +21,17 @@ pub struct StageConsumerContext {
     pub metrics: PipelineMetrics,
     /// Assignment changes, taken by the driver before its next stage call.
     pub rebalances: RebalanceLog,
+    /// The bearer-token source with SASL/OAUTHBEARER.
+    pub oauth: Option<std::sync::Arc<crate::kafka_oauth::OAuthSource>>,
 }
 
 impl ClientContext for StageConsumerContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(&self, _config: Option<&str>) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        crate::kafka_oauth::generate(self.oauth.as_deref())
+    }
+
     fn stats(&self, statistics: Statistics) {
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {

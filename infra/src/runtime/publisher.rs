@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use rdkafka::producer::FutureProducer;
+use crate::bus::Producer;
 use tansu_sans_io::record::{Record as LogRecord, deflated, inflated};
 use tansu_storage::{Storage, TopicId, Topition};
 
@@ -23,7 +23,7 @@ use crate::bus::send;
 use crate::error::InfraError;
 
 pub enum Publisher {
-    Kafka(FutureProducer),
+    Kafka(Producer),
     Log(LogPublisher),
 }
 

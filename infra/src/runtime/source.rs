@@ -41,7 +41,7 @@ impl Source {
             return Ok(Source::Log(LogSource::open(log.clone(), &ctx.group, stage, topics, ctx.metrics.clone(), rebalances.clone()).await?));
         }
         let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-        let context = StageConsumerContext { stage, metrics: ctx.metrics.clone(), rebalances: rebalances.clone() };
+        let context = StageConsumerContext { stage, metrics: ctx.metrics.clone(), rebalances: rebalances.clone(), oauth: ctx.bus.oauth() };
         Ok(Source::Kafka(ctx.bus.consumer_with(&ctx.group, &refs, context, STATISTICS_INTERVAL_MS)?))
     }
 

@@ -5,7 +5,8 @@
 //! flight per connection, so a series' records stay in order; the call returns once every
 //! record is acknowledged.
 
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
+use trackiq_infra::bus::Producer;
 use trackiq_infra::Bus;
 use trackiq_schemas::{RunFinished, SampleBatch, registry};
 
@@ -30,7 +31,7 @@ pub async fn send_runs(bus: &Bus, runs: &mut [ImportedRun], on_sent: impl FnMut(
 
 /// [`send_runs`] on a producer the caller keeps (one made by [`Bus::ordered_producer`]), for
 /// a sender that publishes again and again (the telemetry windows).
-pub async fn send_runs_on(producer: &FutureProducer, topic: &str, runs: &mut [ImportedRun], mut on_sent: impl FnMut(usize)) -> Result<(), ProducerError> {
+pub async fn send_runs_on(producer: &Producer, topic: &str, runs: &mut [ImportedRun], mut on_sent: impl FnMut(usize)) -> Result<(), ProducerError> {
     if runs.is_empty() {
         return Ok(());
     }
@@ -64,7 +65,7 @@ pub async fn send_runs_on(producer: &FutureProducer, topic: &str, runs: &mut [Im
 }
 
 /// Enqueues one record, waiting for room in the producer's queue when it is full.
-async fn enqueue(producer: &FutureProducer, topic: &str, key: &[u8], payload: &[u8]) -> Result<rdkafka::producer::DeliveryFuture, ProducerError> {
+async fn enqueue(producer: &Producer, topic: &str, key: &[u8], payload: &[u8]) -> Result<rdkafka::producer::DeliveryFuture, ProducerError> {
     loop {
         match producer.send_result(FutureRecord::to(topic).key(key).payload(payload)) {
             Ok(d) => return Ok(d),

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use rdkafka::producer::FutureProducer;
+use trackiq_infra::bus::Producer;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -232,7 +232,7 @@ async fn publisher(mut rx: mpsc::Receiver<Publish>, deps: Deps) {
 }
 
 /// The publisher's producer, made on first use (and again after a failure dropped it).
-fn made<'a>(producer: &'a mut Option<FutureProducer>, bus: &Bus) -> Result<&'a FutureProducer, ProducerError> {
+fn made<'a>(producer: &'a mut Option<Producer>, bus: &Bus) -> Result<&'a Producer, ProducerError> {
     if producer.is_none() {
         *producer = Some(bus.ordered_producer()?);
     }
