@@ -10,6 +10,7 @@
 //! - [`store`] — object store by URL (`file://`, `s3://`)
 //! - [`tables`] — DataFusion table registration (and views); [`table_docs`] — what each table and column means
 //! - [`compaction`] — compaction commit records; [`visible_store`] — the history readers see
+//! - [`row_counts`] — `count(*)` by partition from Parquet row counts
 //! - [`sql_functions`] — SQL functions added to DataFusion (`approx_quantile`)
 //! - [`shutdown`] — the shutdown signal services take
 //! - [`metrics`] — the pipeline's own Prometheus metrics, `/metrics` and `/healthz`
@@ -27,6 +28,7 @@ pub mod kafka_security;
 pub mod kafka_tls;
 pub mod metrics;
 pub mod replay;
+pub mod row_counts;
 pub mod runtime;
 pub mod secret;
 pub mod shutdown;

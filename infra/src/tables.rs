@@ -18,7 +18,8 @@ pub async fn session(store: &DataStore) -> Result<SessionContext, InfraError> {
     // small side (without them `samples JOIN runs` hashed 61M sample rows: 9 s, 6.5 GB). But
     // no answers from them: Parquet's min/max leave NaN out, so a `max(value)` answered from
     // statistics would skip a NaN that history written before validation may hold; the rule
-    // that answers aggregates from statistics is left out.
+    // that answers aggregates from statistics is left out; counts come from footers' row
+    // counts (`row_counts`), which are exact.
     let mut config = datafusion::prelude::SessionConfig::new().with_collect_statistics(true).with_information_schema(true);
     // Compacted objects are sorted by run, metric and time with page statistics: the page
     // index alone skips the pages a `WHERE run_id = …` excludes (one run's values: 0.07 s on
@@ -32,6 +33,7 @@ pub async fn session(store: &DataStore) -> Result<SessionContext, InfraError> {
         .rules
         .into_iter()
         .filter(|rule| rule.name() != "aggregate_statistics")
+        .chain([Arc::new(crate::row_counts::CountFromRowCounts) as Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>])
         .collect();
     let state = datafusion::execution::SessionStateBuilder::new()
         .with_config(config)

@@ -21,7 +21,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Starts `trackiq up` over a fresh history in `dir/data` with the user's other settings,
-    /// its broker on a free port (embedded) and its dashboard on none the user's may hold;
+    /// its broker on a free port (embedded), its dashboard and SQL endpoint on ports no one holds;
     /// returns it with the config it runs.
     pub fn start_fresh(config: &trackiq::config::Config, dir: &std::path::Path, name: &str) -> anyhow::Result<(Pipeline, trackiq::config::Config)> {
         let mut pipeline_config = config.clone();
@@ -30,6 +30,7 @@ impl Pipeline {
             pipeline_config.bus.listen = format!("127.0.0.1:{}", super::free_port()?);
         }
         pipeline_config.dashboard.listen = "127.0.0.1:0".into();
+        pipeline_config.sql_server.listen = "127.0.0.1:0".into();
         let config_file = dir.join(format!("{name}.toml"));
         std::fs::write(&config_file, toml::to_string(&pipeline_config)?)?;
         Ok((Pipeline::start(&config_file)?, pipeline_config))
