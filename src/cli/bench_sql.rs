@@ -95,8 +95,8 @@ pub async fn run(config: Config, a: SqlBenchArgs) -> anyhow::Result<ExitCode> {
     }
     let run_id = first_run(&config, &metric).await?;
     // DuckDB reads exactly the objects trackiq's readers list (compaction hides merged ones).
-    let samples = visible_files(&store, "samples").await?;
-    let runs = visible_files(&store, "runs").await?;
+    let samples = super::duckdb_views::visible_files(&store, "samples").await?;
+    let runs = super::duckdb_views::visible_files(&store, "runs").await?;
     let (files, bytes) = (samples.len(), samples.iter().map(|f| f.1).sum::<u64>());
     let (run_files, run_bytes) = (runs.len(), runs.iter().map(|f| f.1).sum::<u64>());
     let scripts = tempfile_dir()?;
@@ -211,21 +211,8 @@ async fn first_run(config: &Config, metric: &str) -> anyhow::Result<String> {
     answers::rows(&out).first().and_then(|r| r.first()).cloned().filter(|r| !r.is_empty()).context("no run in the samples table")
 }
 
-fn duckdb_script(samples: &[(PathBuf, u64)], runs: &[(PathBuf, u64)], sql: &str) -> String {
-    let view = |t: &str, files: &[(PathBuf, u64)]| {
-        let list: Vec<String> = files.iter().map(|(p, _)| format!("'{}'", p.display().to_string().replace('\'', "''"))).collect();
-        format!("CREATE VIEW {t} AS SELECT * FROM read_parquet([{}], hive_partitioning = true);", list.join(", "))
-    };
-    format!("{}\n{}\n{sql};\n", view("samples", samples), view("runs", runs))
-}
-
-/// The Parquet objects of `table` that trackiq's readers list, with their sizes.
-async fn visible_files(store: &DataStore, table: &str) -> anyhow::Result<Vec<(PathBuf, u64)>> {
-    let listed = trackiq_infra::visible_store::visible_objects(store, table).await?;
-    let mut files: Vec<(PathBuf, u64)> =
-        listed.into_iter().filter(|m| m.location.extension() == Some("parquet")).map(|m| (PathBuf::from(format!("/{}", m.location)), m.size)).collect();
-    files.sort();
-    Ok(files)
+fn duckdb_script(samples: &[(String, u64)], runs: &[(String, u64)], sql: &str) -> String {
+    format!("{}\n{}\n{sql};\n", super::duckdb_views::view("samples", samples), super::duckdb_views::view("runs", runs))
 }
 
 /// A fresh directory for DuckDB scripts.

@@ -39,7 +39,7 @@ pub const EXAMPLES: &[(&[&str], &[&str])] = &[
         "sql \"SELECT metric, count(*), avg(value) FROM samples GROUP BY metric\" --format csv",
         "--data file:///srv/trackiq-data sql \"SELECT run_id, metric, value, baseline, severity FROM verdicts ORDER BY evaluated_at DESC LIMIT 10\"",
     ]),
-    (&["tables"], &["tables", "tables run_overview"]),
+    (&["tables"], &["tables", "tables run_overview", "tables --duckdb samples"]),
     (&["compact"], &["compact", "compact --table samples"]),
     (&["baseline"], &["baseline show"]),
     (&["baseline", "set"], &["baseline set 01a24820-54ec-73ba-8e87-e712c9989101 --reason \"new allocator accepted\"", "baseline set --all --days 14"]),

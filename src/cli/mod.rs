@@ -30,6 +30,7 @@ mod report;
 mod serve_sql;
 mod spelling;
 mod sql;
+mod duckdb_views;
 mod tables;
 mod status;
 mod transfer;
@@ -92,7 +93,7 @@ enum Command {
     Cluster(cluster::ClusterCommand),
     /// Query the Parquet history with SQL (tables: runs, samples, summaries, verdicts, trends, baselines, dlq, detections, alerts, alert_actions, notifications).
     Sql(sql::SqlArgs),
-    /// The history's tables and views; with a name, its columns, types and meaning.
+    /// The history's tables and views; with a name, its columns, types and meaning; --duckdb: views for DuckDB.
     Tables(tables::TablesArgs),
     /// Merge the history's small Parquet objects into large sorted ones (atomic; safe to interrupt).
     Compact(compact::CompactArgs),

@@ -1,5 +1,5 @@
 //! `trackiq tables`: the history's tables and views, and with a name, that table's columns
-//! with their SQL types and meaning.
+//! with their SQL types and meaning; `--duckdb` prints DuckDB views over the same objects.
 
 use std::process::ExitCode;
 
@@ -13,10 +13,26 @@ use trackiq_infra::{DataStore, table_docs};
 pub struct TablesArgs {
     /// A table or view: list its columns (without: list the tables and views).
     table: Option<String>,
+    /// Print DuckDB views (`CREATE OR REPLACE VIEW ... read_parquet([...])`) over exactly the
+    /// objects trackiq reads, for every table or the one named: a glob would also count a
+    /// compaction's merged inputs while they are retained.
+    #[arg(long)]
+    duckdb: bool,
 }
 
 pub async fn run(config: Config, a: TablesArgs) -> anyhow::Result<ExitCode> {
     let store = DataStore::open(&config.data)?;
+    if a.duckdb {
+        let tables: Vec<&str> = match a.table.as_deref() {
+            Some(t) if trackiq_schemas::arrow::TABLES.contains(&t) => vec![t],
+            Some(t) => bail!("no table `{t}` to give DuckDB (views are trackiq's SQL); tables: {}", trackiq_schemas::arrow::TABLES.join(", ")),
+            None => trackiq_schemas::arrow::TABLES.to_vec(),
+        };
+        for table in tables {
+            println!("{}", super::duckdb_views::view(table, &super::duckdb_views::visible_files(&store, table).await?));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut out = Table::new();
     out.load_preset(UTF8_FULL_CONDENSED);
     match a.table {

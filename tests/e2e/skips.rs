@@ -37,6 +37,7 @@ pub const OTEL_SDK: Tool = Tool {
 };
 pub const NODE_EXPORTER: Tool = Tool { name: "prometheus-node-exporter", get: "apt-get install prometheus-node-exporter", present: || on_path(&["prometheus-node-exporter", "node_exporter"]).is_some() };
 pub const PSQL: Tool = Tool { name: "psql (postgresql-client)", get: "apt-get install postgresql-client", present: || runs("psql", &["--version"]) };
+pub const DUCKDB: Tool = Tool { name: "Python duckdb", get: "python3 -m pip install duckdb", present: || python_has("duckdb") };
 pub const PSYCOPG_PANDAS: Tool = Tool { name: "Python psycopg 3 + pandas", get: "python3 -m pip install 'psycopg[binary]' pandas", present: || python_has("psycopg, pandas") };
 pub const CURL: Tool = Tool { name: "curl", get: "apt-get install curl", present: || runs("curl", &["--version"]) };
 
