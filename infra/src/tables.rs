@@ -317,3 +317,7 @@ mod first_record_tests {
         dir
     }
 }
+
+#[cfg(test)]
+#[path = "tables_evolution_tests.rs"]
+mod evolution_tests;
