@@ -135,6 +135,11 @@ fn analysts_tools_read_the_history_over_the_postgresql_protocol() {
         for col in ["run_id", "ended_at", "metric", "mean", "p99"] {
             assert!(names.contains(&col), "{col} in Grafana's column list {names:?}");
         }
+        // Grafana types builder columns by `data_type` (and its schema handler by `udt_name`).
+        let typed = |col: &str| columns.iter().find(|r| r[0] == col).map(|r| r[1].clone()).unwrap();
+        assert_eq!((typed("mean").as_str(), typed("ended_at").as_str(), typed("metric").as_str(), typed("count").as_str()), ("double precision", "timestamp with time zone", "text", "bigint"));
+        let udt = simple(&c, "SELECT column_name, data_type, udt_name, numeric_precision, numeric_scale\n\t\t FROM information_schema.columns\n\t\t WHERE table_schema = 'public' AND table_name = 'summaries' AND column_name IN ('mean', 'ended_at')\n\t\t ORDER BY column_name").await;
+        assert_eq!(udt.iter().map(|r| (r[0].as_str(), r[2].as_str())).collect::<Vec<_>>(), [("ended_at", "timestamptz"), ("mean", "float8")]);
         // A panel: run medians of a series over time, with Grafana's macros expanded as its
         // backend does ($__timeGroupAlias(ended_at, '1m'), $__timeFilter(ended_at)).
         let panel = "SELECT floor(extract(epoch from ended_at)/60)*60 AS \"time\", metric, avg(p50) AS value FROM summaries WHERE ended_at BETWEEN '2020-01-01T00:00:00Z' AND '2100-01-01T00:00:00Z' AND metric = 'latency_ms' GROUP BY 1, 2 ORDER BY 1";

@@ -159,6 +159,8 @@ impl SimpleQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         check(&self.parser.check, query)?;
+        let rewritten = super::pg_types::rewrite(query);
+        let query = rewritten.as_deref().unwrap_or(query);
         let deadline = Instant::now() + self.limits.timeout;
         let answers = tokio::time::timeout_at(deadline, SimpleQueryHandler::do_query(self.inner.as_ref(), client, query)).await.map_err(|_| timed_out(self.limits))??;
         Ok(answers.into_iter().map(|r| limited(r, deadline, self.limits)).collect())
@@ -183,7 +185,8 @@ impl QueryParser for GuardedParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         check(&self.check, sql)?;
-        self.inner.parse_sql(client, sql, types).await
+        let rewritten = super::pg_types::rewrite(sql);
+        self.inner.parse_sql(client, rewritten.as_deref().unwrap_or(sql), types).await
     }
 
     fn get_parameter_types(&self, stmt: &DfStatement) -> PgWireResult<Vec<Type>> {

@@ -11,16 +11,20 @@
 //!   `SET`s;
 //! - one DataFusion session per connection (a client's `SET` changes only its own session);
 //! - SCRAM-SHA-256 password authentication, required on any address but loopback, and TLS
-//!   when a certificate is configured.
+//!   when a certificate is configured;
+//! - `information_schema.columns` with PostgreSQL's type names (`double precision`,
+//!   `udt_name` `float8`), which clients type columns by.
 //!
 //! # Layout
 //! - [`guard`] — the read-only check and the limits around each statement
 //! - [`auth`] — the password and TLS set-up
 //! - [`settings`] — `current_setting()`, which clients read on connect
+//! - [`pg_types`] — PostgreSQL's type names in `information_schema.columns`
 //! - this file — settings, and the accept loop ([`serve`])
 
 pub mod auth;
 pub mod guard;
+pub mod pg_types;
 pub mod settings;
 
 use std::net::SocketAddr;

@@ -1,0 +1,121 @@
+//! PostgreSQL's type names in `information_schema.columns`. DataFusion's catalog says `Float64`
+//! and `Utf8View`; clients that type columns from it (Grafana's query builder: `double
+//! precision` → number, `timestamp with time zone` → time, anything else text; its schema
+//! handler reads `udt_name`) need PostgreSQL's words. A query's `information_schema.columns`
+//! is read through [`COLUMNS`], a derived table with them (no extra table or schema appears
+//! in any listing).
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{SetExpr, Statement, TableAlias, TableFactor, VisitMut, VisitorMut};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+/// The alias that marks the catalog table inside [`COLUMNS`], which is not rewritten again.
+const SOURCE: &str = "trackiq_pg_source";
+
+/// DataFusion's `information_schema.columns` with `data_type` in PostgreSQL's words and
+/// PostgreSQL's `udt_name` added.
+const COLUMNS: &str = "SELECT * FROM (SELECT table_catalog, table_schema, table_name, column_name, ordinal_position, column_default, is_nullable, \
+    CASE WHEN data_type IN ('Utf8', 'Utf8View', 'LargeUtf8') THEN 'text' \
+         WHEN data_type = 'Int64' THEN 'bigint' WHEN data_type = 'Int32' THEN 'integer' WHEN data_type = 'Int16' THEN 'smallint' \
+         WHEN data_type = 'Float64' THEN 'double precision' WHEN data_type = 'Float32' THEN 'real' \
+         WHEN data_type = 'Boolean' THEN 'boolean' WHEN data_type IN ('Binary', 'BinaryView', 'LargeBinary') THEN 'bytea' \
+         WHEN data_type LIKE 'Timestamp(%\"%' THEN 'timestamp with time zone' WHEN data_type LIKE 'Timestamp(%' THEN 'timestamp without time zone' \
+         WHEN data_type = 'Date32' THEN 'date' WHEN data_type LIKE 'List(%' THEN 'ARRAY' ELSE 'USER-DEFINED' END AS data_type, \
+    CASE WHEN data_type IN ('Utf8', 'Utf8View', 'LargeUtf8') THEN 'text' \
+         WHEN data_type = 'Int64' THEN 'int8' WHEN data_type = 'Int32' THEN 'int4' WHEN data_type = 'Int16' THEN 'int2' \
+         WHEN data_type = 'Float64' THEN 'float8' WHEN data_type = 'Float32' THEN 'float4' \
+         WHEN data_type = 'Boolean' THEN 'bool' WHEN data_type IN ('Binary', 'BinaryView', 'LargeBinary') THEN 'bytea' \
+         WHEN data_type LIKE 'Timestamp(%\"%' THEN 'timestamptz' WHEN data_type LIKE 'Timestamp(%' THEN 'timestamp' \
+         WHEN data_type = 'Date32' THEN 'date' WHEN data_type LIKE 'List(%' THEN '_text' ELSE 'text' END AS udt_name, \
+    character_maximum_length, character_octet_length, numeric_precision, numeric_precision_radix, numeric_scale, datetime_precision, interval_type \
+    FROM information_schema.columns AS trackiq_pg_source) AS columns";
+
+/// The derived table standing for `information_schema.columns`.
+fn derived_columns() -> Option<TableFactor> {
+    let Statement::Query(query) = Parser::parse_sql(&PostgreSqlDialect {}, COLUMNS).ok()?.pop()? else { return None };
+    let SetExpr::Select(select) = *query.body else { return None };
+    Some(select.from.into_iter().next()?.relation)
+}
+
+/// Replaces each `information_schema.columns` (but the one inside [`COLUMNS`]).
+struct WithPgTypes {
+    derived: TableFactor,
+    changed: bool,
+}
+
+impl VisitorMut for WithPgTypes {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let TableFactor::Table { name, alias, .. } = factor else { return ControlFlow::Continue(()) };
+        let parts: Vec<String> = name.0.iter().map(|p| p.to_string().trim_matches('"').to_ascii_lowercase()).collect();
+        let is_columns = parts.len() >= 2 && parts[parts.len() - 2] == "information_schema" && parts[parts.len() - 1] == "columns";
+        if !is_columns || alias.as_ref().is_some_and(|a| a.name.value == SOURCE) {
+            return ControlFlow::Continue(());
+        }
+        let alias: Option<TableAlias> = alias.clone();
+        let mut derived = self.derived.clone();
+        if let (TableFactor::Derived { alias: slot, .. }, Some(alias)) = (&mut derived, alias) {
+            *slot = Some(alias);
+        }
+        *factor = derived;
+        self.changed = true;
+        ControlFlow::Continue(())
+    }
+}
+
+/// `sql` reading PostgreSQL's type names wherever it read `information_schema.columns`, or
+/// `None` when it does not read it (or does not parse: the query then fails as written).
+pub fn rewrite(sql: &str) -> Option<String> {
+    let lower = sql.to_ascii_lowercase();
+    if !lower.contains("information_schema") || !lower.contains("columns") {
+        return None;
+    }
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let mut visitor = WithPgTypes { derived: derived_columns()?, changed: false };
+    let _ = statements.visit(&mut visitor);
+    visitor.changed.then(|| statements.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_information_schema_columns_is_read_with_postgresql_types() {
+        let grafana = "SELECT column_name, data_type, udt_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'summaries'";
+        let sql = rewrite(grafana).unwrap();
+        assert!(sql.starts_with("SELECT column_name, data_type, udt_name FROM (SELECT table_catalog") && sql.ends_with(") AS columns WHERE table_schema = 'public' AND table_name = 'summaries'"), "{sql}");
+        let quoted = rewrite("SELECT c.column_name FROM \"information_schema\".\"columns\" c").unwrap();
+        assert!(quoted.ends_with(") c") || quoted.ends_with(") AS c"), "{quoted}");
+        assert_eq!(quoted.matches("information_schema.columns").count(), 1, "the catalog table inside is not rewritten again: {quoted}");
+        assert_eq!(rewrite("SELECT table_name FROM information_schema.tables"), None);
+        assert_eq!(rewrite("SELECT metric, count(*) FROM samples GROUP BY metric"), None);
+    }
+
+    #[tokio::test]
+    async fn the_derived_table_gives_postgresql_type_names() {
+        let ctx = datafusion::prelude::SessionContext::new_with_config(datafusion::prelude::SessionConfig::new().with_information_schema(true));
+        use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+        let schema = Schema::new(vec![
+            Field::new("f", DataType::Float64, true),
+            Field::new("i", DataType::Int64, true),
+            Field::new("s", DataType::Utf8View, true),
+            Field::new("b", DataType::Boolean, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new("local", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        ]);
+        ctx.register_table("t", std::sync::Arc::new(datafusion::datasource::MemTable::try_new(schema.into(), vec![vec![]]).unwrap())).unwrap();
+        let sql = rewrite("SELECT column_name, data_type, udt_name FROM information_schema.columns WHERE table_name = 't' ORDER BY ordinal_position").unwrap();
+        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+        let rows: Vec<Vec<&str>> = text.lines().filter(|l| l.starts_with("| ")).skip(1).map(|l| l.split('|').map(str::trim).filter(|c| !c.is_empty()).collect()).collect();
+        assert_eq!(
+            rows,
+            [["f", "double precision", "float8"], ["i", "bigint", "int8"], ["s", "text", "text"], ["b", "boolean", "bool"], ["ts", "timestamp with time zone", "timestamptz"], ["local", "timestamp without time zone", "timestamp"]],
+            "{text}"
+        );
+    }
+}
