@@ -10,7 +10,7 @@
 //! - [`store`] — object store by URL (`file://`, `s3://`)
 //! - [`tables`] — DataFusion table registration (and views); [`table_docs`] — what each table and column means
 //! - [`compaction`] — compaction commit records; [`visible_store`] — the history readers see
-//! - [`row_counts`] — `count(*)` by partition from Parquet row counts
+//! - [`row_counts`] — `count(*)` by partition from Parquet row counts; [`string_groups`] — grouping by a string column without a lookup per row
 //! - [`sql_functions`] — SQL functions added to DataFusion (`approx_quantile`)
 //! - [`shutdown`] — the shutdown signal services take
 //! - [`metrics`] — the pipeline's own Prometheus metrics, `/metrics` and `/healthz`
@@ -34,6 +34,7 @@ pub mod secret;
 pub mod shutdown;
 pub mod sql_functions;
 pub mod store;
+pub mod string_groups;
 pub mod table_docs;
 pub mod tables;
 pub mod visible_store;

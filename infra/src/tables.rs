@@ -33,7 +33,10 @@ pub async fn session(store: &DataStore) -> Result<SessionContext, InfraError> {
         .rules
         .into_iter()
         .filter(|rule| rule.name() != "aggregate_statistics")
-        .chain([Arc::new(crate::row_counts::CountFromRowCounts) as Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>])
+        .chain([
+            Arc::new(crate::row_counts::CountFromRowCounts) as Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>,
+            Arc::new(crate::string_groups::FastStringGroups),
+        ])
         .collect();
     let state = datafusion::execution::SessionStateBuilder::new()
         .with_config(config)

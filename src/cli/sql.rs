@@ -60,6 +60,7 @@ pub fn render(batches: &[RecordBatch], format: Format) -> anyhow::Result<String>
 }
 
 pub async fn run(config: Config, a: SqlArgs) -> anyhow::Result<ExitCode> {
+    crate::one_shot_allocator();
     let batches = query(&config, &a.query).await?;
     // CSV already ends each row with a newline; the others end without one.
     let out = render(&batches, a.format)?;
