@@ -2,7 +2,7 @@
 //! and `Utf8View`; clients that type columns from it (Grafana's query builder: `double
 //! precision` → number, `timestamp with time zone` → time, anything else text; its schema
 //! handler reads `udt_name`) need PostgreSQL's words. A query's `information_schema.columns`
-//! is read through [`COLUMNS`], a derived table with them (no extra table or schema appears
+//! is read through [`columns_query`], a derived table with them (no extra table or schema appears
 //! in any listing).
 
 use std::ops::ControlFlow;
@@ -11,35 +11,51 @@ use datafusion::sql::sqlparser::ast::{SetExpr, Statement, TableAlias, TableFacto
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-/// The alias that marks the catalog table inside [`COLUMNS`], which is not rewritten again.
+/// The alias that marks the catalog table inside [`columns_query`], which is not rewritten again.
 const SOURCE: &str = "trackiq_pg_source";
 
+/// DataFusion's type (a condition on its `data_type` text) → PostgreSQL's `data_type` and
+/// `udt_name`, first match wins; anything else is `USER-DEFINED` / `text`.
+const TYPES: &[(&str, &str, &str)] = &[
+    ("IN ('Utf8', 'Utf8View', 'LargeUtf8')", "text", "text"),
+    ("= 'Int64'", "bigint", "int8"),
+    ("= 'Int32'", "integer", "int4"),
+    ("= 'Int16'", "smallint", "int2"),
+    ("= 'Float64'", "double precision", "float8"),
+    ("= 'Float32'", "real", "float4"),
+    ("= 'Boolean'", "boolean", "bool"),
+    ("IN ('Binary', 'BinaryView', 'LargeBinary')", "bytea", "bytea"),
+    // A time zone is printed quoted: `Timestamp(µs, "UTC")`.
+    ("LIKE 'Timestamp(%\"%'", "timestamp with time zone", "timestamptz"),
+    ("LIKE 'Timestamp(%'", "timestamp without time zone", "timestamp"),
+    ("= 'Date32'", "date", "date"),
+    ("LIKE 'List(%'", "ARRAY", "_text"),
+];
+
 /// DataFusion's `information_schema.columns` with `data_type` in PostgreSQL's words and
-/// PostgreSQL's `udt_name` added.
-const COLUMNS: &str = "SELECT * FROM (SELECT table_catalog, table_schema, table_name, column_name, ordinal_position, column_default, is_nullable, \
-    CASE WHEN data_type IN ('Utf8', 'Utf8View', 'LargeUtf8') THEN 'text' \
-         WHEN data_type = 'Int64' THEN 'bigint' WHEN data_type = 'Int32' THEN 'integer' WHEN data_type = 'Int16' THEN 'smallint' \
-         WHEN data_type = 'Float64' THEN 'double precision' WHEN data_type = 'Float32' THEN 'real' \
-         WHEN data_type = 'Boolean' THEN 'boolean' WHEN data_type IN ('Binary', 'BinaryView', 'LargeBinary') THEN 'bytea' \
-         WHEN data_type LIKE 'Timestamp(%\"%' THEN 'timestamp with time zone' WHEN data_type LIKE 'Timestamp(%' THEN 'timestamp without time zone' \
-         WHEN data_type = 'Date32' THEN 'date' WHEN data_type LIKE 'List(%' THEN 'ARRAY' ELSE 'USER-DEFINED' END AS data_type, \
-    CASE WHEN data_type IN ('Utf8', 'Utf8View', 'LargeUtf8') THEN 'text' \
-         WHEN data_type = 'Int64' THEN 'int8' WHEN data_type = 'Int32' THEN 'int4' WHEN data_type = 'Int16' THEN 'int2' \
-         WHEN data_type = 'Float64' THEN 'float8' WHEN data_type = 'Float32' THEN 'float4' \
-         WHEN data_type = 'Boolean' THEN 'bool' WHEN data_type IN ('Binary', 'BinaryView', 'LargeBinary') THEN 'bytea' \
-         WHEN data_type LIKE 'Timestamp(%\"%' THEN 'timestamptz' WHEN data_type LIKE 'Timestamp(%' THEN 'timestamp' \
-         WHEN data_type = 'Date32' THEN 'date' WHEN data_type LIKE 'List(%' THEN '_text' ELSE 'text' END AS udt_name, \
-    character_maximum_length, character_octet_length, numeric_precision, numeric_precision_radix, numeric_scale, datetime_precision, interval_type \
-    FROM information_schema.columns AS trackiq_pg_source) AS columns";
+/// PostgreSQL's `udt_name` added, as a query whose one relation is the derived table.
+fn columns_query() -> String {
+    let case = |pick: fn(&(&'static str, &'static str, &'static str)) -> &'static str, otherwise: &str| {
+        let arms: String = TYPES.iter().map(|t| format!("WHEN data_type {} THEN '{}' ", t.0, pick(t))).collect();
+        format!("CASE {arms}ELSE '{otherwise}' END")
+    };
+    format!(
+        "SELECT * FROM (SELECT table_catalog, table_schema, table_name, column_name, ordinal_position, column_default, is_nullable, \
+         {} AS data_type, {} AS udt_name, character_maximum_length, character_octet_length, numeric_precision, numeric_precision_radix, \
+         numeric_scale, datetime_precision, interval_type FROM information_schema.columns AS {SOURCE}) AS columns",
+        case(|t| t.1, "USER-DEFINED"),
+        case(|t| t.2, "text")
+    )
+}
 
 /// The derived table standing for `information_schema.columns`.
 fn derived_columns() -> Option<TableFactor> {
-    let Statement::Query(query) = Parser::parse_sql(&PostgreSqlDialect {}, COLUMNS).ok()?.pop()? else { return None };
+    let Statement::Query(query) = Parser::parse_sql(&PostgreSqlDialect {}, &columns_query()).ok()?.pop()? else { return None };
     let SetExpr::Select(select) = *query.body else { return None };
     Some(select.from.into_iter().next()?.relation)
 }
 
-/// Replaces each `information_schema.columns` (but the one inside [`COLUMNS`]).
+/// Replaces each `information_schema.columns` (but the one inside [`columns_query`]).
 struct WithPgTypes {
     derived: TableFactor,
     changed: bool,
