@@ -278,8 +278,12 @@ impl Bus {
                             }
                             _ => {}
                         }
-                    } else {
-                        drop(stream);
+                    } else if matches!(crate::kafka_security::probe(stream).await, crate::kafka_security::Probe::Kafka | crate::kafka_security::Probe::Sasl) {
+                        // A plaintext listener reads a TLS ClientHello as the start of a huge
+                        // Kafka frame and waits: librdkafka would only time out.
+                        return Err(InfraError::KafkaSecurity(crate::kafka_security::SecurityError::Invalid(format!(
+                            "{hostport} speaks plaintext Kafka, and this client speaks TLS: connect to the brokers' TLS listener, or set protocol = \"plaintext\" (or \"sasl_plaintext\") under [bus.security]"
+                        ))));
                     }
                     if security.tls() || security.sasl() {
                         return self.check_accepted(hostport).await;

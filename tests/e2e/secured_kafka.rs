@@ -93,6 +93,16 @@ fn a_run_crosses_tls_only_and_untrusted_or_plaintext_clients_are_refused_by_name
     assert!(!out.status.success() && err.contains("hostname mismatch"), "the error names the mismatch: {err}");
     assert!(started.elapsed() < Duration::from_secs(20), "refused within seconds, not at the send timeout: {:?}", started.elapsed());
 
+    // TLS at the broker's plaintext port.
+    let started = std::time::Instant::now();
+    let out = Command::new(crate::support::BIN)
+        .args(["--brokers", &plain, "--data", &data, "--config", &trusted_arg, "record", "--workload", "over-tls", "--metric", "latency_ms=4.2"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("speaks plaintext Kafka, and this client speaks TLS"), "the error names the mismatch: {err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "at once: {:?}", started.elapsed());
+
     // Plaintext at the TLS port.
     let plaintext = config(dir.path(), "plaintext.toml", "");
     let plaintext_arg = plaintext.display().to_string();
