@@ -96,10 +96,19 @@ impl EmbeddedBroker {
         let advertise = options.advertise.as_deref();
         let users = options.users.clone();
         let fail = |reason: String| InfraError::BrokerStart { addr: addr.to_string(), reason };
-        let addr = if addr.port() == 0 { free_port(addr.ip()).map_err(|e| fail(e.to_string()))? } else { addr };
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Err(fail(format!("{addr} is already in use; pass another --broker-listen address or --brokers to use that broker")));
-        }
+        // Port 0: a free port, picked again (up to 5 times) when another process starts
+        // listening on it between the pick and this check (parallel tests do).
+        let mut tries = if addr.port() == 0 { 5 } else { 1 };
+        let addr = loop {
+            let candidate = if addr.port() == 0 { free_port(addr.ip()).map_err(|e| fail(e.to_string()))? } else { addr };
+            if tokio::net::TcpStream::connect(candidate).await.is_err() {
+                break candidate;
+            }
+            tries -= 1;
+            if tries == 0 {
+                return Err(fail(format!("{candidate} is already in use; pass another --broker-listen address or --brokers to use that broker")));
+            }
+        };
         std::fs::create_dir_all(data_dir).map_err(|e| fail(format!("{}: {e}", data_dir.display())))?;
         let abs = std::path::absolute(data_dir).map_err(|e| fail(e.to_string()))?;
         let cluster_id = cluster_id(&abs).map_err(|e| fail(format!("cluster id in {}: {e}", abs.display())))?;
