@@ -14,12 +14,13 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-
-use crate::kafka_context::BusContext;
-use crate::kafka_oauth::{set_initial_token, OAuthSource};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 use trackiq_schemas::Topics;
+
+use crate::error::InfraError;
+use crate::kafka_context::BusContext;
+use crate::kafka_oauth::{OAuthSource, set_initial_token};
 
 /// How long a secured client waits for its first metadata before leaving the verdict on
 /// the broker's TLS/SASL answer to its own timeouts.
@@ -27,9 +28,6 @@ const ACCEPT_WAIT: Duration = Duration::from_secs(10);
 
 /// Every producer trackiq makes: its context answers librdkafka's OAUTHBEARER token requests.
 pub type Producer = FutureProducer<BusContext>;
-
-
-use crate::error::InfraError;
 
 /// How to reach Kafka.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
