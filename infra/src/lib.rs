@@ -35,6 +35,7 @@ pub mod shutdown;
 pub mod sql_functions;
 pub mod store;
 pub mod string_groups;
+mod string_group_states;
 pub mod table_docs;
 pub mod tables;
 pub mod visible_store;
