@@ -135,6 +135,11 @@ fn analysts_tools_read_the_history_over_the_postgresql_protocol() {
         for col in ["run_id", "ended_at", "metric", "mean", "p99"] {
             assert!(names.contains(&col), "{col} in Grafana's column list {names:?}");
         }
+        // Its older editor names a bare table's schema by the search path, split in a lateral
+        // `string_to_array(...) s` (postgresMetaQuery.ts `buildSchemaConstraint`).
+        let search_path = "quote_ident(table_schema) IN (\n  SELECT\n    CASE WHEN trim(s[i]) = '\"$user\"' THEN user ELSE trim(s[i]) END\n  FROM\n    generate_series(\n      array_lower(string_to_array(current_setting('search_path'),','),1),\n      array_upper(string_to_array(current_setting('search_path'),','),1)\n    ) as i,\n    string_to_array(current_setting('search_path'),',') s\n)";
+        let bare = simple(&c, &format!("SELECT quote_ident(column_name) AS \"column\", data_type AS \"type\"\n    FROM information_schema.columns\n    WHERE {search_path} AND table_name = 'summaries'\n    ORDER BY 1")).await;
+        assert!(bare.iter().any(|r| r[0] == "mean" && r[1] == "double precision") && bare.len() == columns.len(), "the search-path form lists the same columns: {bare:?}");
         // Grafana types builder columns by `data_type` (and its schema handler by `udt_name`).
         let typed = |col: &str| columns.iter().find(|r| r[0] == col).map(|r| r[1].clone()).unwrap();
         assert_eq!((typed("mean").as_str(), typed("ended_at").as_str(), typed("metric").as_str(), typed("count").as_str()), ("double precision", "timestamp with time zone", "text", "bigint"));

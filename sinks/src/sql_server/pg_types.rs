@@ -4,10 +4,15 @@
 //! handler reads `udt_name`) need PostgreSQL's words. A query's `information_schema.columns`
 //! is read through [`columns_query`], a derived table with them (no extra table or schema appears
 //! in any listing).
+//!
+//! Grafana's older query editor also names the schemas of the search path with a subquery that
+//! splits `current_setting('search_path')` in a lateral `string_to_array(...) s` (a table
+//! function DataFusion lacks): such an `IN (subquery)` reads as `IN ('public')`, the one schema
+//! on the endpoint's search path.
 
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::{SetExpr, Statement, TableAlias, TableFactor, VisitMut, VisitorMut};
+use datafusion::sql::sqlparser::ast::{Expr, SetExpr, Statement, TableAlias, TableFactor, Value, VisitMut, VisitorMut};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -55,7 +60,16 @@ fn derived_columns() -> Option<TableFactor> {
     Some(select.from.into_iter().next()?.relation)
 }
 
-/// Replaces each `information_schema.columns` (but the one inside [`columns_query`]).
+/// The schemas on the endpoint's search path (`current_setting('search_path')`).
+const SEARCH_PATH: [&str; 1] = ["public"];
+
+/// Whether `sql` (lower-cased) is a subquery listing the search path's schemas.
+fn lists_search_path(sql: &str) -> bool {
+    sql.contains("current_setting('search_path')") && sql.contains("string_to_array")
+}
+
+/// Replaces each `information_schema.columns` (but the one inside [`columns_query`]) and each
+/// `IN (subquery listing the search path)`.
 struct WithPgTypes {
     derived: TableFactor,
     changed: bool,
@@ -80,13 +94,25 @@ impl VisitorMut for WithPgTypes {
         self.changed = true;
         ControlFlow::Continue(())
     }
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::InSubquery { expr: left, subquery, negated } = expr else { return ControlFlow::Continue(()) };
+        if !lists_search_path(&subquery.to_string().to_ascii_lowercase()) {
+            return ControlFlow::Continue(());
+        }
+        let list = SEARCH_PATH.iter().map(|s| Expr::value(Value::SingleQuotedString(s.to_string()))).collect();
+        *expr = Expr::InList { expr: left.clone(), list, negated: *negated };
+        self.changed = true;
+        ControlFlow::Continue(())
+    }
 }
 
-/// `sql` reading PostgreSQL's type names wherever it read `information_schema.columns`, or
-/// `None` when it does not read it (or does not parse: the query then fails as written).
+/// `sql` reading PostgreSQL's type names wherever it read `information_schema.columns` and the
+/// search path's schemas where it listed them, or `None` when it does neither (or does not
+/// parse: the query then fails as written).
 pub fn rewrite(sql: &str) -> Option<String> {
     let lower = sql.to_ascii_lowercase();
-    if !lower.contains("information_schema") || !lower.contains("columns") {
+    if !(lower.contains("information_schema") && lower.contains("columns")) && !lists_search_path(&lower) {
         return None;
     }
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
@@ -109,6 +135,21 @@ mod tests {
         assert_eq!(quoted.matches("information_schema.columns").count(), 1, "the catalog table inside is not rewritten again: {quoted}");
         assert_eq!(rewrite("SELECT table_name FROM information_schema.tables"), None);
         assert_eq!(rewrite("SELECT metric, count(*) FROM samples GROUP BY metric"), None);
+    }
+
+    /// Grafana's `buildSchemaConstraint` (public/app/plugins/datasource/grafana-postgresql-
+    /// datasource/postgresMetaQuery.ts, before its query editor moved to `parse_ident`).
+    const GRAFANA_SEARCH_PATH: &str = "quote_ident(table_schema) IN (\n  SELECT\n    CASE WHEN trim(s[i]) = '\"$user\"' THEN user ELSE trim(s[i]) END\n  FROM\n    generate_series(\n      array_lower(string_to_array(current_setting('search_path'),','),1),\n      array_upper(string_to_array(current_setting('search_path'),','),1)\n    ) as i,\n    string_to_array(current_setting('search_path'),',') s\n)";
+
+    #[test]
+    fn the_search_path_subquery_reads_as_the_endpoints_schema() {
+        let tables = format!("SELECT quote_ident(table_name) FROM information_schema.tables WHERE {GRAFANA_SEARCH_PATH} ORDER BY 1");
+        assert_eq!(rewrite(&tables).unwrap(), "SELECT quote_ident(table_name) FROM information_schema.tables WHERE quote_ident(table_schema) IN ('public') ORDER BY 1");
+        let columns = rewrite(&format!("SELECT column_name FROM information_schema.columns WHERE {GRAFANA_SEARCH_PATH} AND table_name = 'summaries'")).unwrap();
+        assert!(columns.ends_with("AS columns WHERE quote_ident(table_schema) IN ('public') AND table_name = 'summaries'"), "{columns}");
+        let not_in = rewrite(&GRAFANA_SEARCH_PATH.replacen("quote_ident(table_schema) IN", "SELECT table_name FROM information_schema.tables WHERE table_schema NOT IN", 1)).unwrap_or_else(|| panic!("not rewritten"));
+        assert!(not_in.ends_with("NOT IN ('public')"), "{not_in}");
+        assert_eq!(rewrite("SELECT 1 WHERE 'public' IN (SELECT current_setting('search_path'))"), None, "a subquery that does not split the path is left alone");
     }
 
     #[tokio::test]
