@@ -57,13 +57,16 @@ pub fn heatmap_svg(title: &str, unit: &str, rows: &[Vec<Option<f64>>], steps_per
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(50)
-            .build_cartesian_2d(0f64..steps, 0f64..rows.len() as f64)
+            // Rank r is the row centred on y = r, so ticks fall on the ranks.
+            .build_cartesian_2d(0f64..steps, -0.5f64..rows.len() as f64 - 0.5)
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .x_desc("step")
             .y_desc("rank")
             .y_labels(rows.len().min(16))
+            .y_label_formatter(&whole_number_label)
+            .x_label_formatter(&whole_number_label)
             .disable_mesh()
             .draw()
             .map_err(|e| e.to_string())?;
@@ -74,13 +77,22 @@ pub fn heatmap_svg(title: &str, unit: &str, rows: &[Vec<Option<f64>>], steps_per
                 let t = (v - lo) / span;
                 // From pale yellow (fast) to dark red (slow).
                 let color = RGBColor(255 - (t * 100.0) as u8, (235.0 * (1.0 - t)) as u8 + 20, (160.0 * (1.0 - t)) as u8);
-                Some(Rectangle::new([(c as f64 * w, r as f64), ((c + 1) as f64 * w, r as f64 + 1.0)], color.filled()))
+                Some(Rectangle::new([(c as f64 * w, r as f64 - 0.5), ((c + 1) as f64 * w, r as f64 + 0.5)], color.filled()))
             })
         });
         chart.draw_series(cells).map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
+}
+
+/// A rank or step axis tick: ranks and steps are whole numbers ("2", never "2.0"); a tick
+/// between two has no label.
+fn whole_number_label(y: &f64) -> String {
+    match (y.fract() == 0.0, *y >= 0.0) {
+        (true, true) => format!("{}", *y as u64),
+        _ => String::new(),
+    }
 }
 
 /// SVG line chart of one value per step.

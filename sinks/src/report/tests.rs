@@ -57,6 +57,12 @@ fn report_escapes_user_strings_and_shows_findings_and_charts() {
     let html = render(&v).unwrap();
     assert!(html.contains("Cluster health") && html.contains("kill_rank") && html.contains("missed"), "faults table, a missed one said so");
     assert!(html.contains("all-reduce time per rank and step (2 ranks)") && html.contains("loss curve"), "heatmap and loss charts");
+    let heatmap = &html[html.find("all-reduce time per rank and step").unwrap()..];
+    let heatmap = &heatmap[..heatmap.find("</svg>").unwrap()];
+    for rank in ["0", "1"] {
+        assert!(heatmap.contains(&format!(">\n{rank}\n</text>")), "rank {rank} labelled as a whole number");
+    }
+    assert!(!["0.0", "0.5", "1.0"].iter().any(|l| heatmap.contains(&format!(">\n{l}\n</text>"))), "no fractional rank or step labels");
     assert!(!html.contains("<i>odd</i>") && html.contains("&lt;i&gt;odd&lt;&#x2F;i&gt;"), "a fault kind is escaped in the table");
     // Latency histogram, heatmap, all-reduce histogram (from the 5 cells), loss, fault timeline.
     assert_eq!(html.matches("<svg").count(), 5);
