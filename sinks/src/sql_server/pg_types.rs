@@ -8,7 +8,7 @@
 //! Grafana's older query editor also names the schemas of the search path with a subquery that
 //! splits `current_setting('search_path')` in a lateral `string_to_array(...) s` (a table
 //! function DataFusion lacks): such an `IN (subquery)` reads as `IN ('public')`, the one schema
-//! on the endpoint's search path.
+//! on the endpoint's search path (`settings::SEARCH_PATH`).
 
 use std::ops::ControlFlow;
 
@@ -60,9 +60,6 @@ fn derived_columns() -> Option<TableFactor> {
     Some(select.from.into_iter().next()?.relation)
 }
 
-/// The schemas on the endpoint's search path (`current_setting('search_path')`).
-const SEARCH_PATH: [&str; 1] = ["public"];
-
 /// Whether `sql` (lower-cased) is a subquery listing the search path's schemas.
 fn lists_search_path(sql: &str) -> bool {
     sql.contains("current_setting('search_path')") && sql.contains("string_to_array")
@@ -100,7 +97,7 @@ impl VisitorMut for WithPgTypes {
         if !lists_search_path(&subquery.to_string().to_ascii_lowercase()) {
             return ControlFlow::Continue(());
         }
-        let list = SEARCH_PATH.iter().map(|s| Expr::value(Value::SingleQuotedString(s.to_string()))).collect();
+        let list = vec![Expr::value(Value::SingleQuotedString(super::settings::SEARCH_PATH.to_string()))];
         *expr = Expr::InList { expr: left.clone(), list, negated: *negated };
         self.changed = true;
         ControlFlow::Continue(())

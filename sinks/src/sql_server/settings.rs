@@ -13,12 +13,16 @@ use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf}
 /// 16.6 at start-up; the number says the same).
 const SERVER_VERSION_NUM: &str = "160006";
 
+/// The endpoint's search path: every table is in schema `public` (the statement rewrite
+/// `pg_types` reads Grafana's search-path subquery as this schema).
+pub(super) const SEARCH_PATH: &str = "public";
+
 /// The value of setting `name` (case-insensitive, as in PostgreSQL).
 fn setting(name: &str) -> Option<&'static str> {
     Some(match name.to_ascii_lowercase().as_str() {
         "server_version_num" => SERVER_VERSION_NUM,
         "server_version" => "16.6",
-        "search_path" => "public",
+        "search_path" => SEARCH_PATH,
         "timezone" => "UTC",
         "datestyle" => "ISO, YMD",
         "intervalstyle" => "postgres",
