@@ -136,7 +136,7 @@ const BY_NAME: &[(&str, &str)] = &[
     ("stage", "the stage that failed it"),
     ("failed_at", "when it failed"),
     ("payload", "the record's bytes"),
-    ("detector", "the detector: straggler, allreduce_spike, stall, ..."),
+    ("detector", "the detector: straggler, slow_link, failed_worker, stalled_worker, loss_divergence, allreduce_spike"),
     ("event_ts", "when the event detected happened"),
     ("detected_at", "when it was detected"),
     ("threshold", "the threshold crossed"),

@@ -127,9 +127,11 @@ pub const CATALOG: &[MetricDef] = &[
     def("cluster.algbw_gbps", "GB/s", Higher, Kpi, &[Rank, Step], "all-reduce algorithm bandwidth"),
     def("cluster.busbw_gbps", "GB/s", Higher, Kpi, &[Rank, Step], "all-reduce bus bandwidth"),
     def("cluster.loss", "loss", Lower, Kpi, &[Rank, Step], "training loss"),
+    def("cluster.link_ms", "ms", Lower, Telemetry, &[Rank, Step], "time the all-reduce's data from the left neighbour spent on its link into this rank, per step"),
     def("cluster.allreduce_bytes", "B", Higher, Telemetry, &[Rank, Step], "bytes all-reduced per step"),
     def("cluster.allreduce_error", "ratio", Lower, Event, &[Step], "relative error of the reduced gradient"),
     def("cluster.heartbeat", "event", Lower, Event, &[Rank, Step], "a rank's heartbeat"),
+    def("cluster.worker_exit", "event", Lower, Event, &[Rank, Step], "a rank's connection to the coordinator closed before its job ended"),
     // Host telemetry (producers/src/telemetry/host.rs).
     def("cpu_utilization_percent", "%", Higher, Telemetry, &[], "busy share of all CPUs"),
     def("host_other_cpu_percent", "%", Lower, Telemetry, &[], "CPU share used by other processes than the benchmark: how busy the machine was"),

@@ -186,7 +186,7 @@ pub struct RunSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
     pub run_id: String,
-    /// `straggler`, `failed_worker`, `stalled_worker`, `loss_divergence` or `allreduce_spike`.
+    /// `straggler`, `slow_link`, `failed_worker`, `stalled_worker`, `loss_divergence` or `allreduce_spike`.
     pub detector: String,
     /// The rank blamed, when the detector blames one.
     #[serde(default)]

@@ -26,6 +26,8 @@ pub enum BenchCommand {
     Changepoints(ChangepointBenchArgs),
     /// trackiq's own benchmark: A/A and A/B of the verdicts on the live pipeline: false alarms under a CPU hog, detection of +10 % work.
     Verdicts(super::bench_verdicts::VerdictsBenchArgs),
+    /// trackiq's own benchmark: the cluster-health detectors as a classifier: N real cluster runs with seeded, really injected faults; recall, localization, precision, false alarms, latency.
+    Faults(super::bench_faults::FaultsBenchArgs),
     /// trackiq's own benchmark: fleet-scale ingest through the real pipeline (`trackiq up` as its own process):
     /// samples/s produced and end to end, run end → verdict latency, lag, RSS and CPU.
     Ingest(super::bench_ingest::IngestBenchArgs),
@@ -203,6 +205,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
         }
         BenchCommand::Changepoints(a) => changepoint_bench(a),
         BenchCommand::Verdicts(a) => super::bench_verdicts::run(config, a).await,
+        BenchCommand::Faults(a) => super::bench_faults::run(config, a).await,
         BenchCommand::Ingest(a) => super::bench_ingest::run(config, a).await,
         BenchCommand::Idle(a) => super::bench_idle::run(config, a).await,
         BenchCommand::Scrape(a) => super::bench_scrape::run(config, a).await,

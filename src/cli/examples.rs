@@ -20,6 +20,7 @@ pub const EXAMPLES: &[(&[&str], &[&str])] = &[
     (&["bench", "llm"], &["bench llm --url http://vllm:8000/v1/chat/completions --model m --input-len 512 --max-tokens 128 --rate 4 --iterations 200 --slo ttft=200ms,tpot=50ms,e2el=2s"]),
     (&["bench", "changepoints"], &["bench changepoints --points 10000"]),
     (&["bench", "verdicts"], &["bench verdicts", "bench verdicts --a-runs 30 --b-runs 15 --out ./verdicts-bench"]),
+    (&["bench", "faults"], &["bench faults --runs 60 --seed 1", "bench faults --runs 60 --seed 1 --hog 2 --out ./faults-bench"]),
     (&["bench", "ingest"], &["bench ingest --duration 60s --out ./ingest-bench", "bench ingest --duration 30s --samples-per-run 1000 --samples-per-record 1000 --rate 100000 --regress-every 4 --hog 2"]),
     (&["bench", "idle"], &["bench idle --duration 60s"]),
     (&["bench", "scrape"], &["bench scrape --targets 1000 --interval 15s --window 60s --duration 120s", "bench scrape --targets 0 --otlp-senders 8 --duration 30s"]),

@@ -5,6 +5,7 @@ mod alerts;
 mod analysis;
 mod baseline;
 mod bench;
+mod bench_faults;
 mod bench_import;
 mod bench_ingest;
 mod bench_dashboard;

@@ -2,14 +2,24 @@
 //! time (the samples' timestamps), so a replay after a restart reaches the same conclusions.
 //! Each detector fires at most once per run (per rank where it blames one).
 //!
-//! - **straggler**: a rank's compute time > `straggler_factor` × the median over ranks at
-//!   that step, while p99/p50 of recent compute times over all ranks > `straggler_tail_ratio`,
+//! Detectors that blame a rank compare it with its peers at the same step (the lower median
+//! over ranks), never with its own past: a fault already acting in the run raises no
+//! reference, so a second fault is seen as well as a first.
+//!
+//! - **straggler**: a rank's compute time > `straggler_factor` × the lower median over ranks
+//!   at that step, while p99/p50 of recent compute times over all ranks > `straggler_tail_ratio`,
 //!   for `straggler_steps` consecutive steps. Compute time, not step time: synchronous ranks
 //!   all share the slowest rank's step time, the difference shows before the all-reduce.
-//! - **failed_worker**: no heartbeat from a rank for `heartbeat_timeout_ms` while its peers'
-//!   events go on (or until the run ended).
+//! - **slow_link**: the time the all-reduce's data spent on the link into a rank
+//!   (`cluster.link_ms`, measured by the ring per message) > `link_factor` × the lower median
+//!   over links at that step, for `link_steps` consecutive steps. It blames the sending rank
+//!   of that link: all-reduce times cannot, since every rank of a ring waits alike.
+//! - **failed_worker**: a rank's connection to the coordinator closed before its job ended
+//!   (`cluster.worker_exit`), or no heartbeat from it for `heartbeat_timeout_ms` while its
+//!   peers' events go on (or until the run ended): a host cut off without a closed connection.
 //! - **stalled_worker**: a rank keeps sending heartbeats but has not finished the compute of
-//!   a step that a peer finished more than `stall_timeout_ms` earlier.
+//!   a step that a peer finished more than max(`stall_timeout_ms`, `stall_step_factor` × the
+//!   median recent step time) earlier.
 //! - **loss_divergence**: the mean loss over ranks at a step > mean + `loss_sigmas` σ of the
 //!   previous `loss_window` steps, and at least `loss_min_rise` above that mean.
 //! - **allreduce_spike**: a rank's all-reduce time > `spike_factor` × its mean over the
@@ -35,8 +45,18 @@ pub struct DetectorConfig {
     pub straggler_min_excess_ms: f64,
     /// Failed worker: no heartbeat from a rank for this long (event time).
     pub heartbeat_timeout_ms: u64,
-    /// Stalled worker: heartbeats continue, but a step its peers computed this long ago is not computed.
+    /// Stalled worker: heartbeats continue, but a step its peers computed this long ago is not
+    /// computed (at least; see `stall_step_factor`).
     pub stall_timeout_ms: u64,
+    /// Stalled worker: and at least this multiple of the median recent step time (slower
+    /// steps, e.g. on a busy machine, wait longer).
+    pub stall_step_factor: f64,
+    /// Slow link: the data's time on a link above this multiple of the lower median over links.
+    pub link_factor: f64,
+    /// Slow link: and at least this many milliseconds above it.
+    pub link_min_excess_ms: f64,
+    /// Slow link: for this many consecutive steps.
+    pub link_steps: u32,
     /// Loss divergence: steps in the reference window.
     pub loss_window: usize,
     /// Loss divergence: standard deviations above the window mean.
@@ -61,7 +81,11 @@ impl Default for DetectorConfig {
             straggler_steps: 3,
             straggler_min_excess_ms: 10.0,
             heartbeat_timeout_ms: 1000,
-            stall_timeout_ms: 1000,
+            stall_timeout_ms: 250,
+            stall_step_factor: 5.0,
+            link_factor: 3.0,
+            link_min_excess_ms: 10.0,
+            link_steps: 3,
             loss_window: 10,
             loss_sigmas: 2.0,
             loss_min_rise: 0.1,
@@ -89,11 +113,28 @@ pub struct ClusterMonitor {
     compute: BTreeMap<i64, BTreeMap<i32, (i64, f64)>>,
     recent_compute: VecDeque<f64>,
     straggling: BTreeMap<i32, u32>,
+    /// step -> receiving rank -> (ts, ms on the link into it)
+    links: BTreeMap<i64, BTreeMap<i32, (i64, f64)>>,
+    /// receiving rank -> consecutive slow steps
+    slow_links: BTreeMap<i32, u32>,
+    recent_steps: VecDeque<f64>,
     allreduce: BTreeMap<i32, VecDeque<f64>>,
     spiking: BTreeMap<i32, u32>,
     loss: BTreeMap<i64, (f64, usize)>,
     loss_history: VecDeque<f64>,
     fired: HashSet<(&'static str, Option<i32>)>,
+}
+
+/// The lower median: the middle value, or the lower of the two middle ones. With two of four
+/// ranks slow, the median would be halfway to them and hide both; the lower median stays with
+/// the healthy ones.
+fn lower_median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[(v.len() - 1) / 2]
 }
 
 /// Mean and sample standard deviation (0 below two values) of a window.
@@ -116,6 +157,9 @@ impl ClusterMonitor {
             compute: BTreeMap::new(),
             recent_compute: VecDeque::new(),
             straggling: BTreeMap::new(),
+            links: BTreeMap::new(),
+            slow_links: BTreeMap::new(),
+            recent_steps: VecDeque::new(),
             allreduce: BTreeMap::new(),
             spiking: BTreeMap::new(),
             loss: BTreeMap::new(),
@@ -163,6 +207,17 @@ impl ClusterMonitor {
                 }
             }
             "cluster.allreduce_ms" => self.check_spike(rank, step, s.ts_us, s.value, now, &mut out),
+            "cluster.link_ms" => {
+                if let Some(step) = step {
+                    self.links.entry(step).or_default().insert(rank, (s.ts_us, s.value));
+                    self.check_links(step, now, &mut out);
+                }
+            }
+            "cluster.worker_exit" => {
+                let step = step.unwrap_or(0);
+                let msg = format!("rank {rank}: its process's connection to the coordinator closed at step {step}, before its job ended");
+                self.fire(&mut out, "failed_worker", Some(rank), Some(rank), Some(step), s.ts_us, now, 0.0, 0.0, msg);
+            }
             "cluster.loss" => {
                 if let Some(step) = step {
                     let e = self.loss.entry(step).or_insert((0.0, 0));
@@ -171,6 +226,10 @@ impl ClusterMonitor {
                 }
             }
             "cluster.step_ms" => {
+                self.recent_steps.push_back(s.value);
+                while self.recent_steps.len() > 10 * self.world.max(1) {
+                    self.recent_steps.pop_front();
+                }
                 if let (Some(step), Some(total)) = (step, self.steps)
                     && step + 1 >= total
                 {
@@ -210,9 +269,12 @@ impl ClusterMonitor {
         let Some(peers) = self.compute.get(&stuck_at) else { return };
         let Some(first_end) = peers.iter().filter(|(r, _)| **r != rank).map(|(_, (end, _))| *end).min() else { return };
         let waited_ms = (ts - first_end) as f64 / 1e3;
-        if waited_ms > self.cfg.stall_timeout_ms as f64 {
-            let msg = format!("rank {rank}: heartbeats continue, but step {stuck_at} is not computed {waited_ms:.0} ms after a peer computed it");
-            self.fire(out, "stalled_worker", Some(rank), Some(rank), Some(stuck_at), ts, now, waited_ms, self.cfg.stall_timeout_ms as f64, msg);
+        let mut steps: Vec<f64> = self.recent_steps.iter().copied().collect();
+        let typical = trackiq_stats::summarize(&mut steps).map_or(0.0, |s| s.p50);
+        let limit = (self.cfg.stall_timeout_ms as f64).max(self.cfg.stall_step_factor * typical);
+        if waited_ms > limit {
+            let msg = format!("rank {rank}: heartbeats continue, but step {stuck_at} is not computed {waited_ms:.0} ms after a peer computed it (limit {limit:.0} ms)");
+            self.fire(out, "stalled_worker", Some(rank), Some(rank), Some(stuck_at), ts, now, waited_ms, limit, msg);
         }
     }
 
@@ -222,8 +284,8 @@ impl ClusterMonitor {
             return;
         }
         let per_rank: Vec<(i32, i64, f64)> = at.iter().map(|(r, (end, ms))| (*r, *end, *ms)).collect();
-        let mut values: Vec<f64> = per_rank.iter().map(|p| p.2).collect();
-        let med = trackiq_stats::summarize(&mut values).map_or(0.0, |s| s.p50);
+        let values: Vec<f64> = per_rank.iter().map(|p| p.2).collect();
+        let med = lower_median(&values);
         let window = 10 * self.world.max(1);
         for v in &values {
             self.recent_compute.push_back(*v);
@@ -242,13 +304,39 @@ impl ClusterMonitor {
             *count = if slow { *count + 1 } else { 0 };
             if *count >= self.cfg.straggler_steps {
                 let limit = self.cfg.straggler_factor * med;
-                let msg = format!("rank {rank}: compute {ms:.1} ms vs median {med:.1} ms over ranks ({} steps in a row; p99/p50 {tail:.2})", self.cfg.straggler_steps);
+                let msg = format!("rank {rank}: compute {ms:.1} ms vs lower median {med:.1} ms over ranks ({} steps in a row; p99/p50 {tail:.2})", self.cfg.straggler_steps);
                 self.fire(out, "straggler", Some(rank), Some(rank), Some(step), end, now, ms, limit, msg);
             }
         }
         // Steps far behind are complete; keep the map small.
         while self.compute.len() > 64 {
             self.compute.pop_first();
+        }
+    }
+
+    fn check_links(&mut self, step: i64, now: i64, out: &mut Vec<Detection>) {
+        let world = self.world.max(2);
+        let Some(at) = self.links.get(&step) else { return };
+        if at.len() < world {
+            return;
+        }
+        let per_rank: Vec<(i32, i64, f64)> = at.iter().map(|(r, (ts, ms))| (*r, *ts, *ms)).collect();
+        let reference = lower_median(&per_rank.iter().map(|p| p.2).collect::<Vec<_>>());
+        let limit = (self.cfg.link_factor * reference).max(reference + self.cfg.link_min_excess_ms);
+        for (receiver, ts, ms) in per_rank {
+            let count = self.slow_links.entry(receiver).or_default();
+            *count = if ms > limit { *count + 1 } else { 0 };
+            if *count >= self.cfg.link_steps {
+                let sender = (receiver + world as i32 - 1) % world as i32;
+                let msg = format!(
+                    "link rank {sender} → rank {receiver}: the all-reduce's data spent {ms:.1} ms on it vs {reference:.1} ms on the lower-median link ({} steps in a row)",
+                    self.cfg.link_steps
+                );
+                self.fire(out, "slow_link", Some(sender), Some(sender), Some(step), ts, now, ms, limit, msg);
+            }
+        }
+        while self.links.len() > 64 {
+            self.links.pop_first();
         }
     }
 

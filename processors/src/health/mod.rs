@@ -1,8 +1,10 @@
 //! Cluster health of distributed-training runs: streaming detectors while the samples
-//! arrive ([`detectors`]) and the health part of the run summary ([`summary`]). The
+//! arrive ([`detectors`]), the health part of the run summary ([`summary`]), and the detectors
+//! scored as a classifier over many runs ([`scoring`], for `trackiq bench faults`). The
 //! aggregator owns one [`ClusterRun`] per open run that has `cluster.*` samples.
 
 pub mod detectors;
+pub mod scoring;
 pub mod summary;
 
 #[cfg(test)]

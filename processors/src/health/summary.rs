@@ -21,8 +21,9 @@ pub fn expected_detector(kind: &str) -> Option<(&'static str, bool)> {
         "slow_rank" => Some(("straggler", true)),
         "kill_rank" => Some(("failed_worker", true)),
         "stall" => Some(("stalled_worker", true)),
-        // A delay on one rank's sends slows every rank of the ring alike.
-        "net_delay" => Some(("allreduce_spike", false)),
+        // A delay on one rank's sends: its link's time, not the all-reduce's (every rank of
+        // the ring waits alike), says where it is.
+        "net_delay" => Some(("slow_link", true)),
         _ => None,
     }
 }

@@ -15,8 +15,13 @@ const HEARTBEAT_US: i64 = 100_000;
 enum Fault {
     None,
     Slow { rank: i32, from: i64, ms: f64 },
-    NetDelay { from: i64, ms: f64 },
-    Kill { rank: i32, at: i64 },
+    /// Two slow ranks, the second from a later step: the first must not hide the second.
+    SlowPair { first: (i32, i64), second: (i32, i64), ms: f64 },
+    /// A delay before every send of `rank`: the link into rank + 1 is slow.
+    NetDelay { rank: i32, from: i64, ms: f64 },
+    /// `closed`: the coordinator sees the process's connection close (a killed process);
+    /// otherwise the rank just goes silent (a host cut off).
+    Kill { rank: i32, at: i64, closed: bool },
     Stall { rank: i32, at: i64 },
     LossJump { at: i64 },
 }
@@ -25,11 +30,24 @@ fn s(ts: i64, metric: &str, value: f64, rank: i32, step: i64) -> Sample {
     Sample { ts_us: ts, metric: metric.into(), value, unit: "ms".into(), rank: Some(rank), step: Some(step) }
 }
 
+/// Extra compute of rank `r` at `step`, and whether the fault starts there.
+fn slow_extra(fault: Fault, r: i32, step: i64) -> Option<(f64, bool)> {
+    match fault {
+        Fault::Slow { rank, from, ms } if r == rank && step >= from => Some((ms, step == from)),
+        Fault::SlowPair { first, second, ms } => [first, second].into_iter().find(|(rank, from)| r == *rank && step >= *from).map(|(_, from)| (ms, step == from)),
+        _ => None,
+    }
+}
+
 /// Samples of `steps` steps, sorted by time. Compute ~2 ms (±30 %, and one step in 20 on
 /// some rank 3× slower for one step: OS noise), all-reduce ~5 ms after the slowest rank, and
 /// now and then two steps with 20 ms more all-reduce time, as a busy 2-core CI machine shows.
+/// Each link's data spends ~0.3 ms on it (one link in 20 per step 10 ms: a receiver
+/// descheduled on a busy machine).
 fn simulate(steps: i64, fault: Fault, seed: u64) -> Vec<Sample> {
     let mut noise = Noise::new(seed);
+    // The links' own stream: the other draws stay those the thresholds were tested with.
+    let mut link_noise = Noise::new(seed.wrapping_add(1_000));
     let mut out = Vec::new();
     let mut t: i64 = 1_000_000_000;
     let mut loss = 0.5;
@@ -46,11 +64,14 @@ fn simulate(steps: i64, fault: Fault, seed: u64) -> Vec<Sample> {
     for step in 0..steps {
         let all: Vec<i32> = (0..WORLD).collect();
         match fault {
-            Fault::Kill { rank, at } | Fault::Stall { rank, at } if step == at => {
+            Fault::Kill { rank, at, .. } | Fault::Stall { rank, at } if step == at => {
                 let live: Vec<i32> = all.iter().copied().filter(|r| *r != rank || matches!(fault, Fault::Stall { .. })).collect();
                 out.push(Sample { unit: "event".into(), ..s(t, &format!("cluster.fault.{}", if matches!(fault, Fault::Kill { .. }) { "kill_rank" } else { "stall" }), 0.0, rank, step) });
                 for r in all.iter().filter(|r| **r != rank) {
                     out.push(s(t, "cluster.compute_ms", 2.0, *r, step));
+                }
+                if let Fault::Kill { closed: true, .. } = fault {
+                    out.push(Sample { unit: "event".into(), ..s(t + 3_000, "cluster.worker_exit", 1.0, rank, step) });
                 }
                 // Survivors wait 2 s in the all-reduce, heartbeating, then the run ends.
                 heartbeats(&mut out, t, t + 2_000_000, &live, step);
@@ -65,12 +86,9 @@ fn simulate(steps: i64, fault: Fault, seed: u64) -> Vec<Sample> {
             if noise.uniform() < 0.05 {
                 c *= 3.0;
             }
-            if let Fault::Slow { rank, from, ms } = fault
-                && r == rank
-                && step >= from
-            {
+            if let Some((ms, onset)) = slow_extra(fault, r, step) {
                 c += ms;
-                if step == from {
+                if onset {
                     out.push(Sample { unit: "event".into(), ..s(t, "cluster.fault.slow_rank", ms, r, step) });
                 }
             }
@@ -85,12 +103,15 @@ fn simulate(steps: i64, fault: Fault, seed: u64) -> Vec<Sample> {
             burst -= 1;
             ar += 20.0;
         }
-        if let Fault::NetDelay { from, ms } = fault
+        let mut links: Vec<f64> = (0..WORLD).map(|_| if link_noise.uniform() < 0.05 { 10.0 } else { 0.3 * (1.0 + 0.5 * link_noise.uniform()) }).collect();
+        if let Fault::NetDelay { rank, from, ms } = fault
             && step >= from
         {
+            // Six exchanges per all-reduce of four ranks, each delayed.
             ar += 6.0 * ms;
+            links[((rank + 1) % WORLD) as usize] += 6.0 * ms;
             if step == from {
-                out.push(Sample { unit: "event".into(), ..s(t, "cluster.fault.net_delay", ms, 1, step) });
+                out.push(Sample { unit: "event".into(), ..s(t, "cluster.fault.net_delay", ms, rank, step) });
             }
         }
         let done = *ends.iter().max().unwrap() + (ar * 1e3) as i64;
@@ -98,6 +119,7 @@ fn simulate(steps: i64, fault: Fault, seed: u64) -> Vec<Sample> {
         for r in 0..WORLD {
             let e = ends[r as usize];
             out.push(s(e, "cluster.allreduce_ms", (done - e) as f64 / 1e3, r, step));
+            out.push(s(e, "cluster.link_ms", links[r as usize], r, step));
             out.push(s(t, "cluster.step_ms", (done - t) as f64 / 1e3, r, step));
             out.push(s(t, "cluster.loss", loss * (1.0 + 0.01 * noise.normal()), r, step));
         }
@@ -138,8 +160,37 @@ fn slow_rank_is_a_straggler_within_three_steps() {
 }
 
 #[test]
-fn killed_rank_fails_its_heartbeat_timeout() {
-    let samples = simulate(30, Fault::Kill { rank: 3, at: 10 }, 4);
+fn two_overlapping_slow_ranks_are_both_stragglers() {
+    let samples = simulate(40, Fault::SlowPair { first: (2, 10), second: (0, 20), ms: 40.0 }, 8);
+    let d = detect(&samples, 40);
+    let found: Vec<(Option<i32>, Option<i64>)> = d.iter().filter(|d| d.detector == "straggler").map(|d| (d.rank, d.step)).collect();
+    assert_eq!(found, [(Some(2), Some(12)), (Some(0), Some(22))], "{:?}", d.iter().map(|d| &d.message).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_slow_link_is_blamed_on_its_sender() {
+    for rank in 0..WORLD {
+        let d = detect(&simulate(30, Fault::NetDelay { rank, from: 10, ms: 20.0 }, 10 + rank as u64), 30);
+        let link = d.iter().find(|d| d.detector == "slow_link").expect("slow link found");
+        assert_eq!((link.rank, link.step), (Some(rank), Some(12)), "{}", link.message);
+        assert!(link.message.contains(&format!("link rank {rank} → rank {}", (rank + 1) % WORLD)), "{}", link.message);
+        assert_eq!(d.iter().filter(|d| d.detector == "slow_link").count(), 1, "{d:?}");
+    }
+}
+
+#[test]
+fn killed_rank_is_failed_when_its_connection_closes() {
+    let samples = simulate(30, Fault::Kill { rank: 3, at: 10, closed: true }, 4);
+    let d = detect(&samples, 30);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!((d[0].detector.as_str(), d[0].rank, d[0].step), ("failed_worker", Some(3), Some(10)));
+    let injected = samples.iter().find(|s| s.metric.starts_with("cluster.fault.")).unwrap().ts_us;
+    assert_eq!(d[0].event_ts - injected, 3_000, "at the closed connection, not a heartbeat timeout later");
+}
+
+#[test]
+fn silent_rank_fails_its_heartbeat_timeout() {
+    let samples = simulate(30, Fault::Kill { rank: 3, at: 10, closed: false }, 4);
     let d = detect(&samples, 30);
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!((d[0].detector.as_str(), d[0].rank), ("failed_worker", Some(3)));
@@ -157,8 +208,8 @@ fn stalled_rank_keeps_heartbeating_and_is_named() {
 }
 
 #[test]
-fn network_delay_is_an_allreduce_spike_and_loss_jump_a_divergence() {
-    let d = detect(&simulate(30, Fault::NetDelay { from: 10, ms: 20.0 }, 6), 30);
+fn network_delay_is_also_an_allreduce_spike_and_loss_jump_a_divergence() {
+    let d = detect(&simulate(30, Fault::NetDelay { rank: 1, from: 10, ms: 20.0 }, 6), 30);
     let spike = d.iter().find(|d| d.detector == "allreduce_spike").expect("spike");
     assert_eq!(spike.step, Some(12), "three steps in a row: {}", spike.message);
     let d = detect(&simulate(30, Fault::LossJump { at: 15 }, 7), 30);

@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 use trackiq_infra::Bus;
-use trackiq_schemas::{RunStarted, RunStatus, Sample};
+use trackiq_schemas::{RunStarted, RunStatus, Sample, now_us};
 
 use super::nccl::{NcclResult, NcclRow, algbw_gbps, allreduce_busbw};
 use super::protocol::{CoordinatorMsg, Job, Reader, StepReport, SweepRow, WorkerMsg, send};
@@ -61,7 +61,7 @@ impl RankStats {
 }
 
 /// The samples of one rank's step (compute time went out when the compute ended), and its busbw.
-fn step_samples(s: &StepReport, rank: usize, world: usize) -> ([Sample; 6], f64) {
+fn step_samples(s: &StepReport, rank: usize, world: usize) -> ([Sample; 7], f64) {
     let ar_ts = s.ts_us + (s.compute_ms * 1e3) as i64;
     let secs = s.allreduce_ms / 1e3;
     let alg = if secs > 0.0 { algbw_gbps(s.bytes as f64, secs) } else { 0.0 };
@@ -70,6 +70,7 @@ fn step_samples(s: &StepReport, rank: usize, world: usize) -> ([Sample; 6], f64)
         sample(ar_ts, "cluster.allreduce_ms", s.allreduce_ms, "ms", rank, s.step),
         sample(s.ts_us, "cluster.step_ms", s.step_ms, "ms", rank, s.step),
         sample(ar_ts, "cluster.allreduce_bytes", s.bytes as f64, "B", rank, s.step),
+        sample(ar_ts, "cluster.link_ms", s.link_ms, "ms", rank, s.step),
         sample(ar_ts, "cluster.algbw_gbps", alg, "GB/s", rank, s.step),
         sample(ar_ts, "cluster.busbw_gbps", bus, "GB/s", rank, s.step),
         sample(s.ts_us, "cluster.loss", s.loss, "loss", rank, s.step),
@@ -241,6 +242,10 @@ pub async fn run_cluster(bus: &Bus, run: RunStarted, job: Job, opts: &ClusterOpt
                     let r = ranks[rank].as_mut().expect("joined");
                     if !r.done {
                         warn!(rank, reason = why.as_deref().unwrap_or("closed"), "worker connection lost");
+                        // The process is gone (or its host unreachable): evidence the detectors
+                        // act on at once, rather than after a heartbeat timeout.
+                        emitter.push(sample(now_us(), "cluster.worker_exit", 1.0, "event", rank, r.step)).await?;
+                        emitter.flush().await?;
                     }
                     r.writer = None;
                 }

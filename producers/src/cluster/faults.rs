@@ -5,7 +5,7 @@
 //! |-----------------------|-------------------------------------------------------------------|
 //! | `slow-rank:R:50ms@S`  | sleeps 50 ms inside the compute phase of every step from S        |
 //! | `kill-rank:R@S`       | its process is killed with SIGKILL at the start of step S         |
-//! | `net-delay:R:20ms@S`  | waits 20 ms before every send of the ring all-reduce from step S  |
+//! | `net-delay:R:20ms@S`  | every send of the ring all-reduce arrives 20 ms late from step S  |
 //! | `stall:R@S`           | stops making progress in step S while its heartbeats continue     |
 
 use std::fmt;

@@ -7,12 +7,16 @@
 //! - [`coordinator`] — rendezvous, heartbeats, failure decisions, samples to Kafka
 //! - [`worker`] — one rank: training steps or a collective sweep, faults performed for real
 //! - [`ring`] — ring all-reduce (reduce-scatter + all-gather) over TCP
+//! - [`delayed_link`] — the `net-delay` fault: a link with latency
 //! - [`model`] — the linear model trained by SGD, checksums and probes
 //! - [`faults`] — `--fault` specifications
+//! - [`fault_matrix`] — the seeded faults of `trackiq bench faults`
 //! - [`protocol`] — coordinator ⇄ worker control messages (JSON lines)
 //! - [`nccl`] — nccl-tests bandwidth definitions, text and JSON output parsers
 
 pub mod coordinator;
+pub mod delayed_link;
+pub mod fault_matrix;
 pub mod faults;
 pub mod model;
 pub mod nccl;

@@ -73,6 +73,10 @@ pub struct StepReport {
     pub bytes: u64,
     /// Bytes this rank sent during the all-reduce.
     pub bytes_sent: u64,
+    /// Time the all-reduce's data from the left neighbour spent on the link into this rank
+    /// (`Ring::link_us`), ms. 0 from a worker of a release without it.
+    #[serde(default)]
+    pub link_ms: f64,
     pub loss: f64,
     /// Checksum of the reduced gradient: equal on every rank when the ring is correct.
     pub checksum: u64,

@@ -3,12 +3,21 @@
 //! (r+1) mod N; all-gather in N−1 more steps hands every finished chunk around. Each chunk
 //! is reduced along one fixed chain, so every rank ends with bit-identical results.
 //! Every byte of the configured size really crosses the sockets.
+//!
+//! Each message starts with the time its sender began sending it, so the receiver can tell
+//! how long the data spent on the link itself: from the later of "the sender began" and "the
+//! receiver was ready" to "the data arrived". A slow rank or a late receiver does not count;
+//! a slow link counts on that link only (every rank waits in the all-reduce alike, so its
+//! time alone cannot say where the delay is). Across hosts this assumes clocks that agree
+//! to well under a step (NTP or PTP); on one host they are the same clock.
 
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+
+use super::delayed_link::DelayedLink;
 
 /// One rank's connections in the ring.
 pub struct Ring {
@@ -18,8 +27,12 @@ pub struct Ring {
     right: Option<OwnedWriteHalf>,
     /// Bytes this rank sent in collectives.
     pub bytes_sent: u64,
-    /// Injected delay before every send (the `net-delay` fault).
+    /// µs the data received from the left neighbour spent on the link (see the module doc).
+    pub link_us: u64,
+    /// Injected latency of every send (the `net-delay` fault): from the first send with one,
+    /// the right link is a [`DelayedLink`].
     pub send_delay: Option<std::time::Duration>,
+    delayed: Option<DelayedLink>,
 }
 
 /// The little-endian bytes of `v` (a plain view on little-endian machines).
@@ -42,7 +55,7 @@ impl Ring {
     /// accepts the left neighbour on `listener`.
     pub async fn connect(rank: usize, world: usize, listener: TcpListener, right: SocketAddr) -> std::io::Result<Ring> {
         if world <= 1 {
-            return Ok(Ring { rank, world, left: None, right: None, bytes_sent: 0, send_delay: None });
+            return Ok(Ring { rank, world, left: None, right: None, bytes_sent: 0, link_us: 0, send_delay: None, delayed: None });
         }
         let (out, inc) = tokio::join!(TcpStream::connect(right), listener.accept());
         let out = out?;
@@ -51,41 +64,65 @@ impl Ring {
         inc.set_nodelay(true)?;
         let (_, right_w) = out.into_split();
         let (left_r, _) = inc.into_split();
-        Ok(Ring { rank, world, left: Some(left_r), right: Some(right_w), bytes_sent: 0, send_delay: None })
+        Ok(Ring { rank, world, left: Some(left_r), right: Some(right_w), bytes_sent: 0, link_us: 0, send_delay: None, delayed: None })
     }
 
     /// Sends `send` to the right while receiving `recv.len()` values from the left. On the
-    /// wire: little-endian f32.
+    /// wire: the time the sender began (µs since the epoch, i64), then little-endian f32.
     async fn exchange(&mut self, send: &[f32], recv: &mut [f32]) -> std::io::Result<()> {
-        let (w, r) = (self.right.as_mut().expect("world > 1"), self.left.as_mut().expect("world > 1"));
-        let delay = self.send_delay;
-        let write = async move {
-            if let Some(d) = delay {
-                tokio::time::sleep(d).await;
-            }
-            w.write_all(&le_bytes(send)).await
-        };
+        let began = trackiq_schemas::now_us();
+        if self.send_delay.is_some() && self.delayed.is_none() {
+            self.delayed = Some(DelayedLink::start(self.right.take().expect("world > 1")));
+        }
+        let r = self.left.as_mut().expect("world > 1");
         #[cfg(target_endian = "little")]
         let read = async {
+            let mut sender_began = [0u8; 8];
+            r.read_exact(&mut sender_began).await?;
             // SAFETY: any bit pattern is a valid f32 and u8 has no alignment requirement, so
             // the f32 buffer may be filled through a byte view of the same length.
             let bytes = unsafe { std::slice::from_raw_parts_mut(recv.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(recv)) };
-            r.read_exact(bytes).await.map(|_| ())
+            r.read_exact(bytes).await?;
+            Ok::<_, std::io::Error>((i64::from_le_bytes(sender_began), trackiq_schemas::now_us()))
         };
         #[cfg(target_endian = "big")]
         let read = async {
+            let mut sender_began = [0u8; 8];
+            r.read_exact(&mut sender_began).await?;
             let mut inc = vec![0u8; recv.len() * 4];
             r.read_exact(&mut inc).await?;
             for (dst, src) in recv.iter_mut().zip(inc.chunks_exact(4)) {
                 *dst = f32::from_le_bytes([src[0], src[1], src[2], src[3]]);
             }
-            Ok::<(), std::io::Error>(())
+            Ok::<_, std::io::Error>((i64::from_le_bytes(sender_began), trackiq_schemas::now_us()))
         };
-        let (a, b) = tokio::join!(write, read);
-        a?;
-        b?;
+        let (sender_began, arrived) = match (&self.delayed, self.right.as_mut()) {
+            (Some(link), _) => {
+                link.send(&began.to_le_bytes(), &le_bytes(send), self.send_delay.unwrap_or_default())?;
+                read.await?
+            }
+            (None, Some(w)) => {
+                let write = async {
+                    w.write_all(&began.to_le_bytes()).await?;
+                    w.write_all(&le_bytes(send)).await
+                };
+                let (a, b) = tokio::join!(write, read);
+                a?;
+                b?
+            }
+            (None, None) => unreachable!("the right link is either direct or delayed"),
+        };
+        self.link_us += arrived.saturating_sub(sender_began.max(began)).max(0) as u64;
         self.bytes_sent += std::mem::size_of_val(send) as u64;
         Ok(())
+    }
+
+    /// Delivers the messages a delayed link still holds (see [`DelayedLink::flush`]).
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        match self.delayed.take() {
+            Some(link) => link.flush().await,
+            None => Ok(()),
+        }
     }
 
     /// In-place sum all-reduce of `data` across the ring.
@@ -173,6 +210,35 @@ mod tests {
             // 2(N-1) steps of about LEN/N floats each.
             let expect = 2 * (WORLD - 1) * LEN / WORLD * 4;
             assert!((*sent as i64 - expect as i64).abs() <= 8 * 4 * WORLD as i64, "{sent} bytes vs {expect}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_delayed_sender_shows_on_its_link_only() {
+        const WORLD: usize = 4;
+        const DELAY_MS: u64 = 20;
+        let mut rings = ring_of(WORLD).await;
+        rings[1].send_delay = Some(std::time::Duration::from_millis(DELAY_MS));
+        let tasks: Vec<_> = rings
+            .into_iter()
+            .map(|mut ring| {
+                tokio::spawn(async move {
+                    let mut data = vec![1.0f32; 4096];
+                    ring.all_reduce_sum(&mut data).await.unwrap();
+                    assert!(data.iter().all(|v| *v == WORLD as f32));
+                    ring.link_us as f64 / 1e3
+                })
+            })
+            .collect();
+        let mut link_ms = Vec::new();
+        for t in tasks {
+            link_ms.push(t.await.unwrap());
+        }
+        // Each of rank 1's 2(N-1) sends arrives 20 ms late. Rank 2 waits the full delay at
+        // least once (later sends overlap with the ring's own waiting), the others never.
+        assert!(link_ms[2] >= DELAY_MS as f64 * 0.95, "{link_ms:?}");
+        for r in [0, 1, 3] {
+            assert!(link_ms[r] < link_ms[2] / 4.0, "rank {r} waited on rank 1's delay too, but its own link is not slow: {link_ms:?}");
         }
     }
 

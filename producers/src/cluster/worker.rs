@@ -222,7 +222,7 @@ async fn train(ring: &mut Ring, cfg: &TrainConfig, tx: &mpsc::UnboundedSender<Wo
         let _ = tx.send(WorkerMsg::Computed { step, ts_us, compute_ms });
         ring.send_delay = active(FaultKind::NetDelay, step).map(|f| Duration::from_secs_f64(f.delay_ms / 1e3));
         let mut sum = replica.grad.clone();
-        let (sent_before, t1) = (ring.bytes_sent, Instant::now());
+        let (sent_before, link_before, t1) = (ring.bytes_sent, ring.link_us, Instant::now());
         reduce(ring, &mut sum, timeout, step).await?;
         let allreduce_ms = ms(t1.elapsed());
         replica.apply(&sum, world, cfg.learning_rate);
@@ -234,6 +234,7 @@ async fn train(ring: &mut Ring, cfg: &TrainConfig, tx: &mpsc::UnboundedSender<Wo
             step_ms: ms(start.elapsed()),
             bytes,
             bytes_sent: ring.bytes_sent - sent_before,
+            link_ms: (ring.link_us - link_before) as f64 / 1e3,
             loss,
             checksum: checksum(&sum),
             probes_local: probes.iter().map(|&i| replica.grad[i]).collect(),
@@ -241,6 +242,7 @@ async fn train(ring: &mut Ring, cfg: &TrainConfig, tx: &mpsc::UnboundedSender<Wo
         };
         let _ = tx.send(WorkerMsg::StepDone(report));
     }
+    ring.flush().await.map_err(|e| Blocked { step: cfg.steps, reason: format!("rank {rank}: delivering the last messages of a delayed link failed: {e}") })?;
     Ok(())
 }
 
