@@ -170,6 +170,12 @@ fn print_table(t: &ScoreTable) {
         table.add_row([r.label.clone(), r.injected.to_string(), r.caught.to_string(), pct(r.recall()), pct(r.localization()), ms(r.latency_p50_ms), ms(r.latency_p95_ms)]);
     }
     println!("{table}");
+    let mut by = Table::new();
+    by.load_preset(UTF8_FULL_CONDENSED).set_header(["detector", "detections", "explained by a fault", "precision"]);
+    for (detector, (n, explained)) in &t.per_detector {
+        by.add_row([detector.clone(), n.to_string(), explained.to_string(), pct(Some(*explained as f64 / *n as f64))]);
+    }
+    println!("{by}");
     println!(
         "precision {} ({} of {} detections explained by an injected fault) · false alarms {} per 100 fault-free runs ({} in {} runs)",
         pct(t.precision()),

@@ -39,6 +39,8 @@ pub struct RunScore {
     pub detections: usize,
     /// Detections an injected fault explains.
     pub explained: usize,
+    /// Each detection's detector, and whether a fault explains it.
+    pub by_detector: Vec<(String, bool)>,
 }
 
 impl RunScore {
@@ -79,7 +81,8 @@ pub fn score_run(faults: &[FaultOutcome], detections: &[Detection]) -> RunScore 
             explained[i] = true;
         }
     }
-    RunScore { faults: scores, detections: detections.len(), explained: explained.iter().filter(|e| **e).count() }
+    let by_detector = detections.iter().zip(&explained).map(|(d, e)| (d.detector.clone(), *e)).collect();
+    RunScore { faults: scores, detections: detections.len(), explained: explained.iter().filter(|e| **e).count(), by_detector }
 }
 
 /// One row of the table: the faults of one kind (or one position in two-fault runs).
@@ -131,6 +134,8 @@ pub struct ScoreTable {
     pub fault_free_runs: usize,
     /// Detections in fault-free runs.
     pub fault_free_alarms: usize,
+    /// Per detector (by name): detections, and those an injected fault explains.
+    pub per_detector: std::collections::BTreeMap<String, (usize, usize)>,
 }
 
 impl ScoreTable {
@@ -152,7 +157,13 @@ pub fn score_table(runs: &[RunScore], kinds: &[&str]) -> ScoreTable {
     rows.push(ScoreRow::of("first of two", all().filter(|f| f.of == 2 && f.order == 0)));
     rows.push(ScoreRow::of("second of two", all().filter(|f| f.of == 2 && f.order == 1)));
     let clean = || runs.iter().filter(|r| r.faults.is_empty());
+    let mut per_detector = std::collections::BTreeMap::<String, (usize, usize)>::new();
+    for (detector, explained) in runs.iter().flat_map(|r| r.by_detector.iter()) {
+        let e = per_detector.entry(detector.clone()).or_default();
+        *e = (e.0 + 1, e.1 + usize::from(*explained));
+    }
     ScoreTable {
+        per_detector,
         rows,
         detections: runs.iter().map(|r| r.detections).sum(),
         explained: runs.iter().map(|r| r.explained).sum(),
@@ -213,5 +224,7 @@ mod tests {
         assert_eq!((row("first of two").caught, row("second of two").caught), (1, 0));
         assert_eq!((t.fault_free_runs, t.false_alarms_per_100()), (2, Some(50.0)));
         assert_eq!(t.precision(), Some(2.0 / 3.0));
+        assert_eq!(t.per_detector["straggler"], (2, 1), "the clean run's straggler is the unexplained one");
+        assert_eq!(t.per_detector["stalled_worker"], (1, 1));
     }
 }
