@@ -17,6 +17,7 @@ mod broker;
 mod cluster;
 mod compact;
 mod compare;
+mod confirm;
 mod demo;
 mod examples;
 mod gate;
@@ -118,6 +119,8 @@ enum Command {
     Compare(compare::CompareArgs),
     /// CI gate: exit 1 when a verdict of the run (or commit) blocks; prints Markdown.
     Gate(gate::GateArgs),
+    /// Is a regression real? Baseline and candidate commands run interleaved (A B A B ...), judged by two-sample t.
+    Confirm(confirm::ConfirmArgs),
     /// Fleet report over the last N days: counts, regressions, open alerts, trends, movers, charts (Markdown or HTML).
     Report(report::ReportArgs),
     /// Export a run as a TrackiqResult JSON (for the original TrackIQ tools) or CSV of samples.
@@ -228,6 +231,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Changepoints(a) => analysis::changepoints(config, a).await,
         Command::Compare(a) => compare::run(config, a).await,
         Command::Gate(a) => gate::run(config, a).await,
+        Command::Confirm(a) => confirm::run(config, a).await,
         Command::Report(a) => report::run(config, a).await,
         Command::Export(a) => transfer::export(config, a).await,
         Command::Import(a) => import::run(config, a).await,

@@ -12,6 +12,7 @@ mod ci_recipe;
 mod browser;
 mod build_sharing;
 mod compaction;
+mod confirm;
 mod cluster;
 mod crash_loop;
 mod crash_restart;

@@ -10,6 +10,7 @@
 //! - [`summary`] — mean/stdev (Welford), percentiles, histogram, [`summarize`]
 //! - [`changepoint`] — E-divisive means change points, as Apache Otava computes them
 //! - [`hypothesis`] — Mann-Whitney U, Welch's t, F-test, Brown-Forsythe
+//! - [`interleaved`] — interleaved baseline/candidate rounds judged by two-sample t (`trackiq confirm`)
 //! - [`models`] — Bencher's seven threshold models (static … delta-IQR)
 //! - [`numpy`] — numpy's pairwise summation and moments, for decisions at thresholds
 //! - [`significance`] — magnitude-and-significance judging (runs and samples t-tests,
@@ -22,6 +23,7 @@
 pub mod accumulator;
 pub mod changepoint;
 pub mod hypothesis;
+pub mod interleaved;
 pub mod models;
 pub mod numpy;
 pub mod scaling;

@@ -1,0 +1,145 @@
+//! `trackiq confirm`: is a regression real? The baseline and the candidate command run
+//! interleaved on this machine (A B A B …, a warm-up before each), each round's median wall
+//! time is one figure per side, and the two sides are judged with Student's two-sample t
+//! (`trackiq_stats::interleaved`): "confirmed" when the 95 % interval of the change lies wholly
+//! on the slower side and the change is above the verdicts' warn threshold (`verdict.warn_pct`:
+//! what the verdicts would not flag is not confirmed either), "not reproduced" otherwise. Every round is recorded as a run (run
+//! group `confirm-<id>`, labels `side` and `round`), so the evidence stays in the history.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use trackiq::config::Config;
+use trackiq_infra::Bus;
+use trackiq_producers::bench::{BenchOptions, Load, Stop, run_bench};
+use trackiq_producers::workloads::CmdWorkload;
+use trackiq_schemas::Direction;
+use trackiq_stats::interleaved::interleaved_evidence;
+use trackiq_stats::significance::Evidence;
+
+use super::identity::IdentityArgs;
+
+#[derive(Debug, Args)]
+pub struct ConfirmArgs {
+    /// Rounds: each runs the baseline, then the candidate (at least 2).
+    #[arg(long, default_value_t = 5)]
+    rounds: u32,
+    /// Measured iterations of each command per round; the round's figure is their median.
+    #[arg(long, default_value_t = 5)]
+    iterations: u64,
+    /// Unmeasured iterations before each side's measured ones in every round.
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    /// Marks the start of the commands: `--baseline -- CMD_A... --candidate -- CMD_B...`.
+    #[arg(long, required = true)]
+    baseline: bool,
+    #[command(flatten)]
+    identity: IdentityArgs,
+    /// The baseline command, then `--candidate --` and the candidate command.
+    #[arg(last = true, required = true, num_args = 1..)]
+    commands: Vec<String>,
+}
+
+/// The two command lines out of `CMD_A... --candidate -- CMD_B...`.
+fn split_commands(words: &[String]) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let at = words.iter().position(|w| w == "--candidate").context("no `--candidate -- CMD_B...` after the baseline command")?;
+    let baseline = words[..at].to_vec();
+    let mut candidate = &words[at + 1..];
+    if candidate.first().is_some_and(|w| w == "--") {
+        candidate = &candidate[1..];
+    }
+    if baseline.is_empty() {
+        bail!("the baseline command is empty: `--baseline -- CMD_A... --candidate -- CMD_B...`");
+    }
+    if candidate.is_empty() {
+        bail!("the candidate command is empty: `--baseline -- CMD_A... --candidate -- CMD_B...`");
+    }
+    Ok((baseline, candidate.to_vec()))
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    trackiq_stats::summarize(&mut v).map_or(f64::NAN, |s| s.p50)
+}
+
+/// The answer line: confirmed (the interval wholly on the slower side, the change above
+/// `min_pct`) or not reproduced.
+pub fn answer(e: &Evidence, min_pct: f64) -> String {
+    let body = format!("{:+.1} % [{:+.1}, {:+.1}], p = {:.1e}", e.change_pct, e.ci_low_pct, e.ci_high_pct, e.pvalue_worse.unwrap_or(1.0));
+    if e.ci_low_pct > 0.0 && e.change_pct > min_pct { format!("confirmed: {body}") } else { format!("not reproduced: {body}") }
+}
+
+pub async fn run(config: Config, a: ConfirmArgs) -> anyhow::Result<ExitCode> {
+    if a.rounds < 2 {
+        bail!("--rounds must be at least 2: one round per side has no spread to judge with");
+    }
+    if a.iterations == 0 {
+        bail!("--iterations must be at least 1");
+    }
+    let (base_cmd, cand_cmd) = split_commands(&a.commands)?;
+    let id = uuid::Uuid::now_v7().simple().to_string()[20..].to_string();
+    let bus = Bus::new(config.bus.clone());
+    let opts = BenchOptions { warmup: a.warmup, stop: Stop::Iterations(a.iterations), load: Load::Closed { concurrency: 1 }, telemetry_interval: std::time::Duration::ZERO, progress: false };
+    println!("confirmation {id}: {} interleaved rounds of {} iterations (after {} warm-up) per side", a.rounds, a.iterations, a.warmup);
+    let bar = indicatif::ProgressBar::new(u64::from(a.rounds) * 2);
+    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} · {msg}").expect("valid template"));
+    let (mut base, mut cand) = (Vec::new(), Vec::new());
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(["round", "baseline median ms", "candidate median ms", "baseline run", "candidate run"]);
+    for round in 1..=a.rounds {
+        let mut runs = Vec::new();
+        for (side, cmd) in [("baseline", &base_cmd), ("candidate", &cand_cmd)] {
+            bar.set_message(format!("round {round}: {side}"));
+            let mut identity = a.identity.to_identity(&cmd.join(" "), "command")?;
+            identity.run_group = Some(format!("confirm-{id}"));
+            identity.labels.insert("confirmation".into(), id.clone());
+            identity.labels.insert("side".into(), side.into());
+            identity.labels.insert("round".into(), round.to_string());
+            let mut w = CmdWorkload::new(cmd[0].clone(), cmd[1..].to_vec());
+            let out = run_bench(&bus, &identity, &mut w, &opts).await?;
+            if out.failures > 0 {
+                bail!("the {side} command failed in round {round} ({} of {} iterations; last: {}): a failing command cannot be timed", out.failures, out.iterations, out.last_failure.unwrap_or_default());
+            }
+            runs.push((median(&out.latencies_ms), out.run_id));
+            bar.inc(1);
+        }
+        let [(b, b_run), (c, c_run)] = <[_; 2]>::try_from(runs).expect("two sides");
+        table.add_row([round.to_string(), format!("{b:.3}"), format!("{c:.3}"), b_run, c_run]);
+        base.push(b);
+        cand.push(c);
+    }
+    bar.finish_and_clear();
+    println!("{table}");
+    let e = interleaved_evidence(&cand, &base, Direction::LowerIsBetter).context("no figures to judge (a side's medians are not finite)")?;
+    println!("{} (candidate {:.3} ms vs baseline {:.3} ms, mean of {} round medians; two-sample t)", answer(&e, config.verdict.warn_pct), e.baseline * (1.0 + e.change_pct / 100.0), e.baseline, a.rounds);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_two_commands_split_at_candidate() {
+        assert_eq!(split_commands(&words("./a 1 --candidate -- ./a 2")).unwrap(), (words("./a 1"), words("./a 2")));
+        assert_eq!(split_commands(&words("./a --candidate ./b -x")).unwrap(), (words("./a"), words("./b -x")));
+        assert!(split_commands(&words("./a 1")).unwrap_err().to_string().contains("--candidate"));
+        assert!(split_commands(&words("--candidate -- ./b")).unwrap_err().to_string().contains("baseline command is empty"));
+        assert!(split_commands(&words("./a --candidate --")).unwrap_err().to_string().contains("candidate command is empty"));
+    }
+
+    #[test]
+    fn confirmed_only_when_the_interval_is_wholly_slower() {
+        let e = |lo: f64, hi: f64| Evidence { baseline: 1.0, change_pct: (lo + hi) / 2.0, ci_low_pct: lo, ci_high_pct: hi, pvalue_worse: Some(0.01), pvalue_better: Some(0.99), test: "interleaved" };
+        assert!(answer(&e(15.1, 20.0), 5.0).starts_with("confirmed: +17.6 % [+15.1, +20.0]"), "{}", answer(&e(15.1, 20.0), 5.0));
+        assert!(answer(&e(-1.8, 2.6), 5.0).starts_with("not reproduced: +0.4 % [-1.8, +2.6]"));
+        assert!(answer(&e(-9.0, -2.0), 5.0).starts_with("not reproduced"), "faster is not a regression");
+        assert!(answer(&e(0.5, 1.5), 5.0).starts_with("not reproduced"), "significant but below the warn threshold");
+    }
+}
