@@ -25,13 +25,25 @@ const MAXRSS_PER_MIB: f64 = if cfg!(target_os = "macos") { 1_048_576.0 } else { 
 pub struct CmdWorkload {
     pub program: String,
     pub args: Vec<String>,
+    /// Working directory of the child (default: this process's).
+    pub dir: Option<std::path::PathBuf>,
     /// What the last iteration's child used, handed out by `take_samples`.
     last: Vec<(&'static str, f64, &'static str)>,
 }
 
 impl CmdWorkload {
     pub fn new(program: impl Into<String>, args: Vec<String>) -> Self {
-        CmdWorkload { program: program.into(), args, last: Vec::new() }
+        CmdWorkload { program: program.into(), args, dir: None, last: Vec::new() }
+    }
+
+    /// The same command run in `dir` (a relative program path with a `/` is taken from there).
+    pub fn in_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        let dir = dir.into();
+        if self.program.contains('/') && std::path::Path::new(&self.program).is_relative() {
+            self.program = dir.join(&self.program).to_string_lossy().into_owned();
+        }
+        self.dir = Some(dir);
+        self
     }
 }
 
@@ -62,9 +74,13 @@ fn timeval_ms(t: libc::timeval) -> f64 {
 /// process (vfork shares its memory, fork copies its page counts): `sh -c 'exit 0'` spawned
 /// by a 200 MiB harness reports ~200 MiB. A peak above the harness' own (read after the exec,
 /// so it bounds what was inherited) is the program's; one below is left out, not guessed.
-fn run_child(program: &str, args: &[String]) -> io::Result<Reaped> {
+fn run_child(program: &str, args: &[String], dir: Option<&std::path::Path>) -> io::Result<Reaped> {
     // A std child, not a tokio one: tokio's reaper would race this `wait4` for the status.
-    let child = std::process::Command::new(program).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    let mut command = std::process::Command::new(program);
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let child = command.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
     // `spawn` returns once the child has exec'd: the inherited peak is at most this.
     let harness_peak = harness_peak_rss_mib();
     let pid = libc::pid_t::try_from(child.id()).map_err(io::Error::other)?;
@@ -96,9 +112,9 @@ impl Workload for CmdWorkload {
     }
 
     async fn iterate(&mut self) -> Result<Option<String>, ProducerError> {
-        let (program, args) = (self.program.clone(), self.args.clone());
+        let (program, args, dir) = (self.program.clone(), self.args.clone(), self.dir.clone());
         // `wait4` blocks its thread until the child ends: keep it off the runtime's workers.
-        let reaped = tokio::task::spawn_blocking(move || run_child(&program, &args))
+        let reaped = tokio::task::spawn_blocking(move || run_child(&program, &args, dir.as_deref()))
             .await
             .map_err(io::Error::other)
             .and_then(|r| r)

@@ -59,7 +59,8 @@ fn split_commands(words: &[String]) -> anyhow::Result<(Vec<String>, Vec<String>)
     Ok((baseline, candidate.to_vec()))
 }
 
-fn median(v: &[f64]) -> f64 {
+/// The median of a run's iteration times (NaN for none).
+pub(super) fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     trackiq_stats::summarize(&mut v).map_or(f64::NAN, |s| s.p50)
 }

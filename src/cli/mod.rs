@@ -5,6 +5,7 @@ mod alerts;
 mod analysis;
 mod baseline;
 mod bench;
+mod bisect;
 mod bench_faults;
 mod bench_import;
 mod bench_ingest;
@@ -121,6 +122,8 @@ enum Command {
     Gate(gate::GateArgs),
     /// Is a regression real? Baseline and candidate commands run interleaved (A B A B ...), judged by two-sample t.
     Confirm(confirm::ConfirmArgs),
+    /// Which commit made it slower? Builds and times commits in a git worktree, binary-searching from a good to a bad one.
+    Bisect(bisect::BisectArgs),
     /// Fleet report over the last N days: counts, regressions, open alerts, trends, movers, charts (Markdown or HTML).
     Report(report::ReportArgs),
     /// Export a run as a TrackiqResult JSON (for the original TrackIQ tools) or CSV of samples.
@@ -232,6 +235,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compare(a) => compare::run(config, a).await,
         Command::Gate(a) => gate::run(config, a).await,
         Command::Confirm(a) => confirm::run(config, a).await,
+        Command::Bisect(a) => bisect::run(config, a).await,
         Command::Report(a) => report::run(config, a).await,
         Command::Export(a) => transfer::export(config, a).await,
         Command::Import(a) => import::run(config, a).await,

@@ -8,6 +8,7 @@ mod alert_endpoints;
 mod alerting;
 mod bad_input;
 mod bad_records;
+mod bisect;
 mod ci_recipe;
 mod browser;
 mod build_sharing;

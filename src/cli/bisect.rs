@@ -1,0 +1,262 @@
+//! `trackiq bisect`: which commit made it slower? Each commit tested is checked out in a `git
+//! worktree` of its own (the user's checkout and branch are never touched), built with the
+//! user's build command, and timed: `--rounds` runs of `--iterations` each, every run recorded
+//! in the history (run group `bisect-<id>`, the commit as `git_commit`). A commit is bad when
+//! its round medians are slower than the good commit's as `trackiq confirm` judges (two-sample
+//! t, interval wholly slower, change above `verdict.warn_pct`). First both ends: a range whose
+//! bad end is not judged bad says so and names no commit. Then a binary search over the
+//! first-parent history between them; a commit whose build fails is skipped, as `git bisect
+//! skip` does, and its nearest untested neighbour is tried instead.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use trackiq::config::Config;
+use trackiq_infra::Bus;
+use trackiq_producers::bench::{BenchOptions, Load, Stop, run_bench};
+use trackiq_producers::workloads::CmdWorkload;
+use trackiq_schemas::Direction;
+use trackiq_stats::interleaved::interleaved_evidence;
+use trackiq_stats::significance::Evidence;
+
+use super::identity::IdentityArgs;
+
+#[derive(Debug, Args)]
+pub struct BisectArgs {
+    /// The git repository (its checkout is left as it is).
+    #[arg(long)]
+    repo: PathBuf,
+    /// A commit (or any revision) known good.
+    #[arg(long)]
+    good: String,
+    /// A later commit known bad.
+    #[arg(long)]
+    bad: String,
+    /// Shell command that builds a checkout, run in its worktree, e.g. 'cargo build --release'.
+    #[arg(long)]
+    build: String,
+    /// Timed runs per commit; each run's figure is its median.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Measured iterations per run.
+    #[arg(long, default_value_t = 5)]
+    iterations: u64,
+    /// Unmeasured iterations before each run.
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    #[command(flatten)]
+    identity: IdentityArgs,
+    /// The benchmark command, run in the commit's worktree (a relative path is taken from there).
+    #[arg(last = true, required = true, num_args = 1..)]
+    command: Vec<String>,
+}
+
+/// One commit of the range.
+#[derive(Debug, Clone)]
+struct Commit {
+    sha: String,
+    subject: String,
+    author: String,
+}
+
+/// What became of a tested commit.
+enum Outcome {
+    Skipped(String),
+    Timed { medians: Vec<f64>, evidence: Option<Evidence>, bad: bool },
+}
+
+fn git(repo: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("git").arg("-C").arg(repo).args(args).output().context("running git (is it installed?)")?;
+    if !out.status.success() {
+        bail!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn commit(repo: &Path, rev: &str) -> anyhow::Result<Commit> {
+    let line = git(repo, &["log", "-1", "--format=%H%x1f%s%x1f%an <%ae>", rev])?;
+    let mut parts = line.splitn(3, '\u{1f}');
+    let mut next = || parts.next().unwrap_or_default().to_string();
+    Ok(Commit { sha: next(), subject: next(), author: next() })
+}
+
+/// A worktree of `repo` in a new temporary directory, removed (with git's record of it) on drop.
+struct Worktree {
+    repo: PathBuf,
+    dir: PathBuf,
+}
+
+impl Worktree {
+    fn add(repo: &Path, sha: &str, id: &str) -> anyhow::Result<Worktree> {
+        let dir = std::env::temp_dir().join(format!("trackiq-bisect-{id}"));
+        git(repo, &["worktree", "add", "--detach", "--force", &dir.to_string_lossy(), sha])?;
+        Ok(Worktree { repo: repo.to_path_buf(), dir })
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.clone()
+    }
+
+    /// Checks `sha` out; untracked build outputs stay, so the build is incremental (a build
+    /// system that tracks its sources rebuilds what the commit changed).
+    fn checkout(&self, sha: &str) -> anyhow::Result<()> {
+        git(&self.path(), &["checkout", "--quiet", "--detach", "--force", sha]).map(|_| ())
+    }
+}
+
+impl Drop for Worktree {
+    fn drop(&mut self) {
+        let _ = git(&self.repo, &["worktree", "remove", "--force", &self.path().to_string_lossy()]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = git(&self.repo, &["worktree", "prune"]);
+    }
+}
+
+/// Whether `e` says slower, as `trackiq confirm` would confirm it.
+fn is_slower(e: &Evidence, min_pct: f64) -> bool {
+    e.ci_low_pct > 0.0 && e.change_pct > min_pct
+}
+
+struct Bisection<'a> {
+    a: &'a BisectArgs,
+    bus: Bus,
+    id: String,
+    tree: Worktree,
+    good: Vec<f64>,
+    min_pct: f64,
+    builds: u32,
+    bar: indicatif::ProgressBar,
+}
+
+impl Bisection<'_> {
+    /// Builds and times `c`; `Skipped` when its build fails.
+    async fn test(&mut self, c: &Commit) -> anyhow::Result<Outcome> {
+        self.bar.set_message(format!("{} {}", &c.sha[..10], c.subject));
+        self.tree.checkout(&c.sha)?;
+        self.builds += 1;
+        let built = Command::new("sh").arg("-c").arg(&self.a.build).current_dir(self.tree.path()).output().context("running the build command")?;
+        if !built.status.success() {
+            let err = String::from_utf8_lossy(&built.stderr);
+            // The first line that names an error says most; else the last line of output.
+            let line = err.lines().find(|l| l.contains("error")).or_else(|| err.lines().rev().find(|l| !l.trim().is_empty())).unwrap_or("no output");
+            let line: String = line.trim().chars().take(120).collect();
+            return Ok(Outcome::Skipped(format!("build failed ({}): {line}", built.status)));
+        }
+        let mut medians = Vec::new();
+        for round in 1..=self.a.rounds {
+            let mut identity = self.a.identity.to_identity(&self.a.command.join(" "), "command")?;
+            identity.git_commit = Some(c.sha.clone());
+            identity.run_group = Some(format!("bisect-{}", self.id));
+            identity.labels.insert("bisect".into(), self.id.clone());
+            identity.labels.insert("round".into(), round.to_string());
+            let mut w = CmdWorkload::new(self.a.command[0].clone(), self.a.command[1..].to_vec()).in_dir(self.tree.path());
+            let opts = BenchOptions { warmup: self.a.warmup, stop: Stop::Iterations(self.a.iterations), load: Load::Closed { concurrency: 1 }, telemetry_interval: std::time::Duration::ZERO, progress: false };
+            let out = run_bench(&self.bus, &identity, &mut w, &opts).await?;
+            if out.failures > 0 {
+                return Ok(Outcome::Skipped(format!("the benchmark failed ({} of {} iterations: {})", out.failures, out.iterations, out.last_failure.unwrap_or_default())));
+            }
+            medians.push(super::confirm::median(&out.latencies_ms));
+        }
+        self.bar.inc(1);
+        if self.good.is_empty() {
+            return Ok(Outcome::Timed { medians, evidence: None, bad: false });
+        }
+        let evidence = interleaved_evidence(&medians, &self.good, Direction::LowerIsBetter);
+        let bad = evidence.as_ref().is_some_and(|e| is_slower(e, self.min_pct));
+        Ok(Outcome::Timed { medians, evidence, bad })
+    }
+}
+
+fn row(c: &Commit, o: &Outcome) -> Vec<String> {
+    let short = c.sha[..10].to_string();
+    match o {
+        Outcome::Skipped(why) => vec![short, c.subject.clone(), "0".into(), "-".into(), "-".into(), "-".into(), format!("skipped: {why}")],
+        Outcome::Timed { medians, evidence, bad } => {
+            let mean = medians.iter().sum::<f64>() / medians.len().max(1) as f64;
+            let (change, interval) = match evidence {
+                Some(e) => (format!("{:+.1} %", e.change_pct), format!("[{:+.1}, {:+.1}]", e.ci_low_pct, e.ci_high_pct)),
+                None => ("(good)".into(), "-".into()),
+            };
+            let verdict = if evidence.is_none() { "good (given)" } else if *bad { "bad" } else { "good" };
+            vec![short, c.subject.clone(), medians.len().to_string(), format!("{mean:.3}"), change, interval, verdict.into()]
+        }
+    }
+}
+
+pub async fn run(config: Config, a: BisectArgs) -> anyhow::Result<ExitCode> {
+    if a.rounds < 2 {
+        bail!("--rounds must be at least 2: one run per commit has no spread to judge with");
+    }
+    let repo = std::fs::canonicalize(&a.repo).with_context(|| format!("--repo {}", a.repo.display()))?;
+    let (good, bad) = (commit(&repo, &a.good)?, commit(&repo, &a.bad)?);
+    let range = git(&repo, &["rev-list", "--first-parent", "--reverse", &format!("{}..{}", good.sha, bad.sha)])?;
+    let shas: Vec<&str> = range.lines().filter(|l| !l.is_empty()).collect();
+    if shas.last() != Some(&bad.sha.as_str()) {
+        bail!("--bad {} does not descend from --good {} along first parents", a.bad, a.good);
+    }
+    let commits: Vec<Commit> = shas.iter().map(|s| commit(&repo, s)).collect::<anyhow::Result<_>>()?;
+    let steps = (commits.len() as f64).log2().ceil() as u64 + 2;
+    let id = uuid::Uuid::now_v7().simple().to_string()[20..].to_string();
+    println!("bisect {id}: {} commits after {} up to {} · build `{}` · {} runs of {} iterations per commit", commits.len(), &good.sha[..10], &bad.sha[..10], a.build, a.rounds, a.iterations);
+    let bar = indicatif::ProgressBar::new(steps);
+    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/~{len} builds · {msg}").expect("valid template"));
+    let tree = Worktree::add(&repo, &good.sha, &id)?;
+    let mut b = Bisection { a: &a, bus: Bus::new(config.bus.clone()), id, tree, good: Vec::new(), min_pct: config.verdict.warn_pct, builds: 0, bar };
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(["commit", "subject", "runs", "median ms", "change vs good", "95 % interval", "judged"]);
+    let mut evidence: Vec<(usize, Vec<String>)> = Vec::new();
+    match b.test(&good).await? {
+        Outcome::Timed { medians, .. } => {
+            evidence.push((0, row(&good, &Outcome::Timed { medians: medians.clone(), evidence: None, bad: false })));
+            b.good = medians;
+        }
+        Outcome::Skipped(why) => bail!("the good commit {} cannot be timed: {why}", &good.sha[..10]),
+    }
+    // Position i + 1 in `evidence` order is commits[i].
+    let last = commits.len() - 1;
+    let bad_end = b.test(&commits[last]).await?;
+    evidence.push((last + 1, row(&commits[last], &bad_end)));
+    let confirmed = matches!(bad_end, Outcome::Timed { bad: true, .. });
+    let (mut lo, mut hi) = (None::<usize>, last);
+    let mut skipped = vec![false; commits.len()];
+    if confirmed {
+        while hi > lo.map_or(0, |l| l + 1) {
+            let from = lo.map_or(0, |l| l + 1);
+            let mid = (from + hi - 1) / 2;
+            // The untested commit nearest the middle that did not fail to build.
+            let Some(pick) = (0..=hi - from).flat_map(|d| [mid.checked_add(d), mid.checked_sub(d)]).flatten().find(|&i| i >= from && i < hi && !skipped[i]) else {
+                break;
+            };
+            let o = b.test(&commits[pick]).await?;
+            evidence.push((pick + 1, row(&commits[pick], &o)));
+            match o {
+                Outcome::Skipped(_) => skipped[pick] = true,
+                Outcome::Timed { bad: true, .. } => hi = pick,
+                Outcome::Timed { bad: false, .. } => lo = Some(pick),
+            }
+        }
+    }
+    b.bar.finish_and_clear();
+    evidence.sort_by_key(|(i, _)| *i);
+    for (_, r) in evidence {
+        table.add_row(r);
+    }
+    println!("{table}");
+    let builds = b.builds;
+    if !confirmed {
+        println!("no significant slowdown between {} and {}: the bad end is not judged slower than the good one, so no commit is named ({builds} builds)", &good.sha[..10], &bad.sha[..10]);
+        return Ok(ExitCode::from(2));
+    }
+    let from = lo.map_or(0, |l| l + 1);
+    if (from..hi).any(|i| skipped[i]) {
+        let between: Vec<&str> = (from..=hi).map(|i| &commits[i].sha[..10]).collect();
+        println!("the first bad commit is one of {} (builds failed in between; {builds} builds)", between.join(", "));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let first = &commits[hi];
+    println!("first bad commit: {} {}\n  author: {}\n  ({builds} builds; runs in the history under run group bisect-{})", first.sha, first.subject, first.author, b.id);
+    Ok(ExitCode::SUCCESS)
+}
