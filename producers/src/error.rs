@@ -23,4 +23,6 @@ pub enum ProducerError {
     Telemetry(String),
     #[error("the machine-speed probe failed: {0}")]
     Probe(String),
+    #[error("profiling: {0}")]
+    Profile(String),
 }

@@ -12,6 +12,7 @@
 //! - [`identity`] — identity flags, platform and git detection
 //! - [`emitter`] — RunStarted / batched SampleBatch / RunFinished
 //! - [`record`] — `trackiq record`
+//! - [`profile`] — `bench cmd --profile`: call stacks sampled with perf, folded; shares and their differences
 //! - [`bench`] — the benchmark loop shared by every workload
 //! - [`cluster`] — ring all-reduce over TCP, nccl-tests definitions and parser (cluster producer, in progress)
 //! - [`compute`] — `compute`: an MLP forward pass (f32/f64, batched, threaded)
@@ -30,6 +31,7 @@ pub mod identity;
 pub mod importers;
 pub mod llm;
 pub mod load;
+pub mod profile;
 pub mod record;
 pub mod streams;
 pub mod telemetry;

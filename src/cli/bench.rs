@@ -187,6 +187,10 @@ pub struct CmdArgs {
     identity: IdentityArgs,
     #[command(flatten)]
     run: LoopArgs,
+    /// After the timed iterations, run the program this many more times under `perf record
+    /// -g` and store its call-stack profile with the run (`trackiq profile RUN`); 0: none.
+    #[arg(long, default_value_t = 0)]
+    profile: u32,
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, num_args = 1..)]
     command: Vec<String>,
@@ -200,6 +204,18 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
             let bus = Bus::new(config.bus.clone());
             let out = run_bench(&bus, &identity, &mut w, &a.run.options()?).await?;
             print_outcome(&out);
+            if a.profile > 0 {
+                // Where perf cannot sample the run still stands; it just carries no profile.
+                match trackiq_producers::profile::perf() {
+                    Ok(perf) => {
+                        let (program, args) = (a.command[0].clone(), a.command[1..].to_vec());
+                        let folded = tokio::task::spawn_blocking(move || trackiq_producers::profile::record(&perf, &program, &args, None, a.profile)).await??;
+                        super::profile::store(&config, &out.run_id, &folded).await?;
+                        println!("profile: {:.0} ms of CPU sampled over {} runs under perf (`trackiq profile {}`)", folded.values().sum::<u64>() as f64 / 1e6, a.profile, out.run_id);
+                    }
+                    Err(why) => println!("no profile: {why}"),
+                }
+            }
             print_next(&config, &out.run_id);
             Ok(if out.failures > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }

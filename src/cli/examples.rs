@@ -13,6 +13,7 @@ pub const EXAMPLES: &[(&[&str], &[&str])] = &[
         "record --workload resnet50 --hardware a100 --batch-size 8 --metric throughput_samples_per_sec=125.7 --metric latency_ms=8.2",
         "record --workload resnet50 --at 2026-03-01T12:00:00Z --metric latency_ms=8.4",
     ]),
+    (&["profile"], &["profile <run_id> --svg flame.svg", "profile <run_id> --against <baseline_run_id> --svg diff.svg"]),
     (&["bisect"], &["bisect --repo . --good v1.4.0 --bad HEAD --build 'cargo build --release' -- ./target/release/mybench --size 1000"]),
     (&["confirm"], &["confirm --baseline -- ./bench-v1 --size 1000 --candidate -- ./bench-v2 --size 1000", "confirm --rounds 7 --iterations 10 --workload parse --baseline -- ./old --candidate -- ./new"]),
     (&["bench"], &["bench cmd --iterations 50 --workload build -- make -s", "bench http --url http://localhost:8000/health --duration 30s"]),

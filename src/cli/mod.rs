@@ -28,6 +28,7 @@ mod metrics;
 mod identity;
 mod import;
 mod ingest;
+mod profile;
 mod record;
 mod report;
 mod serve_sql;
@@ -124,6 +125,8 @@ enum Command {
     Confirm(confirm::ConfirmArgs),
     /// Which commit made it slower? Builds and times commits in a git worktree, binary-searching from a good to a bad one.
     Bisect(bisect::BisectArgs),
+    /// A run's call-stack profile (from `bench cmd --profile`): top functions, flame graph SVG; --against RUN: what changed.
+    Profile(profile::ProfileArgs),
     /// Fleet report over the last N days: counts, regressions, open alerts, trends, movers, charts (Markdown or HTML).
     Report(report::ReportArgs),
     /// Export a run as a TrackiqResult JSON (for the original TrackIQ tools) or CSV of samples.
@@ -236,6 +239,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gate(a) => gate::run(config, a).await,
         Command::Confirm(a) => confirm::run(config, a).await,
         Command::Bisect(a) => bisect::run(config, a).await,
+        Command::Profile(a) => profile::run(config, a).await,
         Command::Report(a) => report::run(config, a).await,
         Command::Export(a) => transfer::export(config, a).await,
         Command::Import(a) => import::run(config, a).await,

@@ -31,6 +31,7 @@ mod one_verdict;
 mod outages;
 mod pipeline;
 mod printed_hints;
+mod profiles;
 mod quick_start;
 mod regression;
 mod runtime;

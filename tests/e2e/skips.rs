@@ -40,6 +40,7 @@ pub const PSQL: Tool = Tool { name: "psql (postgresql-client)", get: "apt-get in
 pub const DUCKDB: Tool = Tool { name: "Python duckdb", get: "python3 -m pip install duckdb", present: || python_has("duckdb") };
 pub const PSYCOPG_PANDAS: Tool = Tool { name: "Python psycopg 3 + pandas", get: "python3 -m pip install 'psycopg[binary]' pandas", present: || python_has("psycopg, pandas") };
 pub const CC: Tool = Tool { name: "a C compiler (cc)", get: "apt-get install gcc", present: || runs("cc", &["--version"]) };
+pub const PERF: Tool = Tool { name: "perf (linux-perf) allowed to sample", get: "apt-get install linux-perf; sysctl kernel.perf_event_paranoid=2", present: || trackiq_producers::profile::perf().is_ok() };
 pub const CURL: Tool = Tool { name: "curl", get: "apt-get install curl", present: || runs("curl", &["--version"]) };
 
 /// The first of `names` found on PATH.
