@@ -3,8 +3,9 @@
 //! user's build command, and timed: `--rounds` runs of `--iterations` each, every run recorded
 //! in the history (run group `bisect-<id>`, the commit as `git_commit`). A commit is bad when
 //! its round medians are slower than the good commit's as `trackiq confirm` judges (two-sample
-//! t, interval wholly slower, change above `verdict.warn_pct`). First both ends: a range whose
-//! bad end is not judged bad says so and names no commit. Then a binary search over the
+//! t, interval wholly slower, change above `verdict.warn_pct`). First both ends, timed again
+//! and pooled up to `--retries` times while the bad end is not judged bad: a range whose bad
+//! end still is not says so and names no commit. Then a binary search over the
 //! first-parent history between them; a commit whose build fails is skipped, as `git bisect
 //! skip` does, and its nearest untested neighbour is tried instead.
 
@@ -47,6 +48,10 @@ pub struct BisectArgs {
     /// Unmeasured iterations before each run.
     #[arg(long, default_value_t = 1)]
     warmup: u64,
+    /// When the bad end is not judged slower, time both ends again (their runs pooled) up to
+    /// this many times before saying the range has no significant slowdown.
+    #[arg(long, default_value_t = 1)]
+    retries: u32,
     #[command(flatten)]
     identity: IdentityArgs,
     /// The benchmark command, run in the commit's worktree (a relative path is taken from there).
@@ -164,9 +169,14 @@ impl Bisection<'_> {
         if self.good.is_empty() {
             return Ok(Outcome::Timed { medians, evidence: None, bad: false });
         }
+        Ok(self.judge(medians))
+    }
+
+    /// `medians` against the good commit's.
+    fn judge(&self, medians: Vec<f64>) -> Outcome {
         let evidence = interleaved_evidence(&medians, &self.good, Direction::LowerIsBetter);
         let bad = evidence.as_ref().is_some_and(|e| is_slower(e, self.min_pct));
-        Ok(Outcome::Timed { medians, evidence, bad })
+        Outcome::Timed { medians, evidence, bad }
     }
 }
 
@@ -217,7 +227,25 @@ pub async fn run(config: Config, a: BisectArgs) -> anyhow::Result<ExitCode> {
     }
     // Position i + 1 in `evidence` order is commits[i].
     let last = commits.len() - 1;
-    let bad_end = b.test(&commits[last]).await?;
+    let mut pooled = Vec::new();
+    let mut retries = 0;
+    let bad_end = loop {
+        let Outcome::Timed { medians, .. } = b.test(&commits[last]).await? else {
+            break Outcome::Skipped("the bad end's build or benchmark failed".into());
+        };
+        pooled.extend(medians);
+        let judged = b.judge(pooled.clone());
+        if matches!(judged, Outcome::Timed { bad: true, .. }) || retries >= a.retries {
+            break judged;
+        }
+        // Not significant (yet): more runs of both ends, pooled with the earlier ones.
+        retries += 1;
+        if let Outcome::Timed { medians, .. } = b.test(&good).await? {
+            b.good.extend(medians);
+        }
+    };
+    // The good end's row with all its runs, pooled over the retries.
+    evidence[0] = (0, row(&good, &Outcome::Timed { medians: b.good.clone(), evidence: None, bad: false }));
     evidence.push((last + 1, row(&commits[last], &bad_end)));
     let confirmed = matches!(bad_end, Outcome::Timed { bad: true, .. });
     let (mut lo, mut hi) = (None::<usize>, last);
