@@ -1,8 +1,10 @@
 //! `trackiq bisect`: which commit made it slower? Each commit tested is checked out in a `git
 //! worktree` of its own (the user's checkout and branch are never touched), built with the
-//! user's build command, and timed: `--rounds` runs of `--iterations` each, every run recorded
-//! in the history (run group `bisect-<id>`, the commit as `git_commit`). A commit is bad when
-//! its round medians are slower than the good commit's as `trackiq confirm` judges (two-sample
+//! user's build command, and timed: `--rounds` runs of `--iterations` each, each run beside a
+//! run of the good commit (built once in a second worktree), so that a machine getting slower
+//! or faster meanwhile moves both alike; every run is recorded in the history (run group
+//! `bisect-<id>`, the commit as `git_commit`). A commit is bad when its run medians are slower
+//! than those of the good commit's runs beside them as `trackiq confirm` judges (two-sample
 //! t, interval wholly slower, change above `verdict.warn_pct`). First both ends, timed again
 //! and pooled up to `--retries` times while the bad end is not judged bad: a range whose bad
 //! end still is not says so and names no commit. Then a binary search over the
@@ -39,8 +41,9 @@ pub struct BisectArgs {
     /// Shell command that builds a checkout, run in its worktree, e.g. 'cargo build --release'.
     #[arg(long)]
     build: String,
-    /// Timed runs per commit; each run's figure is its median.
-    #[arg(long, default_value_t = 3)]
+    /// Timed runs per commit tested, each beside a run of the good commit (good, commit,
+    /// good, commit, ...); each run's figure is its median.
+    #[arg(long, default_value_t = 5)]
     rounds: u32,
     /// Measured iterations per run.
     #[arg(long, default_value_t = 5)]
@@ -48,6 +51,10 @@ pub struct BisectArgs {
     /// Unmeasured iterations before each run.
     #[arg(long, default_value_t = 1)]
     warmup: u64,
+    /// A run's figure: the median wall time of its iterations, or of the program's own CPU
+    /// time (steadier on a busy machine, for CPU-bound programs).
+    #[arg(long, value_enum, default_value = "wall")]
+    measure: super::confirm::Measure,
     /// When the bad end is not judged slower, time both ends again (their runs pooled) up to
     /// this many times before saying the range has no significant slowdown.
     #[arg(long, default_value_t = 1)]
@@ -125,58 +132,97 @@ fn is_slower(e: &Evidence, min_pct: f64) -> bool {
     e.ci_low_pct > 0.0 && e.change_pct > min_pct
 }
 
+/// Checks `sha` out in `tree` and builds it with `command`; the reason when the build fails.
+fn build(command: &str, tree: &Worktree, sha: &str) -> anyhow::Result<Option<String>> {
+    tree.checkout(sha)?;
+    let built = Command::new("sh").arg("-c").arg(command).current_dir(tree.path()).output().context("running the build command")?;
+    if built.status.success() {
+        return Ok(None);
+    }
+    let err = String::from_utf8_lossy(&built.stderr);
+    // The first line that names an error says most; else the last line of output.
+    let line = err.lines().find(|l| l.contains("error")).or_else(|| err.lines().rev().find(|l| !l.trim().is_empty())).unwrap_or("no output");
+    let line: String = line.trim().chars().take(120).collect();
+    Ok(Some(format!("build failed ({}): {line}", built.status)))
+}
+
 struct Bisection<'a> {
     a: &'a BisectArgs,
     bus: Bus,
     id: String,
+    good: Commit,
+    /// The good commit, built once, timed beside every commit tested.
+    good_tree: Worktree,
+    /// The commit under test.
     tree: Worktree,
-    good: Vec<f64>,
+    /// Every run median of the good commit, for its row.
+    good_medians: Vec<f64>,
+    /// The commit built in `tree` now.
+    built: Option<String>,
     min_pct: f64,
     builds: u32,
     bar: indicatif::ProgressBar,
 }
 
 impl Bisection<'_> {
-    /// Builds and times `c`; `Skipped` when its build fails.
-    async fn test(&mut self, c: &Commit) -> anyhow::Result<Outcome> {
-        self.bar.set_message(format!("{} {}", &c.sha[..10], c.subject));
-        self.tree.checkout(&c.sha)?;
-        self.builds += 1;
-        let built = Command::new("sh").arg("-c").arg(&self.a.build).current_dir(self.tree.path()).output().context("running the build command")?;
-        if !built.status.success() {
-            let err = String::from_utf8_lossy(&built.stderr);
-            // The first line that names an error says most; else the last line of output.
-            let line = err.lines().find(|l| l.contains("error")).or_else(|| err.lines().rev().find(|l| !l.trim().is_empty())).unwrap_or("no output");
-            let line: String = line.trim().chars().take(120).collect();
-            return Ok(Outcome::Skipped(format!("build failed ({}): {line}", built.status)));
+    /// One timed run of the benchmark in `dir` as commit `sha`: its median, or why it failed.
+    async fn time(&self, dir: PathBuf, sha: &str, round: u32) -> anyhow::Result<Result<f64, String>> {
+        let mut identity = self.a.identity.to_identity(&self.a.command.join(" "), "command")?;
+        identity.git_commit = Some(sha.to_string());
+        identity.run_group = Some(format!("bisect-{}", self.id));
+        identity.labels.insert("bisect".into(), self.id.clone());
+        identity.labels.insert("round".into(), round.to_string());
+        let mut w = super::confirm::Timed::new(CmdWorkload::new(self.a.command[0].clone(), self.a.command[1..].to_vec()).in_dir(dir));
+        let opts = BenchOptions { warmup: self.a.warmup, stop: Stop::Iterations(self.a.iterations), load: Load::Closed { concurrency: 1 }, telemetry_interval: std::time::Duration::ZERO, progress: false };
+        let out = run_bench(&self.bus, &identity, &mut w, &opts).await?;
+        if out.failures > 0 {
+            return Ok(Err(format!("the benchmark failed ({} of {} iterations: {})", out.failures, out.iterations, out.last_failure.unwrap_or_default())));
         }
-        let mut medians = Vec::new();
-        for round in 1..=self.a.rounds {
-            let mut identity = self.a.identity.to_identity(&self.a.command.join(" "), "command")?;
-            identity.git_commit = Some(c.sha.clone());
-            identity.run_group = Some(format!("bisect-{}", self.id));
-            identity.labels.insert("bisect".into(), self.id.clone());
-            identity.labels.insert("round".into(), round.to_string());
-            let mut w = CmdWorkload::new(self.a.command[0].clone(), self.a.command[1..].to_vec()).in_dir(self.tree.path());
-            let opts = BenchOptions { warmup: self.a.warmup, stop: Stop::Iterations(self.a.iterations), load: Load::Closed { concurrency: 1 }, telemetry_interval: std::time::Duration::ZERO, progress: false };
-            let out = run_bench(&self.bus, &identity, &mut w, &opts).await?;
-            if out.failures > 0 {
-                return Ok(Outcome::Skipped(format!("the benchmark failed ({} of {} iterations: {})", out.failures, out.iterations, out.last_failure.unwrap_or_default())));
-            }
-            medians.push(super::confirm::median(&out.latencies_ms));
-        }
-        self.bar.inc(1);
-        if self.good.is_empty() {
-            return Ok(Outcome::Timed { medians, evidence: None, bad: false });
-        }
-        Ok(self.judge(medians))
+        Ok(Ok(w.figure(self.a.measure, &out.latencies_ms)))
     }
 
-    /// `medians` against the good commit's.
-    fn judge(&self, medians: Vec<f64>) -> Outcome {
-        let evidence = interleaved_evidence(&medians, &self.good, Direction::LowerIsBetter);
+    /// Builds `c` and times it interleaved with the good commit (good, c, good, c, ...), so
+    /// that a machine getting slower or faster meanwhile moves both alike. Returns the
+    /// medians of (c, good), or why `c` was skipped.
+    async fn test(&mut self, c: &Commit) -> anyhow::Result<Result<(Vec<f64>, Vec<f64>), String>> {
+        self.bar.set_message(format!("{} {}", &c.sha[..10], c.subject));
+        if self.built.as_deref() != Some(c.sha.as_str()) {
+            self.built = None;
+            self.builds += 1;
+            if let Some(why) = build(&self.a.build, &self.tree, &c.sha)? {
+                return Ok(Err(why));
+            }
+            self.built = Some(c.sha.clone());
+        }
+        let (mut mine, mut good) = (Vec::new(), Vec::new());
+        for round in 1..=self.a.rounds {
+            match self.time(self.good_tree.path(), &self.good.sha, round).await? {
+                Ok(m) => good.push(m),
+                Err(why) => bail!("the good commit {} stopped working: {why}", &self.good.sha[..10]),
+            }
+            match self.time(self.tree.path(), &c.sha, round).await? {
+                Ok(m) => mine.push(m),
+                Err(why) => return Ok(Err(why)),
+            }
+        }
+        self.good_medians.extend(&good);
+        self.bar.inc(1);
+        Ok(Ok((mine, good)))
+    }
+
+    /// `medians` against the good commit's timed beside them.
+    fn judge(&self, medians: Vec<f64>, good: &[f64]) -> Outcome {
+        let evidence = interleaved_evidence(&medians, good, Direction::LowerIsBetter);
         let bad = evidence.as_ref().is_some_and(|e| is_slower(e, self.min_pct));
         Outcome::Timed { medians, evidence, bad }
+    }
+
+    /// Tests `c` and judges it; `Skipped` when its build or benchmark fails.
+    async fn outcome(&mut self, c: &Commit) -> anyhow::Result<Outcome> {
+        Ok(match self.test(c).await? {
+            Ok((mine, good)) => self.judge(mine, &good),
+            Err(why) => Outcome::Skipped(why),
+        })
     }
 }
 
@@ -213,39 +259,33 @@ pub async fn run(config: Config, a: BisectArgs) -> anyhow::Result<ExitCode> {
     println!("bisect {id}: {} commits after {} up to {} · build `{}` · {} runs of {} iterations per commit", commits.len(), &good.sha[..10], &bad.sha[..10], a.build, a.rounds, a.iterations);
     let bar = indicatif::ProgressBar::new(steps);
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/~{len} builds · {msg}").expect("valid template"));
-    let tree = Worktree::add(&repo, &good.sha, &id)?;
-    let mut b = Bisection { a: &a, bus: Bus::new(config.bus.clone()), id, tree, good: Vec::new(), min_pct: config.verdict.warn_pct, builds: 0, bar };
+    let good_tree = Worktree::add(&repo, &good.sha, &format!("{id}-good"))?;
+    let tree = Worktree::add(&repo, &bad.sha, &id)?;
+    let mut b = Bisection { a: &a, bus: Bus::new(config.bus.clone()), id, good: good.clone(), good_tree, tree, good_medians: Vec::new(), built: None, min_pct: config.verdict.warn_pct, builds: 1, bar };
+    if let Some(why) = build(&a.build, &b.good_tree, &good.sha)? {
+        bail!("the good commit {} cannot be built: {why}", &good.sha[..10]);
+    }
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header(["commit", "subject", "runs", "median ms", "change vs good", "95 % interval", "judged"]);
+    // (position, row): the good commit is 0, commits[i] is i + 1.
     let mut evidence: Vec<(usize, Vec<String>)> = Vec::new();
-    match b.test(&good).await? {
-        Outcome::Timed { medians, .. } => {
-            evidence.push((0, row(&good, &Outcome::Timed { medians: medians.clone(), evidence: None, bad: false })));
-            b.good = medians;
-        }
-        Outcome::Skipped(why) => bail!("the good commit {} cannot be timed: {why}", &good.sha[..10]),
-    }
-    // Position i + 1 in `evidence` order is commits[i].
     let last = commits.len() - 1;
-    let mut pooled = Vec::new();
+    let (mut pooled, mut pooled_good) = (Vec::new(), Vec::new());
     let mut retries = 0;
     let bad_end = loop {
-        let Outcome::Timed { medians, .. } = b.test(&commits[last]).await? else {
-            break Outcome::Skipped("the bad end's build or benchmark failed".into());
+        let (mine, good_beside) = match b.test(&commits[last]).await? {
+            Ok(pair) => pair,
+            Err(why) => break Outcome::Skipped(why),
         };
-        pooled.extend(medians);
-        let judged = b.judge(pooled.clone());
+        pooled.extend(mine);
+        pooled_good.extend(good_beside);
+        let judged = b.judge(pooled.clone(), &pooled_good);
         if matches!(judged, Outcome::Timed { bad: true, .. }) || retries >= a.retries {
             break judged;
         }
         // Not significant (yet): more runs of both ends, pooled with the earlier ones.
         retries += 1;
-        if let Outcome::Timed { medians, .. } = b.test(&good).await? {
-            b.good.extend(medians);
-        }
     };
-    // The good end's row with all its runs, pooled over the retries.
-    evidence[0] = (0, row(&good, &Outcome::Timed { medians: b.good.clone(), evidence: None, bad: false }));
     evidence.push((last + 1, row(&commits[last], &bad_end)));
     let confirmed = matches!(bad_end, Outcome::Timed { bad: true, .. });
     let (mut lo, mut hi) = (None::<usize>, last);
@@ -258,7 +298,7 @@ pub async fn run(config: Config, a: BisectArgs) -> anyhow::Result<ExitCode> {
             let Some(pick) = (0..=hi - from).flat_map(|d| [mid.checked_add(d), mid.checked_sub(d)]).flatten().find(|&i| i >= from && i < hi && !skipped[i]) else {
                 break;
             };
-            let o = b.test(&commits[pick]).await?;
+            let o = b.outcome(&commits[pick]).await?;
             evidence.push((pick + 1, row(&commits[pick], &o)));
             match o {
                 Outcome::Skipped(_) => skipped[pick] = true,
@@ -268,6 +308,7 @@ pub async fn run(config: Config, a: BisectArgs) -> anyhow::Result<ExitCode> {
         }
     }
     b.bar.finish_and_clear();
+    evidence.push((0, row(&good, &Outcome::Timed { medians: b.good_medians.clone(), evidence: None, bad: false })));
     evidence.sort_by_key(|(i, _)| *i);
     for (_, r) in evidence {
         table.add_row(r);

@@ -14,7 +14,8 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use trackiq::config::Config;
 use trackiq_infra::Bus;
 use trackiq_producers::bench::{BenchOptions, Load, Stop, run_bench};
-use trackiq_producers::workloads::CmdWorkload;
+use trackiq_producers::bench::Workload;
+use trackiq_producers::workloads::{CHILD_CPU_METRIC, CmdWorkload};
 use trackiq_schemas::Direction;
 use trackiq_stats::interleaved::interleaved_evidence;
 use trackiq_stats::significance::Evidence;
@@ -32,6 +33,10 @@ pub struct ConfirmArgs {
     /// Unmeasured iterations before each side's measured ones in every round.
     #[arg(long, default_value_t = 1)]
     warmup: u64,
+    /// A round's figure: the median wall time of its iterations, or of the program's own CPU
+    /// time (steadier on a busy machine, for CPU-bound programs).
+    #[arg(long, value_enum, default_value = "wall")]
+    measure: Measure,
     /// Marks the start of the commands: `--baseline -- CMD_A... --candidate -- CMD_B...`.
     #[arg(long, required = true)]
     baseline: bool,
@@ -57,6 +62,53 @@ fn split_commands(words: &[String]) -> anyhow::Result<(Vec<String>, Vec<String>)
         bail!("the candidate command is empty: `--baseline -- CMD_A... --candidate -- CMD_B...`");
     }
     Ok((baseline, candidate.to_vec()))
+}
+
+/// What a run's figure is: the median of its iterations' wall times, or of the CPU time the
+/// program itself used in them — which a busy machine's preemption does not stretch, so a
+/// CPU-bound program is judged steadily beside other work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Measure {
+    Wall,
+    Cpu,
+}
+
+/// A command whose iterations' CPU times (`child_cpu_ms`) are kept as well as sent (shared:
+/// the benchmark loop drives clones of a workload).
+#[derive(Clone)]
+pub(super) struct Timed {
+    inner: CmdWorkload,
+    cpu_ms: std::sync::Arc<std::sync::Mutex<Vec<f64>>>,
+}
+
+impl Timed {
+    pub(super) fn new(inner: CmdWorkload) -> Self {
+        Timed { inner, cpu_ms: Default::default() }
+    }
+
+    /// The run's figure by `measure`, from its iterations' wall times `latencies_ms`.
+    pub(super) fn figure(&self, measure: Measure, latencies_ms: &[f64]) -> f64 {
+        match measure {
+            Measure::Wall => median(latencies_ms),
+            Measure::Cpu => median(&self.cpu_ms.lock().expect("not poisoned")),
+        }
+    }
+}
+
+impl Workload for Timed {
+    fn tool(&self) -> &'static str {
+        self.inner.tool()
+    }
+
+    async fn iterate(&mut self) -> Result<Option<String>, trackiq_producers::ProducerError> {
+        self.inner.iterate().await
+    }
+
+    fn take_samples(&mut self) -> Vec<(&'static str, f64, &'static str)> {
+        let samples = self.inner.take_samples();
+        self.cpu_ms.lock().expect("not poisoned").extend(samples.iter().filter(|s| s.0 == CHILD_CPU_METRIC).map(|s| s.1));
+        samples
+    }
 }
 
 /// The median of a run's iteration times (NaN for none).
@@ -88,7 +140,17 @@ pub async fn run(config: Config, a: ConfirmArgs) -> anyhow::Result<ExitCode> {
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} · {msg}").expect("valid template"));
     let (mut base, mut cand) = (Vec::new(), Vec::new());
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(["round", "baseline median ms", "candidate median ms", "baseline run", "candidate run"]);
+    let what = match a.measure {
+        Measure::Wall => "wall",
+        Measure::Cpu => "CPU",
+    };
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "round".to_string(),
+        format!("baseline median {what} ms"),
+        format!("candidate median {what} ms"),
+        "baseline run".into(),
+        "candidate run".into(),
+    ]);
     for round in 1..=a.rounds {
         let mut runs = Vec::new();
         for (side, cmd) in [("baseline", &base_cmd), ("candidate", &cand_cmd)] {
@@ -98,12 +160,12 @@ pub async fn run(config: Config, a: ConfirmArgs) -> anyhow::Result<ExitCode> {
             identity.labels.insert("confirmation".into(), id.clone());
             identity.labels.insert("side".into(), side.into());
             identity.labels.insert("round".into(), round.to_string());
-            let mut w = CmdWorkload::new(cmd[0].clone(), cmd[1..].to_vec());
+            let mut w = Timed::new(CmdWorkload::new(cmd[0].clone(), cmd[1..].to_vec()));
             let out = run_bench(&bus, &identity, &mut w, &opts).await?;
             if out.failures > 0 {
                 bail!("the {side} command failed in round {round} ({} of {} iterations; last: {}): a failing command cannot be timed", out.failures, out.iterations, out.last_failure.unwrap_or_default());
             }
-            runs.push((median(&out.latencies_ms), out.run_id));
+            runs.push((w.figure(a.measure, &out.latencies_ms), out.run_id));
             bar.inc(1);
         }
         let [(b, b_run), (c, c_run)] = <[_; 2]>::try_from(runs).expect("two sides");
