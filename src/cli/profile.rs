@@ -11,7 +11,8 @@ use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use trackiq::config::Config;
 use trackiq_infra::DataStore;
-use trackiq_producers::profile::{Folded, biggest_changes, parse, shares, to_text};
+use trackiq_sinks::report::flame::profile_path;
+use trackiq_stats::profiles::{Folded, biggest_changes, parse, shares, to_text};
 
 #[derive(Debug, Args)]
 pub struct ProfileArgs {
@@ -28,11 +29,6 @@ pub struct ProfileArgs {
     svg: Option<PathBuf>,
 }
 
-/// Where a run's profile lives in the data store: beside its report.
-pub fn profile_path(run_id: &str) -> String {
-    format!("profiles/{run_id}.folded")
-}
-
 /// Stores `folded` as the profile of `run_id`.
 pub async fn store(config: &Config, run_id: &str, folded: &Folded) -> anyhow::Result<()> {
     let store = DataStore::open(&config.data)?;
@@ -44,25 +40,11 @@ async fn load(store: &DataStore, run_id: &str) -> anyhow::Result<Folded> {
     Ok(parse(&String::from_utf8_lossy(&bytes)))
 }
 
-fn svg(folded_before: Option<&Folded>, after: &Folded, title: &str) -> anyhow::Result<Vec<u8>> {
-    let mut opts = inferno::flamegraph::Options::default();
-    opts.title = title.to_string();
-    opts.count_name = "ns".into();
-    let mut out = Vec::new();
-    match folded_before {
-        None => {
-            let text = to_text(after);
-            inferno::flamegraph::from_lines(&mut opts, text.lines(), &mut out)?;
-        }
-        Some(before) => {
-            let mut diff = Vec::new();
-            let (b, a) = (to_text(before), to_text(after));
-            inferno::differential::from_readers(inferno::differential::Options { normalize: true, ..Default::default() }, b.as_bytes(), a.as_bytes(), &mut diff)?;
-            let text = String::from_utf8_lossy(&diff).into_owned();
-            inferno::flamegraph::from_lines(&mut opts, text.lines(), &mut out)?;
-        }
-    }
-    Ok(out)
+fn svg(before: Option<&Folded>, after: &Folded, title: &str) -> anyhow::Result<String> {
+    Ok(match before {
+        None => trackiq_sinks::report::flame::flame_svg(after, title)?,
+        Some(b) => trackiq_sinks::report::flame::differential_svg(b, after, title)?,
+    })
 }
 
 pub async fn run(config: Config, a: ProfileArgs) -> anyhow::Result<ExitCode> {

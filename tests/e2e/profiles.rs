@@ -2,10 +2,11 @@
 //! real perf; the candidate gives one of them three times the work.
 
 use std::process::Command;
+use std::time::Duration;
 
 use crate::pipeline::uuid_in;
 use crate::skips::{CC, PERF, have};
-use crate::support::{Up, fast_config, ok};
+use crate::support::{Up, fast_config, http_get, ok, wait_for};
 
 const TWO_C: &str = r#"#include <stdlib.h>
 __attribute__((noinline)) double hash(long n) { volatile double x = 1.0; for (long i = 0; i < n; i++) x = x * 1.0000001 + 1e-9; return x; }
@@ -45,5 +46,20 @@ fn the_differential_profile_puts_the_slower_function_first() {
     assert!((12.0..30.0).contains(&before) && (33.0..55.0).contains(&after), "hash's self share {before} → {after}:\n{out}");
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.starts_with("<?xml") && svg.contains("<title>hash ("), "the flame graph has a frame for hash");
+
+    // The run's dashboard page: its flame graph, and against the series' earlier run with a
+    // profile, the changed functions (hash first) and the differential flame graph.
+    let dashboard = up.log.lock().unwrap().lines().find_map(|l| l.split("dashboard http://").nth(1).map(|r| r.split('/').next().unwrap().to_string())).expect("up prints its dashboard");
+    let page = wait_for("the run page with the profile against the baseline", Duration::from_secs(60), || {
+        Some(http_get(&format!("http://{dashboard}/runs/{cand}"))).filter(|p| p.contains(&format!("Against run <a href=\"/runs/{base}\"")))
+    });
+    let table = page.split("changed-functions").nth(1).expect("the changed functions");
+    let first = table.split("<td><code>").nth(1).and_then(|c| c.split("</code>").next());
+    assert_eq!(first, Some("hash"), "{table}");
+    assert!(page.contains(&format!("/runs/{cand}/profile-diff.svg")) && page.contains(&format!("/runs/{cand}/profile.svg")));
+    for path in ["profile.svg", "profile-diff.svg"] {
+        let svg = http_get(&format!("http://{dashboard}/runs/{cand}/{path}"));
+        assert!(svg.starts_with("<?xml") && svg.contains("<title>hash ("), "{path}");
+    }
     let _ = up.stop();
 }

@@ -12,6 +12,7 @@
 //! - [`hypothesis`] — Mann-Whitney U, Welch's t, F-test, Brown-Forsythe
 //! - [`interleaved`] — interleaved baseline/candidate rounds judged by two-sample t (`trackiq confirm`)
 //! - [`models`] — Bencher's seven threshold models (static … delta-IQR)
+//! - [`profiles`] — folded call stacks: functions' self/total shares and what moved between two profiles
 //! - [`numpy`] — numpy's pairwise summation and moments, for decisions at thresholds
 //! - [`significance`] — magnitude-and-significance judging (runs and samples t-tests,
 //!   effect interval) and Holm's adjustment across a run's metrics
@@ -26,6 +27,7 @@ pub mod hypothesis;
 pub mod interleaved;
 pub mod models;
 pub mod numpy;
+pub mod profiles;
 pub mod scaling;
 pub mod significance;
 pub mod summary;

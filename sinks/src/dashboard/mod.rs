@@ -18,7 +18,7 @@
 //! # Layout
 //! - [`auth`] — token check, same-origin check of forms, security headers
 //! - [`pages`] — the router, overview, runs list and SQL console
-//! - [`run`] — a run's page and exports; [`series`] — a series' history and pins;
+//! - [`run`] — a run's page and exports; [`profile`] — its flame graphs and changed functions; [`series`] — a series' history and pins;
 //!   [`compare`] — two runs or groups side by side
 //! - [`live`] — server-sent events; `assets/dashboard.js` — the script
 //! - [`ingest`] — the HTTP ingest API (`POST /api/v1/runs`, its own token) and its OpenAPI
@@ -31,6 +31,7 @@ pub mod ingest;
 mod ingest_tests;
 pub mod live;
 pub mod pages;
+pub mod profile;
 pub mod run;
 pub mod series;
 

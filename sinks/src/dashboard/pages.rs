@@ -73,6 +73,8 @@ pub fn router(d: Shared) -> Router {
         .route("/runs/{id}", get(super::run::page))
         .route("/runs/{id}/verdict.json", get(super::run::verdict_json))
         .route("/runs/{id}/samples.csv", get(super::run::samples_csv))
+        .route("/runs/{id}/profile.svg", get(super::profile::flame))
+        .route("/runs/{id}/profile-diff.svg", get(super::profile::differential))
         .route("/series", get(super::series::page))
         .route("/series/pin", axum::routing::post(super::series::pin))
         .route("/compare", get(super::compare::page))

@@ -15,7 +15,7 @@ use crate::report::{STYLE, render_body, report_path, verdict_path};
 /// Rows of the samples export at most (a run's samples; more are cut with a note).
 pub const MAX_EXPORT_SAMPLES: usize = 1_000_000;
 
-fn checked(id: &str) -> Result<(), Response> {
+pub(super) fn checked(id: &str) -> Result<(), Response> {
     if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         return Err(message(StatusCode::BAD_REQUEST, "Not a run id", "A run id has letters, digits, dashes and underscores only."));
     }
@@ -48,6 +48,7 @@ pub async fn page(State(d): State<Shared>, Path(id): Path<String>) -> Response {
     ctx.insert("run_id", &id);
     ctx.insert("report", &body);
     ctx.insert("report_style", STYLE);
+    ctx.insert("profile", &super::profile::section(&d.store, &id).await);
     render("dashboard/run.html", "runs", ctx)
 }
 

@@ -9,6 +9,7 @@ pub mod cards;
 pub mod chart;
 pub mod compare;
 pub mod compare_data;
+pub mod flame;
 #[cfg(test)]
 mod samples;
 pub mod sections;
