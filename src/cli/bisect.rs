@@ -286,6 +286,9 @@ pub async fn run(config: Config, a: BisectArgs) -> anyhow::Result<ExitCode> {
         // Not significant (yet): more runs of both ends, pooled with the earlier ones.
         retries += 1;
     };
+    if let Outcome::Skipped(why) = &bad_end {
+        bail!("the bad commit {} cannot be timed: {why}", &bad.sha[..10]);
+    }
     evidence.push((last + 1, row(&commits[last], &bad_end)));
     let confirmed = matches!(bad_end, Outcome::Timed { bad: true, .. });
     let (mut lo, mut hi) = (None::<usize>, last);
