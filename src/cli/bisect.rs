@@ -19,7 +19,7 @@ use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use trackiq::config::Config;
 use trackiq_infra::Bus;
-use trackiq_producers::bench::{BenchOptions, Load, Stop, run_bench};
+use trackiq_producers::bench::run_bench;
 use trackiq_producers::workloads::CmdWorkload;
 use trackiq_schemas::Direction;
 use trackiq_stats::interleaved::interleaved_evidence;
@@ -41,20 +41,9 @@ pub struct BisectArgs {
     /// Shell command that builds a checkout, run in its worktree, e.g. 'cargo build --release'.
     #[arg(long)]
     build: String,
-    /// Timed runs per commit tested, each beside a run of the good commit (good, commit,
-    /// good, commit, ...); each run's figure is its median.
-    #[arg(long, default_value_t = 5)]
-    rounds: u32,
-    /// Measured iterations per run.
-    #[arg(long, default_value_t = 5)]
-    iterations: u64,
-    /// Unmeasured iterations before each run.
-    #[arg(long, default_value_t = 1)]
-    warmup: u64,
-    /// A run's figure: the median wall time of its iterations, or of the program's own CPU
-    /// time (steadier on a busy machine, for CPU-bound programs).
-    #[arg(long, value_enum, default_value = "wall")]
-    measure: super::confirm::Measure,
+    /// Runs per commit tested, each beside a run of the good commit (good, commit, good, ...).
+    #[command(flatten)]
+    rounds: super::confirm::RoundArgs,
     /// When the bad end is not judged slower, time both ends again (their runs pooled) up to
     /// this many times before saying the range has no significant slowdown.
     #[arg(long, default_value_t = 1)]
@@ -173,12 +162,12 @@ impl Bisection<'_> {
         identity.labels.insert("bisect".into(), self.id.clone());
         identity.labels.insert("round".into(), round.to_string());
         let mut w = super::confirm::Timed::new(CmdWorkload::new(self.a.command[0].clone(), self.a.command[1..].to_vec()).in_dir(dir));
-        let opts = BenchOptions { warmup: self.a.warmup, stop: Stop::Iterations(self.a.iterations), load: Load::Closed { concurrency: 1 }, telemetry_interval: std::time::Duration::ZERO, progress: false };
+        let opts = self.a.rounds.options()?;
         let out = run_bench(&self.bus, &identity, &mut w, &opts).await?;
         if out.failures > 0 {
             return Ok(Err(format!("the benchmark failed ({} of {} iterations: {})", out.failures, out.iterations, out.last_failure.unwrap_or_default())));
         }
-        Ok(Ok(w.figure(self.a.measure, &out.latencies_ms)))
+        Ok(Ok(w.figure(self.a.rounds.measure, &out.latencies_ms)))
     }
 
     /// Builds `c` and times it interleaved with the good commit (good, c, good, c, ...), so
@@ -195,7 +184,7 @@ impl Bisection<'_> {
             self.built = Some(c.sha.clone());
         }
         let (mut mine, mut good) = (Vec::new(), Vec::new());
-        for round in 1..=self.a.rounds {
+        for round in 1..=self.a.rounds.rounds {
             match self.time(self.good_tree.path(), &self.good.sha, round).await? {
                 Ok(m) => good.push(m),
                 Err(why) => bail!("the good commit {} stopped working: {why}", &self.good.sha[..10]),
@@ -243,9 +232,7 @@ fn row(c: &Commit, o: &Outcome) -> Vec<String> {
 }
 
 pub async fn run(config: Config, a: BisectArgs) -> anyhow::Result<ExitCode> {
-    if a.rounds < 2 {
-        bail!("--rounds must be at least 2: one run per commit has no spread to judge with");
-    }
+    a.rounds.options()?;
     let repo = std::fs::canonicalize(&a.repo).with_context(|| format!("--repo {}", a.repo.display()))?;
     let (good, bad) = (commit(&repo, &a.good)?, commit(&repo, &a.bad)?);
     let range = git(&repo, &["rev-list", "--first-parent", "--reverse", &format!("{}..{}", good.sha, bad.sha)])?;
@@ -256,7 +243,7 @@ pub async fn run(config: Config, a: BisectArgs) -> anyhow::Result<ExitCode> {
     let commits: Vec<Commit> = shas.iter().map(|s| commit(&repo, s)).collect::<anyhow::Result<_>>()?;
     let steps = (commits.len() as f64).log2().ceil() as u64 + 2;
     let id = uuid::Uuid::now_v7().simple().to_string()[20..].to_string();
-    println!("bisect {id}: {} commits after {} up to {} · build `{}` · {} runs of {} iterations per commit", commits.len(), &good.sha[..10], &bad.sha[..10], a.build, a.rounds, a.iterations);
+    println!("bisect {id}: {} commits after {} up to {} · build `{}` · {} runs of {} iterations per commit", commits.len(), &good.sha[..10], &bad.sha[..10], a.build, a.rounds.rounds, a.rounds.iterations);
     let bar = indicatif::ProgressBar::new(steps);
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/~{len} builds · {msg}").expect("valid template"));
     let good_tree = Worktree::add(&repo, &good.sha, &format!("{id}-good"))?;

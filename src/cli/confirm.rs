@@ -22,21 +22,42 @@ use trackiq_stats::significance::Evidence;
 
 use super::identity::IdentityArgs;
 
-#[derive(Debug, Args)]
-pub struct ConfirmArgs {
-    /// Rounds: each runs the baseline, then the candidate (at least 2).
+/// How the two sides are timed, round by round (`confirm`, and `bisect` for a commit against
+/// the good one).
+#[derive(Debug, Clone, Args)]
+pub struct RoundArgs {
+    /// Rounds: each times the baseline (the good commit), then the candidate; at least 2.
     #[arg(long, default_value_t = 5)]
-    rounds: u32,
-    /// Measured iterations of each command per round; the round's figure is their median.
+    pub rounds: u32,
+    /// Measured iterations of each side per round; the round's figure is their median.
     #[arg(long, default_value_t = 5)]
-    iterations: u64,
+    pub iterations: u64,
     /// Unmeasured iterations before each side's measured ones in every round.
     #[arg(long, default_value_t = 1)]
-    warmup: u64,
+    pub warmup: u64,
     /// A round's figure: the median wall time of its iterations, or of the program's own CPU
     /// time (steadier on a busy machine, for CPU-bound programs).
     #[arg(long, value_enum, default_value = "wall")]
-    measure: Measure,
+    pub measure: Measure,
+}
+
+impl RoundArgs {
+    /// The flags checked, and one side's run of a round as options of the benchmark loop.
+    pub fn options(&self) -> anyhow::Result<BenchOptions> {
+        if self.rounds < 2 {
+            bail!("--rounds must be at least 2: one round per side has no spread to judge with");
+        }
+        if self.iterations == 0 {
+            bail!("--iterations must be at least 1");
+        }
+        Ok(BenchOptions { warmup: self.warmup, stop: Stop::Iterations(self.iterations), load: Load::Closed { concurrency: 1 }, telemetry_interval: std::time::Duration::ZERO, progress: false })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ConfirmArgs {
+    #[command(flatten)]
+    rounds: RoundArgs,
     /// Marks the start of the commands: `--baseline -- CMD_A... --candidate -- CMD_B...`.
     #[arg(long, required = true)]
     baseline: bool,
@@ -125,22 +146,17 @@ pub fn answer(e: &Evidence, min_pct: f64) -> String {
 }
 
 pub async fn run(config: Config, a: ConfirmArgs) -> anyhow::Result<ExitCode> {
-    if a.rounds < 2 {
-        bail!("--rounds must be at least 2: one round per side has no spread to judge with");
-    }
-    if a.iterations == 0 {
-        bail!("--iterations must be at least 1");
-    }
+    let opts = a.rounds.options()?;
+    let r = &a.rounds;
     let (base_cmd, cand_cmd) = split_commands(&a.commands)?;
     let id = uuid::Uuid::now_v7().simple().to_string()[20..].to_string();
     let bus = Bus::new(config.bus.clone());
-    let opts = BenchOptions { warmup: a.warmup, stop: Stop::Iterations(a.iterations), load: Load::Closed { concurrency: 1 }, telemetry_interval: std::time::Duration::ZERO, progress: false };
-    println!("confirmation {id}: {} interleaved rounds of {} iterations (after {} warm-up) per side", a.rounds, a.iterations, a.warmup);
-    let bar = indicatif::ProgressBar::new(u64::from(a.rounds) * 2);
+    println!("confirmation {id}: {} interleaved rounds of {} iterations (after {} warm-up) per side", r.rounds, r.iterations, r.warmup);
+    let bar = indicatif::ProgressBar::new(u64::from(r.rounds) * 2);
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} · {msg}").expect("valid template"));
     let (mut base, mut cand) = (Vec::new(), Vec::new());
     let mut table = Table::new();
-    let what = match a.measure {
+    let what = match r.measure {
         Measure::Wall => "wall",
         Measure::Cpu => "CPU",
     };
@@ -151,7 +167,7 @@ pub async fn run(config: Config, a: ConfirmArgs) -> anyhow::Result<ExitCode> {
         "baseline run".into(),
         "candidate run".into(),
     ]);
-    for round in 1..=a.rounds {
+    for round in 1..=r.rounds {
         let mut runs = Vec::new();
         for (side, cmd) in [("baseline", &base_cmd), ("candidate", &cand_cmd)] {
             bar.set_message(format!("round {round}: {side}"));
@@ -165,7 +181,7 @@ pub async fn run(config: Config, a: ConfirmArgs) -> anyhow::Result<ExitCode> {
             if out.failures > 0 {
                 bail!("the {side} command failed in round {round} ({} of {} iterations; last: {}): a failing command cannot be timed", out.failures, out.iterations, out.last_failure.unwrap_or_default());
             }
-            runs.push((w.figure(a.measure, &out.latencies_ms), out.run_id));
+            runs.push((w.figure(r.measure, &out.latencies_ms), out.run_id));
             bar.inc(1);
         }
         let [(b, b_run), (c, c_run)] = <[_; 2]>::try_from(runs).expect("two sides");
@@ -176,7 +192,7 @@ pub async fn run(config: Config, a: ConfirmArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     println!("{table}");
     let e = interleaved_evidence(&cand, &base, Direction::LowerIsBetter).context("no figures to judge (a side's medians are not finite)")?;
-    println!("{} (candidate {:.3} ms vs baseline {:.3} ms, mean of {} round medians; two-sample t)", answer(&e, config.verdict.warn_pct), e.baseline * (1.0 + e.change_pct / 100.0), e.baseline, a.rounds);
+    println!("{} (candidate {:.3} ms vs baseline {:.3} ms, mean of {} round medians; two-sample t)", answer(&e, config.verdict.warn_pct), e.baseline * (1.0 + e.change_pct / 100.0), e.baseline, r.rounds);
     Ok(ExitCode::SUCCESS)
 }
 
