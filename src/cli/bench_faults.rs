@@ -114,7 +114,7 @@ async fn bench(stack: &Stack, a: &FaultsBenchArgs, plan: &[Vec<trackiq_producers
         let cfg = TrainConfig {
             steps: a.steps,
             grad_bytes: (a.grad_mib * 1024.0 * 1024.0) as u64,
-            batch: 32,
+            batch: super::cluster::DEFAULT_BATCH,
             seed: a.seed.wrapping_add(i as u64),
             learning_rate: 0.1,
             faults: faults.clone(),

@@ -144,7 +144,7 @@ fn options(c: &CoordinatorArgs, workers: usize) -> ClusterOptions {
 }
 
 /// Samples per rank per step when `--batch-size` does not say.
-const DEFAULT_BATCH: usize = 32;
+pub(super) const DEFAULT_BATCH: usize = 32;
 
 fn train_config(t: &TrainArgs, batch: usize, faults: Vec<FaultSpec>, c: &CoordinatorArgs) -> anyhow::Result<TrainConfig> {
     anyhow::ensure!(t.grad_mib > 0.0 && t.grad_mib.is_finite(), "--grad-mib must be a positive number, not {}", t.grad_mib);

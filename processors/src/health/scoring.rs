@@ -59,7 +59,7 @@ pub fn score_run(faults: &[FaultOutcome], detections: &[Detection]) -> RunScore 
     let mut scores = Vec::with_capacity(faults.len());
     for (order, f) in faults.iter().enumerate() {
         let mut score = FaultScore { kind: f.kind.clone(), order, of: faults.len(), caught: false, localized: false, latency_ms: None };
-        if let Some((detector, _)) = expected_detector(&f.kind) {
+        if let Some(detector) = expected_detector(&f.kind) {
             let candidates = || detections.iter().enumerate().filter(|(i, d)| !used[*i] && d.detector == detector && d.event_ts >= f.injected_at);
             // The right rank's detection if there is one, else the earliest on any rank.
             let on_rank = candidates().filter(|(_, d)| d.rank == Some(f.rank)).min_by_key(|(_, d)| d.detected_at);
@@ -67,7 +67,6 @@ pub fn score_run(faults: &[FaultOutcome], detections: &[Detection]) -> RunScore 
             if let Some((i, d)) = hit {
                 used[i] = true;
                 score.caught = true;
-                // Judged on the rank even where the summary accepts any (a symptom on every rank).
                 score.localized = d.rank == Some(f.rank);
                 explained[i] = score.localized;
                 score.latency_ms = Some((d.detected_at - f.injected_at) as f64 / 1e3);

@@ -15,15 +15,16 @@ pub const MAX_CELLS: usize = 50_000;
 /// Prefix of the samples that record injected faults.
 pub const FAULT_PREFIX: &str = "cluster.fault.";
 
-/// The detector expected to catch a kind of fault, and whether it must blame the faulty rank.
-pub fn expected_detector(kind: &str) -> Option<(&'static str, bool)> {
+/// The detector expected to catch a kind of fault; it must blame the faulty rank (for a
+/// slow link, its sending rank).
+pub fn expected_detector(kind: &str) -> Option<&'static str> {
     match kind {
-        "slow_rank" => Some(("straggler", true)),
-        "kill_rank" => Some(("failed_worker", true)),
-        "stall" => Some(("stalled_worker", true)),
+        "slow_rank" => Some("straggler"),
+        "kill_rank" => Some("failed_worker"),
+        "stall" => Some("stalled_worker"),
         // A delay on one rank's sends: its link's time, not the all-reduce's (every rank of
         // the ring waits alike), says where it is.
-        "net_delay" => Some(("slow_link", true)),
+        "net_delay" => Some("slow_link"),
         _ => None,
     }
 }
@@ -35,10 +36,10 @@ pub fn match_faults(faults: &[FaultOutcome], detections: &[Detection]) -> (Vec<F
     let mut out = faults.to_vec();
     out.sort_by_key(|f| f.injected_at);
     for f in out.iter_mut() {
-        let Some((detector, by_rank)) = expected_detector(&f.kind) else { continue };
+        let Some(detector) = expected_detector(&f.kind) else { continue };
         let hit = detections
             .iter()
-            .filter(|d| d.detector == detector && (!by_rank || d.rank == Some(f.rank)) && d.event_ts >= f.injected_at)
+            .filter(|d| d.detector == detector && d.rank == Some(f.rank) && d.event_ts >= f.injected_at)
             .min_by_key(|d| d.detected_at);
         if let Some(d) = hit {
             f.detector = Some(d.detector.clone());
