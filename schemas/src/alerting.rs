@@ -32,6 +32,9 @@ pub enum AlertState {
 #[serde(rename_all = "snake_case")]
 pub enum NotifyReason {
     None,
+    /// A note posted to the alert's thread (a confirmation, a bisection); the change's
+    /// `message` holds it.
+    Note,
     Repeat,
     Resolved,
     Worse,
@@ -49,7 +52,7 @@ macro_rules! as_str {
 }
 as_str!(AlertKind { Regression => "regression", Finding => "finding", Detection => "detection" });
 as_str!(AlertState { Firing => "firing", Resolved => "resolved" });
-as_str!(NotifyReason { None => "none", Repeat => "repeat", Resolved => "resolved", Worse => "worse", Firing => "firing" });
+as_str!(NotifyReason { None => "none", Note => "note", Repeat => "repeat", Resolved => "resolved", Worse => "worse", Firing => "firing" });
 
 /// A change of one alert (see `avro/Alert.avsc` for every field's meaning).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,10 +113,15 @@ pub enum AlertActionKind {
     Silence,
     /// End a silence early.
     Unsilence,
+    /// Post `reason` to the alert's thread on every channel (a confirmation's or a
+    /// bisection's result).
+    Note,
+    /// A note, and a blocking alert becomes a warning: the block did not reproduce.
+    Downgrade,
 }
-as_str!(AlertActionKind { Ack => "ack", Silence => "silence", Unsilence => "unsilence" });
+as_str!(AlertActionKind { Ack => "ack", Silence => "silence", Unsilence => "unsilence", Note => "note", Downgrade => "downgrade" });
 
-/// An acknowledgement or a silence (see `avro/AlertAction.avsc`).
+/// An acknowledgement, a note or a silence (see `avro/AlertAction.avsc`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertAction {
     pub action: AlertActionKind,

@@ -57,6 +57,10 @@ const HISTORY: &[(&str, &str)] = &[
     // RunSummary v2 (before `percentile_error`), and the Verdict that embedded it.
     ("trackiq.RunSummary", include_str!("../avro/history/RunSummary.v2.avsc")),
     ("trackiq.Verdict", include_str!("../avro/history/Verdict.v3.avsc")),
+    // Alert, AlertAction and Notification v1: before the `note` reason and the `note`/`downgrade` actions.
+    ("trackiq.Alert", include_str!("../avro/history/Alert.v1.avsc")),
+    ("trackiq.AlertAction", include_str!("../avro/history/AlertAction.v1.avsc")),
+    ("trackiq.Notification", include_str!("../avro/history/Notification.v1.avsc")),
 ];
 
 /// A type that travels as one Avro record.

@@ -390,6 +390,10 @@ fn fingerprints_of_written_versions_never_change() {
         ("trackiq.Alert", "c0a73e714f002d96"),
         ("trackiq.AlertAction", "5d37267f625b84b6"),
         ("trackiq.Notification", "268fd423f603bc9b"),
+        // With the `note` reason and the `note` / `downgrade` actions.
+        ("trackiq.Alert", "b7d18d1133f7e296"),
+        ("trackiq.AlertAction", "f1f8adc476df482a"),
+        ("trackiq.Notification", "90a54a43c3f014d6"),
     ];
     let hex = |f: [u8; 8]| f.iter().map(|b| format!("{b:02x}")).collect::<String>();
     for (list, which) in [(LEGACY, "legacy"), (SPEC, "spec")] {

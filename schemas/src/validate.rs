@@ -154,6 +154,9 @@ fn alert_action(a: &crate::AlertAction) -> Result<(), SchemaError> {
     if a.action == crate::AlertActionKind::Silence && a.until.is_none() {
         return Err(invalid("until", "a silence needs an end"));
     }
+    if matches!(a.action, crate::AlertActionKind::Note | crate::AlertActionKind::Downgrade) && a.reason.trim().is_empty() {
+        return Err(invalid("reason", format!("a {} needs its text", a.action.as_str())));
+    }
     Ok(())
 }
 

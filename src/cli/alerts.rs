@@ -1,4 +1,4 @@
-//! `trackiq alerts list | silences | ack | silence | unsilence`: the alert lifecycle from the
+//! `trackiq alerts list | silences | ack | note | silence | unsilence`: the alert lifecycle from the
 //! on-call side. Every command reads the state as the alert processor rebuilds it (the
 //! `alerts` and `alert_actions` tables, then the retained alerts log, so what happened a
 //! second ago is there); actions are events on the alerts topic (key: the series), applied by
@@ -35,6 +35,20 @@ pub enum AlertsCommand {
         #[arg(long, default_value = "")]
         reason: String,
         /// Who acknowledges. Default: the login name.
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Post a note to an alert's thread on every channel (a Slack message, an email in the
+    /// alert's thread, a comment on its GitHub issue).
+    Note {
+        /// The alert id (`trackiq alerts list`).
+        id: String,
+        /// The note.
+        text: String,
+        /// Also make a blocking alert a warning (say why in the note: the block did not reproduce).
+        #[arg(long)]
+        downgrade: bool,
+        /// Who writes. Default: the login name.
         #[arg(long)]
         by: Option<String>,
     },
@@ -114,6 +128,32 @@ async fn publish(bus: Option<Bus>, action: &AlertAction) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Alert `id` as the alert processor knows it now: what `confirm --alert` and `bisect
+/// --alert` check before they spend minutes timing.
+pub async fn find_alert(config: &Config, id: &str) -> anyhow::Result<Alert> {
+    let (book, _) = book(config).await?;
+    match book.get(id) {
+        Some(a) => Ok(a.clone()),
+        None => bail!("no alert `{id}` (`{}` shows the ids)", super::hint::like(config, &["alerts", "list", "--all"])),
+    }
+}
+
+/// Posts `text` to alert `id`'s thread on every channel; `downgrade`: a blocking alert also
+/// becomes a warning. Returns the alert as it was before.
+pub async fn post_note(config: &Config, id: &str, text: &str, downgrade: bool, by: Option<String>) -> anyhow::Result<Alert> {
+    if text.trim().is_empty() {
+        bail!("the note is empty");
+    }
+    let (book, bus) = book(config).await?;
+    let Some(alert) = book.get(id).cloned() else { bail!("no alert `{id}` (`{}` shows the ids)", super::hint::like(config, &["alerts", "list", "--all"])) };
+    let action = AlertAction {
+        action: if downgrade { AlertActionKind::Downgrade } else { AlertActionKind::Note }, id: id.to_string(), series_id: alert.series_id.clone(),
+        subject: None, until: None, reason: text.to_string(), by: user(by), at: trackiq_schemas::now_us(),
+    };
+    publish(bus, &action).await?;
+    Ok(alert)
+}
+
 fn time(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us).map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
 }
@@ -182,6 +222,11 @@ pub async fn run(config: Config, cmd: AlertsCommand) -> anyhow::Result<ExitCode>
             let action = AlertAction { action: AlertActionKind::Ack, id: id.clone(), series_id: alert.series_id.clone(), subject: None, until: None, reason, by: user(by), at: now };
             publish(bus, &action).await?;
             println!("acknowledged alert {id} ({} of series {}) as {}", alert.subject, alert.series_id, action.by);
+        }
+        AlertsCommand::Note { id, text, downgrade, by } => {
+            let alert = post_note(&config, &id, &text, downgrade, by).await?;
+            let what = if downgrade && alert.severity == trackiq_schemas::Severity::Block { "noted and downgraded to warn" } else { "noted" };
+            println!("{what}: alert {id} ({} of series {})", alert.subject, alert.series_id);
         }
         AlertsCommand::Silence(a) => {
             if a.duration.is_zero() {

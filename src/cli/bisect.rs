@@ -9,7 +9,8 @@
 //! and pooled up to `--retries` times while the bad end is not judged bad: a range whose bad
 //! end still is not says so and names no commit. Then a binary search over the
 //! first-parent history between them; a commit whose build fails is skipped, as `git bisect
-//! skip` does, and its nearest untested neighbour is tried instead.
+//! skip` does, and its nearest untested neighbour is tried instead. With `--alert ID` the
+//! answer and its evidence table are posted to the alert's thread on every channel.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -48,6 +49,9 @@ pub struct BisectArgs {
     /// this many times before saying the range has no significant slowdown.
     #[arg(long, default_value_t = 1)]
     retries: u32,
+    /// The alert this bisects: the answer (first bad commit, or none) is posted to its thread.
+    #[arg(long, value_name = "ALERT_ID")]
+    alert: Option<String>,
     #[command(flatten)]
     identity: IdentityArgs,
     /// The benchmark command, run in the commit's worktree (a relative path is taken from there).
@@ -233,6 +237,9 @@ fn row(c: &Commit, o: &Outcome) -> Vec<String> {
 
 pub async fn run(config: Config, a: BisectArgs) -> anyhow::Result<ExitCode> {
     a.rounds.options()?;
+    if let Some(alert) = &a.alert {
+        super::alerts::find_alert(&config, alert).await?;
+    }
     let repo = std::fs::canonicalize(&a.repo).with_context(|| format!("--repo {}", a.repo.display()))?;
     let (good, bad) = (commit(&repo, &a.good)?, commit(&repo, &a.bad)?);
     let range = git(&repo, &["rev-list", "--first-parent", "--reverse", &format!("{}..{}", good.sha, bad.sha)])?;
@@ -300,22 +307,28 @@ pub async fn run(config: Config, a: BisectArgs) -> anyhow::Result<ExitCode> {
     b.bar.finish_and_clear();
     evidence.push((0, row(&good, &Outcome::Timed { medians: b.good_medians.clone(), evidence: None, bad: false })));
     evidence.sort_by_key(|(i, _)| *i);
+    // One line per commit for the alert's thread: commit, change vs good, interval, judged.
+    let lines: Vec<String> = evidence.iter().map(|(_, r)| format!("{} {} {} {}", r[0], r[4], r[5], r[6])).collect();
     for (_, r) in evidence {
         table.add_row(r);
     }
     println!("{table}");
     let builds = b.builds;
-    if !confirmed {
-        println!("no significant slowdown between {} and {}: the bad end is not judged slower than the good one, so no commit is named ({builds} builds)", &good.sha[..10], &bad.sha[..10]);
-        return Ok(ExitCode::from(2));
-    }
     let from = lo.map_or(0, |l| l + 1);
-    if (from..hi).any(|i| skipped[i]) {
+    let (answer, code) = if !confirmed {
+        (format!("no significant slowdown between {} and {}: the bad end is not judged slower than the good one, so no commit is named ({builds} builds)", &good.sha[..10], &bad.sha[..10]), ExitCode::from(2))
+    } else if (from..hi).any(|i| skipped[i]) {
         let between: Vec<&str> = (from..=hi).map(|i| &commits[i].sha[..10]).collect();
-        println!("the first bad commit is one of {} (builds failed in between; {builds} builds)", between.join(", "));
-        return Ok(ExitCode::SUCCESS);
+        (format!("the first bad commit is one of {} (builds failed in between; {builds} builds)", between.join(", ")), ExitCode::SUCCESS)
+    } else {
+        let first = &commits[hi];
+        (format!("first bad commit: {} {}\n  author: {}\n  ({builds} builds; runs in the history under run group bisect-{})", first.sha, first.subject, first.author, b.id), ExitCode::SUCCESS)
+    };
+    println!("{answer}");
+    if let Some(alert) = &a.alert {
+        let note = format!("trackiq bisect {}: {} — commits tested (change vs good, 95 % interval): {}", b.id, answer.replace("\n  ", "; "), lines.join("; "));
+        super::alerts::post_note(&config, alert, &note, false, None).await?;
+        println!("posted to alert {alert}'s thread");
     }
-    let first = &commits[hi];
-    println!("first bad commit: {} {}\n  author: {}\n  ({builds} builds; runs in the history under run group bisect-{})", first.sha, first.subject, first.author, b.id);
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }

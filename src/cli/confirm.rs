@@ -5,6 +5,8 @@
 //! on the slower side and the change is above the verdicts' warn threshold (`verdict.warn_pct`:
 //! what the verdicts would not flag is not confirmed either), "not reproduced" otherwise. Every round is recorded as a run (run
 //! group `confirm-<id>`, labels `side` and `round`), so the evidence stays in the history.
+//! With `--alert ID` the answer is posted to the alert's thread on every channel, and a
+//! blocking alert that did not reproduce is downgraded to a warning with it as the reason.
 
 use std::process::ExitCode;
 
@@ -61,6 +63,10 @@ pub struct ConfirmArgs {
     /// Marks the start of the commands: `--baseline -- CMD_A... --candidate -- CMD_B...`.
     #[arg(long, required = true)]
     baseline: bool,
+    /// The alert this confirms: the result is posted to its thread on every channel, and a
+    /// blocking alert that does not reproduce becomes a warning, the result as the reason.
+    #[arg(long, value_name = "ALERT_ID")]
+    alert: Option<String>,
     #[command(flatten)]
     identity: IdentityArgs,
     /// The baseline command, then `--candidate --` and the candidate command.
@@ -132,6 +138,11 @@ impl Workload for Timed {
     }
 }
 
+/// This machine's name (as runs record it), for a note that says where it was measured.
+pub(super) fn host() -> String {
+    trackiq_producers::identity::detect_platform(None).hardware_name
+}
+
 /// The median of a run's iteration times (NaN for none).
 pub(super) fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
@@ -149,6 +160,9 @@ pub async fn run(config: Config, a: ConfirmArgs) -> anyhow::Result<ExitCode> {
     let opts = a.rounds.options()?;
     let r = &a.rounds;
     let (base_cmd, cand_cmd) = split_commands(&a.commands)?;
+    if let Some(alert) = &a.alert {
+        super::alerts::find_alert(&config, alert).await?;
+    }
     let id = uuid::Uuid::now_v7().simple().to_string()[20..].to_string();
     let bus = Bus::new(config.bus.clone());
     println!("confirmation {id}: {} interleaved rounds of {} iterations (after {} warm-up) per side", r.rounds, r.iterations, r.warmup);
@@ -192,7 +206,19 @@ pub async fn run(config: Config, a: ConfirmArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     println!("{table}");
     let e = interleaved_evidence(&cand, &base, Direction::LowerIsBetter).context("no figures to judge (a side's medians are not finite)")?;
-    println!("{} (candidate {:.3} ms vs baseline {:.3} ms, mean of {} round medians; two-sample t)", answer(&e, config.verdict.warn_pct), e.baseline * (1.0 + e.change_pct / 100.0), e.baseline, r.rounds);
+    let verdict = answer(&e, config.verdict.warn_pct);
+    let how = format!("candidate {:.3} ms vs baseline {:.3} ms, mean of {} round medians; two-sample t", e.baseline * (1.0 + e.change_pct / 100.0), e.baseline, r.rounds);
+    println!("{verdict} ({how})");
+    if let Some(alert) = &a.alert {
+        let reproduced = verdict.starts_with("confirmed");
+        let note = format!(
+            "{verdict} — trackiq confirm {id}: {} interleaved rounds on {} ({how}); baseline `{}`, candidate `{}`; runs under run group confirm-{id}",
+            r.rounds, host(), base_cmd.join(" "), cand_cmd.join(" ")
+        );
+        let before = super::alerts::post_note(&config, alert, &note, !reproduced, None).await?;
+        let downgraded = !reproduced && before.severity == trackiq_schemas::Severity::Block;
+        println!("posted to alert {alert}'s thread{}", if downgraded { "; its block is downgraded to warn: not reproduced" } else { "" });
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,12 +10,14 @@ use std::time::Duration;
 use crate::alert_endpoints::{GithubReceiver, MailServer, SlackReceiver, SmtpServer};
 use crate::support::*;
 
-const SLACK_KEY: &str = "XoxbSlackKey9f8e7d";
-const GITHUB_TOKEN: &str = "ghp_TestToken0123456789";
-const SMTP_PASSWORD: &str = "smtp-Pa55word-42";
+pub const SLACK_KEY: &str = "XoxbSlackKey9f8e7d";
+pub const GITHUB_TOKEN: &str = "ghp_TestToken0123456789";
+pub const SMTP_PASSWORD: &str = "smtp-Pa55word-42";
 const WAIT: Duration = Duration::from_secs(90);
 
-fn config(dir: &Path, smtp_port: u16, github_api: &str, max_attempts: u32) -> std::path::PathBuf {
+/// `trackiq up`'s settings with a log, Slack, email and GitHub channel (secrets from the
+/// environment and a file).
+pub fn config(dir: &Path, smtp_port: u16, github_api: &str, max_attempts: u32) -> std::path::PathBuf {
     let password = dir.join("smtp-password");
     std::fs::write(&password, format!("{SMTP_PASSWORD}\n")).unwrap();
     let p = dir.join("trackiq.toml");
@@ -69,19 +71,19 @@ token = {{ env = "TEST_GITHUB_TOKEN" }}
     p
 }
 
-fn record(up: &Up, workload: &str, latency: f64) -> String {
+pub fn record(up: &Up, workload: &str, latency: f64) -> String {
     let metric = format!("latency_ms={latency}");
     recorded_run_id(&ok(&up.cli(&["record", "--workload", workload, "--hardware", "box", "--version-tag", "v1", "--metric", &metric])))
 }
 
-fn baseline(up: &Up, workload: &str) {
+pub fn baseline(up: &Up, workload: &str) {
     for v in [10.0, 10.1, 9.9, 10.05, 9.95, 10.0] {
         record(up, workload, v);
     }
 }
 
 /// `wait_for`, printing the pipeline's notification log lines when it times out.
-fn wait_or_log<T>(up: &Up, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_or_log<T>(up: &Up, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         if let Some(v) = f() {
@@ -95,7 +97,7 @@ fn wait_or_log<T>(up: &Up, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-fn header<'a>(raw: &'a str, name: &str) -> &'a str {
+pub fn header<'a>(raw: &'a str, name: &str) -> &'a str {
     raw.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).unwrap_or_default()
 }
 

@@ -67,6 +67,13 @@ fn analysts_tools_read_the_history_over_the_postgresql_protocol() {
     let last = runs.last().unwrap().clone();
     wait_for("the last run's verdict in Parquet", Duration::from_secs(90), || (!sql(&up, &format!("SELECT 1 FROM verdicts WHERE run_id = '{last}'")).is_empty()).then_some(()));
     wait_for("every summary in Parquet", Duration::from_secs(90), || (sql_n(&up, "SELECT count(*) AS n FROM summaries WHERE metric = 'latency_ms'") == LATENCIES.len() as i64).then_some(()));
+    // `runs` is archived by its own writer, which may flush after the summaries' and verdicts'.
+    wait_for("every run's start and end in Parquet", Duration::from_secs(90), || {
+        (sql_n(&up, "SELECT count(*) AS n FROM run_overview WHERE status = 'completed'") == LATENCIES.len() as i64).then_some(())
+    });
+    wait_for("every sample in Parquet", Duration::from_secs(90), || {
+        (sql_n(&up, "SELECT count(*) AS n FROM samples WHERE metric = 'latency_ms'") == LATENCIES.len() as i64).then_some(())
+    });
     let by_cli = sql(&up, "SELECT metric, count(*) AS n FROM samples GROUP BY metric ORDER BY metric");
 
     // `trackiq up` serves the endpoint beside the dashboard, on loopback without a password.

@@ -256,8 +256,12 @@ impl AlertBook {
         self.commit(changes, &pin.series_id, &format!("pin/{}/{}", pin.series_id, pin.set_at), pin.set_at)
     }
 
-    /// An acknowledgement (an alert change) or a silence (state only). `None`: nothing to change.
+    /// An acknowledgement or a note (an alert change) or a silence (state only). `None`:
+    /// nothing to change.
     pub fn on_action(&mut self, action: &AlertAction) -> Vec<Alert> {
+        if matches!(action.action, AlertActionKind::Note | AlertActionKind::Downgrade) {
+            return self.on_note(action);
+        }
         if action.action != AlertActionKind::Ack {
             self.act(action);
             return Vec::new();
@@ -269,6 +273,23 @@ impl AlertBook {
         self.commit(vec![a], &action.series_id, &format!("ack/{}/{}", action.id, action.at), action.at)
     }
 
+    /// A note goes to the alert's thread as a change of the alert whose message is the note
+    /// (its state and figures unchanged); a downgrade also makes a blocking alert a warning.
+    /// A note on an alert this book does not know, or a second delivery of one, changes nothing.
+    fn on_note(&mut self, action: &AlertAction) -> Vec<Alert> {
+        let Some(mut a) = self.alerts.get(&action.id).cloned() else { return Vec::new() };
+        let key = format!("note/{}/{}", action.id, action.at);
+        if a.group_key == key {
+            return Vec::new();
+        }
+        if action.action == AlertActionKind::Downgrade && a.severity == Severity::Block {
+            a.severity = Severity::Warn;
+        }
+        (a.notify, a.updated_at) = (NotifyReason::Note, action.at.max(a.updated_at));
+        a.message = format!("{} (by {})", action.reason, action.by);
+        self.commit(vec![a], &action.series_id, &key, action.at)
+    }
+
     fn act(&mut self, action: &AlertAction) {
         match action.action {
             AlertActionKind::Silence => {
@@ -278,7 +299,7 @@ impl AlertBook {
                 self.silences.remove(&action.id);
                 self.ended.insert(action.id.clone());
             }
-            AlertActionKind::Ack => {}
+            AlertActionKind::Ack | AlertActionKind::Note | AlertActionKind::Downgrade => {}
         }
     }
 

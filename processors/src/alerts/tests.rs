@@ -112,6 +112,25 @@ fn silences_and_acks_keep_messages_from_being_sent_but_not_from_being_recorded()
 }
 
 #[test]
+fn a_note_goes_to_the_alerts_thread_and_a_downgrade_makes_a_block_a_warning() {
+    let mut b = AlertBook::new(config());
+    let fired = b.on_verdict(&verdict("r1", 10, Some(25.0), &[]));
+    assert_eq!(fired[0].severity, Severity::Block);
+    let note = |kind: AlertActionKind, at: i64, text: &str| AlertAction {
+        action: kind, id: fired[0].alert_id.clone(), series_id: SERIES.into(), subject: None, until: None, reason: text.into(), by: "ci".into(), at: at * S,
+    };
+    let confirmed = b.on_action(&note(AlertActionKind::Note, 20, "confirmed: +24.8 % [+22.0, +27.6]"));
+    assert_eq!(reasons(&confirmed), [("latency_ms", "firing", "note")]);
+    assert_eq!((confirmed[0].severity, confirmed[0].message.as_str()), (Severity::Block, "confirmed: +24.8 % [+22.0, +27.6] (by ci)"));
+    assert_eq!((confirmed[0].group_key.as_str(), confirmed[0].change_pct), (format!("note/{}/{}", fired[0].alert_id, 20 * S).as_str(), Some(25.0)), "figures unchanged");
+    assert!(b.on_action(&note(AlertActionKind::Note, 20, "confirmed: +24.8 % [+22.0, +27.6]")).is_empty(), "the same note twice is one");
+    let downgraded = b.on_action(&note(AlertActionKind::Downgrade, 30, "not reproduced: +0.4 % [-1.8, +2.6]"));
+    assert_eq!((downgraded[0].severity, downgraded[0].notify, downgraded[0].state), (Severity::Warn, NotifyReason::Note, AlertState::Firing));
+    let unknown = AlertAction { id: "no-such-alert".into(), ..note(AlertActionKind::Note, 40, "x") };
+    assert!(b.on_action(&unknown).is_empty(), "a note on an unknown alert changes nothing");
+}
+
+#[test]
 fn a_pin_resolves_and_findings_are_grouped_with_metrics() {
     let mut b = AlertBook::new(config());
     let fired = b.on_verdict(&verdict("r1", 10, Some(8.0), &[("sustained_shift", "queue_depth"), ("step_change", "latency_ms")]));

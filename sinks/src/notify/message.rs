@@ -132,6 +132,8 @@ impl MessageModel {
         let first_lead = lead[0];
         let more = if sent.len() > 1 { format!(" (+{} more)", sent.len() - 1) } else { String::new() };
         let headline = match (firing.is_empty(), first_lead.change_pct) {
+            // A note's first line says what it is ("confirmed: +17.6 % [...]").
+            _ if reason == NotifyReason::Note => format!("{}: {}", first_lead.subject, first_lead.message.lines().next().unwrap_or_default()),
             (true, _) if first_lead.kind == AlertKind::Regression => format!("{} back within baseline{more}", first_lead.subject),
             (true, _) => format!("{} resolved{more}", first_lead.subject),
             (false, Some(c)) if first_lead.state == AlertState::Firing => format!("{} {c:+.1} %{more}", first_lead.subject),

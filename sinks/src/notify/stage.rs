@@ -268,7 +268,8 @@ impl NotifyStage {
                 let key = (ch.config.name().to_string(), m.series_id.clone());
                 let body = render("github.md")?;
                 match self.issues.get(&key).copied() {
-                    None if m.all_resolved() => Ok(None),
+                    // A note belongs on an open issue; with none there is no thread to add to.
+                    None if m.all_resolved() || m.reason_kind == NotifyReason::Note => Ok(None),
                     None => {
                         let n = issues.open(title, &body).await?;
                         self.issues.insert(key, n);

@@ -47,6 +47,16 @@ fn user_strings_are_escaped_for_slack_markdown_and_html() {
 }
 
 #[test]
+fn a_note_is_titled_as_one_and_leads_with_its_first_line() {
+    let mut a = alert("latency_ms", 0, 1);
+    (a.notify, a.severity, a.message) = (NotifyReason::Note, Severity::Warn, "not reproduced: +0.4 % [-1.8, +2.6], p = 3.1e-1 (by ci)\nrounds: 5".into());
+    let m = model(&[a]);
+    assert_eq!(m.title, format!("[NOTE] {HOSTILE} on h100 at v2: latency_ms: not reproduced: +0.4 % [-1.8, +2.6], p = 3.1e-1 (by ci)"));
+    let md = Templates::load(None).unwrap().render("github.md", &m).unwrap();
+    assert!(md.contains("| `latency_ms` | warn (note) |"), "{md}");
+}
+
+#[test]
 fn block_kit_limits_hold_for_long_names_and_large_groups() {
     let long = "m".repeat(400);
     let alerts: Vec<Alert> = (0..40).map(|i| alert(&format!("{long}{i}"), i, 40)).collect();
