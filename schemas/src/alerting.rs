@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::events::Severity;
 
+/// Label of the runs an investigation makes (`trackiq confirm`, `trackiq bisect`), its value
+/// the investigation's id: they are judged and recorded like any run but never alerted on,
+/// since they answer an alert rather than raise one (a bisection times good and bad commits
+/// side by side, which the verdicts rightly find inconsistent).
+pub const INVESTIGATION_LABEL: &str = "investigation";
+
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

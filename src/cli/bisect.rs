@@ -164,6 +164,7 @@ impl Bisection<'_> {
         identity.git_commit = Some(sha.to_string());
         identity.run_group = Some(format!("bisect-{}", self.id));
         identity.labels.insert("bisect".into(), self.id.clone());
+        identity.labels.insert(trackiq_schemas::INVESTIGATION_LABEL.into(), format!("bisect-{}", self.id));
         identity.labels.insert("round".into(), round.to_string());
         let mut w = super::confirm::Timed::new(CmdWorkload::new(self.a.command[0].clone(), self.a.command[1..].to_vec()).in_dir(dir));
         let opts = self.a.rounds.options()?;

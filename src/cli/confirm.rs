@@ -188,6 +188,7 @@ pub async fn run(config: Config, a: ConfirmArgs) -> anyhow::Result<ExitCode> {
             let mut identity = a.identity.to_identity(&cmd.join(" "), "command")?;
             identity.run_group = Some(format!("confirm-{id}"));
             identity.labels.insert("confirmation".into(), id.clone());
+            identity.labels.insert(trackiq_schemas::INVESTIGATION_LABEL.into(), format!("confirm-{id}"));
             identity.labels.insert("side".into(), side.into());
             identity.labels.insert("round".into(), round.to_string());
             let mut w = Timed::new(CmdWorkload::new(cmd[0].clone(), cmd[1..].to_vec()));

@@ -1,11 +1,14 @@
 //! `trackiq bisect`: a git repository made here, 16 commits of a small C program; commit 11
-//! adds 25 % work and commit 6 does not compile.
+//! adds 25 % work and commit 6 does not compile. With `--alert`, the answer reaches the
+//! alert's thread.
 
 use std::path::Path;
 use std::process::Command;
 
+use crate::alert_endpoints::{GithubReceiver, SlackReceiver, SmtpServer};
+use crate::alerting::{GITHUB_TOKEN, SLACK_KEY, SMTP_PASSWORD, baseline, config, record, wait_or_log};
 use crate::skips::{CC, have};
-use crate::support::{Up, fast_config, ok};
+use crate::support::{Up, ok};
 
 fn git(repo: &Path, args: &[&str]) -> String {
     let out = Command::new("git").arg("-C").arg(repo).args(args).output().unwrap();
@@ -45,13 +48,30 @@ fn bisect_names_the_commit_that_added_work_and_skips_the_broken_one() {
     // The user's checkout: on main, with an uncommitted edit that must survive.
     std::fs::write(repo.join("notes.txt"), "mine").unwrap();
     let data = format!("file://{}", dir.path().join("data").display());
-    let up = Up::start(&data, &fast_config(dir.path()), &[], &[]);
-    let bisect = |good: &str, bad: &str| {
+    // With alert channels (real Slack and GitHub receivers) and a firing alert to answer.
+    let (slack, github) = (SlackReceiver::start(SLACK_KEY), GithubReceiver::start("acme/bench", GITHUB_TOKEN, 0));
+    let smtp = SmtpServer::start(&dir.path().join("mail"), 0, "trackiq", SMTP_PASSWORD);
+    let env = [("TEST_SLACK_WEBHOOK".to_string(), slack.url.clone()), ("TEST_GITHUB_TOKEN".to_string(), GITHUB_TOKEN.to_string())];
+    let up = Up::start(&data, &config(dir.path(), smtp.port, &github.api, 5), &[], &env);
+    baseline(&up, "step");
+    record(&up, "step", 12.0);
+    wait_or_log(&up, "the alert's GitHub issue", || (github.calls.lock().unwrap().len() == 1).then_some(()));
+    let listed = ok(&up.cli(&["alerts", "list", "--format", "json"]));
+    let alert = serde_json::from_str::<serde_json::Value>(&listed).ok().and_then(|v| v[0]["alert_id"].as_str().map(str::to_string)).expect("the firing alert");
+    let bisect = |good: &str, bad: &str, extra: &[&str]| {
         let r = repo.to_str().unwrap();
         // The program's own CPU time: the other tests keep this machine busy.
-        ok(&up.cli(&["bisect", "--measure", "cpu", "--repo", r, "--good", good, "--bad", bad, "--build", "cc -O1 -o work work.c", "--workload", "work", "--", "./work"]))
+        let mut args = vec!["bisect", "--measure", "cpu", "--repo", r, "--good", good, "--bad", bad, "--build", "cc -O1 -o work work.c", "--workload", "work"];
+        args.extend(extra);
+        args.extend(["--", "./work"]);
+        ok(&up.cli(&args))
     };
-    let out = bisect(&shas[0], &shas[15]);
+    let out = bisect(&shas[0], &shas[15], &["--alert", &alert]);
+    // The answer is on the alert's thread: a Slack message and a comment on its issue.
+    wait_or_log(&up, "the bisection's note on Slack and GitHub", || (slack.messages.lock().unwrap().len() == 2 && github.calls.lock().unwrap().len() == 2).then_some(()));
+    assert!(slack.headers()[1].starts_with(&format!("[NOTE] step on box at v1: latency_ms: trackiq bisect ")), "{:?}", slack.headers());
+    let comment = github.calls.lock().unwrap()[1].2["body"].as_str().unwrap().to_string();
+    assert!(comment.contains(&format!("first bad commit: {} commit 11", shas[10])) && comment.contains("(change vs good, 95 % interval)"), "{comment}");
     assert!(out.contains(&format!("first bad commit: {} commit 11", shas[10])), "{out}");
     assert!(out.contains("author: Ada Tester <ada@example.com>"), "{out}");
     let builds: u32 = out.split(" builds;").next().and_then(|s| s.rsplit('(').next()).and_then(|n| n.trim().parse().ok()).expect("the build count");
@@ -61,7 +81,7 @@ fn bisect_names_the_commit_that_added_work_and_skips_the_broken_one() {
     assert!(row.contains("bad"), "{row}");
 
     // Between commit 1 and commit 11 the search lands on commit 6 first: skipped, not fatal.
-    let out = bisect(&shas[0], &shas[10]);
+    let out = bisect(&shas[0], &shas[10], &[]);
     assert!(out.contains(&format!("first bad commit: {} commit 11", shas[10])), "{out}");
     let row = out.lines().find(|l| l.contains(&shas[5][..10])).unwrap_or_else(|| panic!("commit 6 was not tried:\n{out}"));
     assert!(row.contains("skipped: build failed"), "{row}");

@@ -96,6 +96,9 @@ impl AlertBook {
     pub fn on_verdict(&mut self, v: &Verdict) -> Vec<Alert> {
         let now = v.evaluated_at;
         let run = &v.summary.run;
+        if run.labels.contains_key(trackiq_schemas::INVESTIGATION_LABEL) {
+            return Vec::new();
+        }
         let ctx = Context {
             workload: run.workload.name.clone(),
             hardware: run.platform.hardware_name.clone(),

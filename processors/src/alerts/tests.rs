@@ -131,6 +131,16 @@ fn a_note_goes_to_the_alerts_thread_and_a_downgrade_makes_a_block_a_warning() {
 }
 
 #[test]
+fn runs_of_an_investigation_are_never_alerted_on() {
+    let mut b = AlertBook::new(config());
+    let mut v = verdict("r1", 10, Some(25.0), &[("consistency_regression", "child_cpu_ms")]);
+    v.summary.run.labels.insert(INVESTIGATION_LABEL.into(), "bisect-1".into());
+    assert!(b.on_verdict(&v).is_empty());
+    v.summary.run.labels.clear();
+    assert_eq!(reasons(&b.on_verdict(&v)), [("latency_ms", "firing", "firing"), ("finding:consistency_regression:child_cpu_ms", "firing", "firing")]);
+}
+
+#[test]
 fn a_pin_resolves_and_findings_are_grouped_with_metrics() {
     let mut b = AlertBook::new(config());
     let fired = b.on_verdict(&verdict("r1", 10, Some(8.0), &[("sustained_shift", "queue_depth"), ("step_change", "latency_ms")]));
