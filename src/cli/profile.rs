@@ -32,7 +32,14 @@ pub struct ProfileArgs {
 /// Stores `folded` as the profile of `run_id`.
 pub async fn store(config: &Config, run_id: &str, folded: &Folded) -> anyhow::Result<()> {
     let store = DataStore::open(&config.data)?;
-    store.put(&profile_path(run_id), to_text(folded).into_bytes()).await.with_context(|| format!("storing the profile of run {run_id}"))
+    store.put(&profile_path(run_id), to_text(folded).into_bytes()).await.with_context(|| format!("storing the profile of run {run_id}"))?;
+    // The report stage embeds the profile where it finds one; a verdict that came first
+    // has a report without it: written again, now with it.
+    if let Ok(json) = store.get(&trackiq_sinks::report::verdict_path(run_id)).await {
+        let verdict: trackiq_schemas::Verdict = serde_json::from_slice(&json).with_context(|| format!("reading run {run_id}'s verdict"))?;
+        trackiq_sinks::report::write_report(&store, verdict).await.with_context(|| format!("writing run {run_id}'s report with its profile"))?;
+    }
+    Ok(())
 }
 
 async fn load(store: &DataStore, run_id: &str) -> anyhow::Result<Folded> {

@@ -24,8 +24,8 @@ const HOSTILE: &str = "<script>alert(1)</script>";
 const WAIT: Duration = Duration::from_secs(30);
 
 
-/// chromedriver on a free port, killed on drop.
-struct Driver(Child, String);
+/// chromedriver on a free port (its URL), killed on drop.
+pub struct Driver(Child, pub String);
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -34,7 +34,7 @@ impl Drop for Driver {
     }
 }
 
-fn driver(chromedriver: &Path) -> Driver {
+pub fn driver(chromedriver: &Path) -> Driver {
     let port = free_port();
     let child = Command::new(chromedriver).arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("starting chromedriver");
     let url = format!("http://127.0.0.1:{port}");

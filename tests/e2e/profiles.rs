@@ -5,7 +5,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::pipeline::uuid_in;
-use crate::skips::{CC, PERF, have};
+use crate::browser::driver;
+use crate::skips::{CC, CHROMIUM, PERF, have, on_path};
+use crate::webdriver::Session;
 use crate::support::{Up, fast_config, http_get, ok, wait_for};
 
 const TWO_C: &str = r#"#include <stdlib.h>
@@ -61,5 +63,58 @@ fn the_differential_profile_puts_the_slower_function_first() {
         let svg = http_get(&format!("http://{dashboard}/runs/{cand}/{path}"));
         assert!(svg.starts_with("<?xml") && svg.contains("<title>hash ("), "{path}");
     }
+    // The run's report file is self-contained: both flame graphs embedded as images, the
+    // changed functions with hash first (written again by `bench` once the profile is stored,
+    // when the verdict came first).
+    let report_file = dir.path().join("data").join("reports").join(format!("{cand}.html"));
+    let report = wait_for("the report with the profile against the baseline", Duration::from_secs(60), || {
+        std::fs::read_to_string(&report_file).ok().filter(|r| r.contains(&format!("Against run {base}")))
+    });
+    let images: Vec<String> = report.split("src=\"data:image/svg+xml;base64,").skip(1).map(|r| r.split('"').next().unwrap().to_string()).collect();
+    assert_eq!(images.len(), 2, "the flame graph and the differential");
+    for b64 in &images {
+        use base64::Engine;
+        let svg = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap();
+        assert!(svg.starts_with("<?xml") && svg.contains("<title>hash ("));
+    }
+    let first = report.split("<tbody>").last().and_then(|t| t.split("<td><code>").nth(1)).and_then(|c| c.split("</code>").next());
+    assert_eq!(first, Some("hash"));
+    // In a real browser both pages draw their flame graphs (an image that fails to decode or
+    // is refused by the page's CSP has no natural width).
+    if have("profiles in a browser", &CHROMIUM) {
+        let (chromium, chromedriver) = (on_path(&["chromium", "chromium-browser"]).expect("checked"), on_path(&["chromedriver"]).expect("checked"));
+        let chromedriver = driver(&chromedriver);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let caps = serde_json::json!({"browserName": "chrome", "goog:chromeOptions": {"binary": chromium, "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1100"]}});
+            let client = Session::start(&chromedriver.1, caps).await.expect("a chromium session");
+            let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("profile-screenshots");
+            std::fs::create_dir_all(&shots).unwrap();
+            for (name, url) in [("run-page", format!("http://{dashboard}/runs/{cand}")), ("report-file", format!("file://{}", report_file.display()))] {
+                client.goto(&url).await.unwrap();
+                let drawn = wait_for_async(|| async {
+                    let v = client.execute("const i = [...document.querySelectorAll('#profile img')]; return i.map(x => x.complete ? x.naturalWidth : -1);").await.ok()?;
+                    let widths: Vec<i64> = v.as_array()?.iter().filter_map(|w| w.as_i64()).collect();
+                    (widths.len() == 2 && widths.iter().all(|w| *w > 0)).then_some(widths)
+                })
+                .await;
+                assert!(drawn.is_some(), "{name}: the two flame graphs are drawn ({url})");
+                std::fs::write(shots.join(format!("{name}.png")), client.screenshot().await.unwrap()).unwrap();
+            }
+            client.close().await.unwrap();
+        });
+    }
     let _ = up.stop();
+}
+
+/// `f` until it gives a value, for up to 30 s.
+async fn wait_for_async<T, F: std::future::Future<Output = Option<T>>>(mut f: impl FnMut() -> F) -> Option<T> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
 }

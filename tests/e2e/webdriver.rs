@@ -119,6 +119,11 @@ impl Session {
         Ok(self.post("/se/log", json!({ "type": "browser" })).await?.as_array().cloned().unwrap_or_default())
     }
 
+    /// The value of `script` (a function body; `return` gives the value) run in the page.
+    pub async fn execute(&self, script: &str) -> Result<Value, WdError> {
+        self.post("/execute/sync", json!({ "script": script, "args": [] })).await
+    }
+
     /// The text of an open alert; an error when none is open.
     pub async fn alert_text(&self) -> Result<String, WdError> {
         Ok(self.get("/alert/text").await?.as_str().unwrap_or_default().to_string())

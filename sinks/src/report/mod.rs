@@ -377,7 +377,28 @@ const ALLREDUCE_BINS: usize = 24;
 
 /// Renders the HTML report of a verdict.
 pub fn render(v: &Verdict) -> Result<String, SinkError> {
-    TEMPLATES.render("report.html", &context(v)).map_err(|e| SinkError::Template(format!("{e:?}")))
+    render_with_profile(v, None)
+}
+
+/// Renders the HTML report of a verdict with the run's call-stack profile (flame graphs
+/// embedded, see [`flame::section`]).
+pub fn render_with_profile(v: &Verdict, profile: Option<&flame::ProfileSection>) -> Result<String, SinkError> {
+    let mut ctx = context(v);
+    ctx.insert("profile", &profile);
+    TEMPLATES.render("report.html", &ctx).map_err(|e| SinkError::Template(format!("{e:?}")))
+}
+
+/// Writes run `v`'s report (with its profile where `bench cmd --profile` stored one) to the
+/// data store. The report stage writes it when the verdict arrives; `bench cmd --profile`
+/// again once the profile is stored, if the verdict came first.
+pub async fn write_report(store: &DataStore, v: Verdict) -> Result<String, SinkError> {
+    let profile = flame::section(store, &v.run_id, true).await?;
+    let path = report_path(&v.run_id);
+    let html = tokio::task::spawn_blocking(move || render_with_profile(&v, profile.as_ref()))
+        .await
+        .map_err(|e| SinkError::Template(format!("rendering the report panicked: {e}")))??;
+    store.put(&path, html.into_bytes()).await?;
+    Ok(path)
 }
 
 /// The report's content without the document around it (and without its style, which
@@ -456,19 +477,12 @@ impl Stage for ReportStage {
                 input.position.topic
             )));
         };
-        // Rendering (templates, SVG charts) is CPU work: off the async workers.
-        let run_id = v.run_id.clone();
         let json = serde_json::to_vec_pretty(&v).map_err(|e| StageError::Permanent(format!("the verdict as JSON: {e}")))?;
-        self.store.put(&verdict_path(&run_id), json).await.map_err(|e| StageError::Transient(e.to_string()))?;
-        let html = tokio::task::spawn_blocking(move || render(&v))
-            .await
-            .map_err(|e| StageError::Permanent(format!("rendering the report panicked: {e}")))?
-            .map_err(|e| StageError::Permanent(e.to_string()))?;
-        let path = report_path(&run_id);
-        self.store
-            .put(&path, html.into_bytes())
-            .await
-            .map_err(|e| StageError::Transient(e.to_string()))?;
+        self.store.put(&verdict_path(&v.run_id), json).await.map_err(|e| StageError::Transient(e.to_string()))?;
+        let path = write_report(&self.store, *v).await.map_err(|e| match e {
+            SinkError::Template(_) => StageError::Permanent(e.to_string()),
+            _ => StageError::Transient(e.to_string()),
+        })?;
         info!(report = %format!("{}/{path}", self.store), "wrote report");
         Ok(Effects::done())
     }
