@@ -138,6 +138,12 @@ pub async fn find_alert(config: &Config, id: &str) -> anyhow::Result<Alert> {
     }
 }
 
+/// The firing blocking alerts last changed by one of `runs` (a gate's runs).
+pub async fn firing_blocks(config: &Config, runs: &[String]) -> anyhow::Result<Vec<Alert>> {
+    let (book, _) = book(config).await?;
+    Ok(book.all().filter(|a| a.state == AlertState::Firing && a.severity == trackiq_schemas::Severity::Block && runs.contains(&a.run_id)).cloned().collect())
+}
+
 /// Posts `text` to alert `id`'s thread on every channel; `downgrade`: a blocking alert also
 /// becomes a warning. Returns the alert as it was before.
 pub async fn post_note(config: &Config, id: &str, text: &str, downgrade: bool, by: Option<String>) -> anyhow::Result<Alert> {

@@ -75,7 +75,7 @@ pub struct ConfirmArgs {
 }
 
 /// The two command lines out of `CMD_A... --candidate -- CMD_B...`.
-fn split_commands(words: &[String]) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+pub(super) fn split_commands(words: &[String]) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let at = words.iter().position(|w| w == "--candidate").context("no `--candidate -- CMD_B...` after the baseline command")?;
     let baseline = words[..at].to_vec();
     let mut candidate = &words[at + 1..];
@@ -156,13 +156,22 @@ pub fn answer(e: &Evidence, min_pct: f64) -> String {
     if e.ci_low_pct > 0.0 && e.change_pct > min_pct { format!("confirmed: {body}") } else { format!("not reproduced: {body}") }
 }
 
-pub async fn run(config: Config, a: ConfirmArgs) -> anyhow::Result<ExitCode> {
-    let opts = a.rounds.options()?;
-    let r = &a.rounds;
-    let (base_cmd, cand_cmd) = split_commands(&a.commands)?;
-    if let Some(alert) = &a.alert {
-        super::alerts::find_alert(&config, alert).await?;
-    }
+/// The outcome of an interleaved confirmation.
+pub struct Confirmation {
+    /// Its id: the runs' run group is `confirm-<id>`.
+    pub id: String,
+    /// The answer line: "confirmed: …" or "not reproduced: …".
+    pub answer: String,
+    /// How it was measured, in words.
+    pub how: String,
+    pub reproduced: bool,
+}
+
+/// Times `base_cmd` and `cand_cmd` interleaved (`rounds`), each side's runs recorded under
+/// `identity` with the confirmation's labels (an empty workload: each side's command line),
+/// and judges them (see the module doc).
+pub async fn interleave(config: &Config, r: &RoundArgs, identity: &trackiq_producers::identity::RunIdentity, base_cmd: &[String], cand_cmd: &[String]) -> anyhow::Result<Confirmation> {
+    let opts = r.options()?;
     let id = uuid::Uuid::now_v7().simple().to_string()[20..].to_string();
     let bus = Bus::new(config.bus.clone());
     println!("confirmation {id}: {} interleaved rounds of {} iterations (after {} warm-up) per side", r.rounds, r.iterations, r.warmup);
@@ -183,9 +192,12 @@ pub async fn run(config: Config, a: ConfirmArgs) -> anyhow::Result<ExitCode> {
     ]);
     for round in 1..=r.rounds {
         let mut runs = Vec::new();
-        for (side, cmd) in [("baseline", &base_cmd), ("candidate", &cand_cmd)] {
+        for (side, cmd) in [("baseline", base_cmd), ("candidate", cand_cmd)] {
             bar.set_message(format!("round {round}: {side}"));
-            let mut identity = a.identity.to_identity(&cmd.join(" "), "command")?;
+            let mut identity = identity.clone();
+            if identity.workload.is_empty() {
+                identity.workload = cmd.join(" ");
+            }
             identity.run_group = Some(format!("confirm-{id}"));
             identity.labels.insert("confirmation".into(), id.clone());
             identity.labels.insert(trackiq_schemas::INVESTIGATION_LABEL.into(), format!("confirm-{id}"));
@@ -207,17 +219,31 @@ pub async fn run(config: Config, a: ConfirmArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     println!("{table}");
     let e = interleaved_evidence(&cand, &base, Direction::LowerIsBetter).context("no figures to judge (a side's medians are not finite)")?;
-    let verdict = answer(&e, config.verdict.warn_pct);
+    let answer = answer(&e, config.verdict.warn_pct);
     let how = format!("candidate {:.3} ms vs baseline {:.3} ms, mean of {} round medians; two-sample t", e.baseline * (1.0 + e.change_pct / 100.0), e.baseline, r.rounds);
-    println!("{verdict} ({how})");
+    println!("{answer} ({how})");
+    Ok(Confirmation { id, reproduced: answer.starts_with("confirmed"), answer, how })
+}
+
+/// The note a confirmation posts to an alert's thread.
+pub fn note(c: &Confirmation, rounds: u32, base_cmd: &[String], cand_cmd: &[String]) -> String {
+    format!(
+        "{} — trackiq confirm {}: {rounds} interleaved rounds on {} ({}); baseline `{}`, candidate `{}`; runs under run group confirm-{}",
+        c.answer, c.id, host(), c.how, base_cmd.join(" "), cand_cmd.join(" "), c.id
+    )
+}
+
+pub async fn run(config: Config, a: ConfirmArgs) -> anyhow::Result<ExitCode> {
+    a.rounds.options()?;
+    let (base_cmd, cand_cmd) = split_commands(&a.commands)?;
     if let Some(alert) = &a.alert {
-        let reproduced = verdict.starts_with("confirmed");
-        let note = format!(
-            "{verdict} — trackiq confirm {id}: {} interleaved rounds on {} ({how}); baseline `{}`, candidate `{}`; runs under run group confirm-{id}",
-            r.rounds, host(), base_cmd.join(" "), cand_cmd.join(" ")
-        );
-        let before = super::alerts::post_note(&config, alert, &note, !reproduced, None).await?;
-        let downgraded = !reproduced && before.severity == trackiq_schemas::Severity::Block;
+        super::alerts::find_alert(&config, alert).await?;
+    }
+    let identity = a.identity.to_identity("", "command")?;
+    let c = interleave(&config, &a.rounds, &identity, &base_cmd, &cand_cmd).await?;
+    if let Some(alert) = &a.alert {
+        let before = super::alerts::post_note(&config, alert, &note(&c, a.rounds.rounds, &base_cmd, &cand_cmd), !c.reproduced, None).await?;
+        let downgraded = !c.reproduced && before.severity == trackiq_schemas::Severity::Block;
         println!("posted to alert {alert}'s thread{}", if downgraded { "; its block is downgraded to warn: not reproduced" } else { "" });
     }
     Ok(ExitCode::SUCCESS)

@@ -1,5 +1,7 @@
 //! `trackiq gate`: a CI gate. Exit 1 when any verdict of the run (or of every run of a
-//! commit) blocks; prints a Markdown summary fit for a pull-request comment.
+//! commit) blocks; prints a Markdown summary fit for a pull-request comment. With `--confirm
+//! N -- CMD_A... --candidate -- CMD_B...`, a block is first timed again interleaved (`trackiq
+//! confirm`) and fails the gate only when it reproduces.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -25,6 +27,18 @@ pub struct GateArgs {
     /// How long to wait for the verdicts to reach the history (e.g. 90s, 5m; a plain number is seconds).
     #[arg(long, default_value = "60s", value_parser = super::spelling::seconds)]
     timeout: Duration,
+    /// Before failing on a block, confirm it here: N interleaved rounds of the baseline and
+    /// the candidate command given after `--` (as `trackiq confirm` runs them). A block that
+    /// does not reproduce passes the gate, and its alerts are downgraded to warnings with the
+    /// result as the reason; a confirmed one fails it, its alerts noted.
+    #[arg(long, value_name = "ROUNDS", requires = "commands")]
+    confirm: Option<u32>,
+    /// What a confirmation round's figure is (see `trackiq confirm --measure`).
+    #[arg(long, value_enum, default_value = "wall")]
+    confirm_measure: super::confirm::Measure,
+    /// With --confirm: the baseline command, then `--candidate --` and the candidate command.
+    #[arg(last = true, num_args = 1..)]
+    commands: Vec<String>,
 }
 
 /// Exit status when no verdict could be read: distinct from 1, which means "blocked".
@@ -42,6 +56,7 @@ pub async fn run(config: Config, a: GateArgs) -> anyhow::Result<ExitCode> {
 
 async fn gate(config: Config, a: GateArgs) -> anyhow::Result<ExitCode> {
     let deadline = Instant::now() + a.timeout;
+    let commands = if a.confirm.is_some() { Some(super::confirm::split_commands(&a.commands)?) } else { None };
     let runs: Vec<String> = loop {
         let found = match (&a.run, &a.commit) {
             (Some(r), _) => vec![r.clone()],
@@ -110,5 +125,28 @@ async fn gate(config: Config, a: GateArgs) -> anyhow::Result<ExitCode> {
     if !findings.is_empty() {
         println!("\nFindings:\n{}", findings.join("\n"));
     }
+    if let (true, Some(rounds), Some((base_cmd, cand_cmd))) = (blocked, a.confirm, &commands) {
+        return confirm_block(&config, &runs, rounds, a.confirm_measure, base_cmd, cand_cmd).await;
+    }
     Ok(if blocked { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `--confirm`: times the block again, interleaved, and lets it fail the gate only when it
+/// reproduces; the result goes to the thread of every firing block alert of `runs`.
+async fn confirm_block(config: &Config, runs: &[String], rounds: u32, measure: super::confirm::Measure, base_cmd: &[String], cand_cmd: &[String]) -> anyhow::Result<ExitCode> {
+    let r = super::confirm::RoundArgs { rounds, iterations: 5, warmup: 1, measure };
+    let identity = trackiq_producers::identity::RunIdentity { workload_type: "command".into(), ..Default::default() };
+    println!("\nConfirming the block before failing:\n```");
+    let c = super::confirm::interleave(config, &r, &identity, base_cmd, cand_cmd).await?;
+    println!("```\n\n**{}** ({}; runs under run group `confirm-{}`)", c.answer, c.how, c.id);
+    let note = super::confirm::note(&c, rounds, base_cmd, cand_cmd);
+    for alert in super::alerts::firing_blocks(config, runs).await? {
+        super::alerts::post_note(config, &alert.alert_id, &note, !c.reproduced, None).await?;
+        println!("- posted to alert {} ({}){}", alert.alert_id, alert.subject, if c.reproduced { "" } else { ", downgraded to warn" });
+    }
+    if c.reproduced {
+        return Ok(ExitCode::from(1));
+    }
+    println!("\nThe block did not reproduce here: the gate passes.");
+    Ok(ExitCode::SUCCESS)
 }

@@ -51,7 +51,7 @@ fn confirm_tells_a_real_slowdown_from_none() {
     let up = Up::start(&data, &config(dir.path(), smtp.port, &github.api, 5), &[], &env);
     // A blocking alert (+20 %) for the confirmations to answer.
     baseline(&up, "step");
-    record(&up, "step", 12.0);
+    let bad = record(&up, "step", 12.0);
     wait_or_log(&up, "the alert's Slack message, email and GitHub issue", || {
         (slack.messages.lock().unwrap().len() == 1 && smtp.messages().len() == 1 && github.calls.lock().unwrap().len() == 1).then_some(())
     });
@@ -77,32 +77,47 @@ fn confirm_tells_a_real_slowdown_from_none() {
     let rows = wait_for("the confirmation's runs", Duration::from_secs(60), || Some(sql(&up, &q)).filter(|r| r.len() == 2 && r.iter().all(|x| x["n"] == 5)));
     assert_eq!(rows[0]["side"], "baseline");
 
+    // The CI gate confirms a block before failing: reproduced, it fails (exit 1), noted.
+    let gate = |candidate: &str| up.cli(&["gate", &bad, "--confirm", "5", "--confirm-measure", "cpu", "--", exe, "10000000", "--candidate", "--", exe, candidate]);
+    let out = gate("11500000");
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "a reproduced block fails the gate:\n{printed}");
+    assert!(printed.contains("**confirmed: +") && printed.contains(&format!("- posted to alert {alert} (latency_ms)\n")), "{printed}");
+
     let out = ok(&up.cli(&["confirm", "--measure", "cpu", "--workload", "work", "--alert", &alert, "--baseline", "--", exe, "10000000", "--candidate", "--", exe, "10000000"]));
     let line = out.lines().find(|l| l.starts_with("not reproduced: ")).unwrap_or_else(|| panic!("the same program confirmed a change:\n{out}"));
     let (_, low, high) = figures(line.trim_start_matches("not reproduced: "));
     assert!(low <= 0.0 && 0.0 <= high, "{line}");
     assert!(out.contains("its block is downgraded to warn"), "{out}");
+    // Not reproduced, the gate passes (the alert, already a warning, gets no second note).
+    let out = gate("10000000");
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "a block that does not reproduce passes:\n{printed}");
+    assert!(printed.contains("**not reproduced: ") && printed.contains("the gate passes") && !printed.contains("posted to alert"), "{printed}");
 
     // Both answers on every channel: Slack messages, replies in the alert's email thread,
     // comments on its GitHub issue (kept open: the alert still fires).
     wait_or_log(&up, "both notes on Slack, by email and on GitHub", || {
-        (slack.messages.lock().unwrap().len() == 3 && smtp.messages().len() == 3 && github.calls.lock().unwrap().len() == 3).then_some(())
+        (slack.messages.lock().unwrap().len() == 4 && smtp.messages().len() == 4 && github.calls.lock().unwrap().len() == 4).then_some(())
     });
     let titles = slack.headers();
     assert!(titles[1].starts_with("[NOTE] step on box at v1: latency_ms: confirmed: +"), "{titles:?}");
-    assert!(titles[2].starts_with("[NOTE] step on box at v1: latency_ms: not reproduced: "), "{titles:?}");
+    assert!(titles[2].starts_with("[NOTE] step on box at v1: latency_ms: confirmed: +"), "the gate's: {titles:?}");
+    assert!(titles[3].starts_with("[NOTE] step on box at v1: latency_ms: not reproduced: "), "{titles:?}");
     let mails = smtp.messages();
     assert!(mails[1..].iter().all(|m| header(m, "References") == thread), "the notes are replies in the alert's email thread");
-    assert!(header(&mails[2], "Subject").contains("not reproduced"), "{}", header(&mails[2], "Subject"));
-    assert_eq!(github.sequence(), ["POST /repos/acme/bench/issues", "POST /repos/acme/bench/issues/1/comments", "POST /repos/acme/bench/issues/1/comments"]);
-    let comment = github.calls.lock().unwrap()[2].2["body"].as_str().unwrap().to_string();
+    assert!(header(&mails[3], "Subject").contains("not reproduced"), "{}", header(&mails[3], "Subject"));
+    let comment = "POST /repos/acme/bench/issues/1/comments";
+    assert_eq!(github.sequence(), ["POST /repos/acme/bench/issues", comment, comment, comment]);
+    let comment = github.calls.lock().unwrap()[3].2["body"].as_str().unwrap().to_string();
     assert!(comment.contains("| `latency_ms` | warn (note) |") && comment.contains("not reproduced: ") && comment.contains(&format!("confirm-")), "{comment}");
     // The downgrade is in the alerts table with the result as its reason.
     let rows = wait_or_log(&up, "the notes in the alerts table", || {
-        Some(sql(&up, "SELECT severity, message FROM alerts WHERE notify = 'note' ORDER BY updated_at")).filter(|r| r.len() == 2)
+        Some(sql(&up, "SELECT severity, message FROM alerts WHERE notify = 'note' ORDER BY updated_at")).filter(|r| r.len() == 3)
     });
-    assert_eq!((rows[0]["severity"].as_str(), rows[1]["severity"].as_str()), (Some("block"), Some("warn")), "{rows:?}");
-    assert!(rows[1]["message"].as_str().unwrap().starts_with("not reproduced: "), "{rows:?}");
+    let severities: Vec<&str> = rows.iter().map(|r| r["severity"].as_str().unwrap()).collect();
+    assert_eq!(severities, ["block", "block", "warn"], "{rows:?}");
+    assert!(rows[2]["message"].as_str().unwrap().starts_with("not reproduced: "), "{rows:?}");
     let listed = ok(&up.cli(&["alerts", "list", "--format", "json"]));
     assert!(listed.contains("\"warn\"") && !listed.contains("\"block\""), "the alert fires on as a warning: {listed}");
     let _ = up.stop();
