@@ -99,6 +99,7 @@ fn the_differential_profile_puts_the_slower_function_first() {
                 })
                 .await;
                 assert!(drawn.is_some(), "{name}: the two flame graphs are drawn ({url})");
+                client.execute("document.getElementById('profile').scrollIntoView();").await.unwrap();
                 std::fs::write(shots.join(format!("{name}.png")), client.screenshot().await.unwrap()).unwrap();
             }
             client.close().await.unwrap();
