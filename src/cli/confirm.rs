@@ -5,6 +5,8 @@
 //! on the slower side and the change is above the verdicts' warn threshold (`verdict.warn_pct`:
 //! what the verdicts would not flag is not confirmed either), "not reproduced" otherwise. Every round is recorded as a run (run
 //! group `confirm-<id>`, labels `side` and `round`), so the evidence stays in the history.
+//! `--run RUN_ID` takes the commands from the history: the run's recorded command line
+//! against that of its series' latest earlier run with another line (`super::recorded`).
 //! With `--alert ID` the answer is posted to the alert's thread on every channel, and a
 //! blocking alert that did not reproduce is downgraded to a warning with it as the reason.
 
@@ -23,6 +25,7 @@ use trackiq_stats::interleaved::interleaved_evidence;
 use trackiq_stats::significance::Evidence;
 
 use super::identity::IdentityArgs;
+use super::recorded::RecordedCommand;
 
 /// How the two sides are timed, round by round (`confirm`, and `bisect` for a commit against
 /// the good one).
@@ -61,8 +64,13 @@ pub struct ConfirmArgs {
     #[command(flatten)]
     rounds: RoundArgs,
     /// Marks the start of the commands: `--baseline -- CMD_A... --candidate -- CMD_B...`.
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present_any = ["run", "alert"])]
     baseline: bool,
+    /// Time this `bench cmd` run's recorded command line against the one of its series'
+    /// latest earlier run with a different line (e.g. another build's path); with `--alert`
+    /// and no commands, the alert's run.
+    #[arg(long, value_name = "RUN_ID", conflicts_with = "baseline")]
+    run: Option<String>,
     /// The alert this confirms: the result is posted to its thread on every channel, and a
     /// blocking alert that does not reproduce becomes a warning, the result as the reason.
     #[arg(long, value_name = "ALERT_ID")]
@@ -70,7 +78,7 @@ pub struct ConfirmArgs {
     #[command(flatten)]
     identity: IdentityArgs,
     /// The baseline command, then `--candidate --` and the candidate command.
-    #[arg(last = true, required = true, num_args = 1..)]
+    #[arg(last = true, num_args = 1..)]
     commands: Vec<String>,
 }
 
@@ -170,7 +178,7 @@ pub struct Confirmation {
 /// Times `base_cmd` and `cand_cmd` interleaved (`rounds`), each side's runs recorded under
 /// `identity` with the confirmation's labels (an empty workload: each side's command line),
 /// and judges them (see the module doc).
-pub async fn interleave(config: &Config, r: &RoundArgs, identity: &trackiq_producers::identity::RunIdentity, base_cmd: &[String], cand_cmd: &[String]) -> anyhow::Result<Confirmation> {
+pub async fn interleave(config: &Config, r: &RoundArgs, identity: &trackiq_producers::identity::RunIdentity, base_cmd: &RecordedCommand, cand_cmd: &RecordedCommand) -> anyhow::Result<Confirmation> {
     let opts = r.options()?;
     let id = uuid::Uuid::now_v7().simple().to_string()[20..].to_string();
     let bus = Bus::new(config.bus.clone());
@@ -196,14 +204,14 @@ pub async fn interleave(config: &Config, r: &RoundArgs, identity: &trackiq_produ
             bar.set_message(format!("round {round}: {side}"));
             let mut identity = identity.clone();
             if identity.workload.is_empty() {
-                identity.workload = cmd.join(" ");
+                identity.workload = cmd.line();
             }
             identity.run_group = Some(format!("confirm-{id}"));
             identity.labels.insert("confirmation".into(), id.clone());
             identity.labels.insert(trackiq_schemas::INVESTIGATION_LABEL.into(), format!("confirm-{id}"));
             identity.labels.insert("side".into(), side.into());
             identity.labels.insert("round".into(), round.to_string());
-            let mut w = Timed::new(CmdWorkload::new(cmd[0].clone(), cmd[1..].to_vec()));
+            let mut w = Timed::new(CmdWorkload::new(cmd.argv[0].clone(), cmd.argv[1..].to_vec()).in_dir(&cmd.dir));
             let out = run_bench(&bus, &identity, &mut w, &opts).await?;
             if out.failures > 0 {
                 bail!("the {side} command failed in round {round} ({} of {} iterations; last: {}): a failing command cannot be timed", out.failures, out.iterations, out.last_failure.unwrap_or_default());
@@ -226,19 +234,32 @@ pub async fn interleave(config: &Config, r: &RoundArgs, identity: &trackiq_produ
 }
 
 /// The note a confirmation posts to an alert's thread.
-pub fn note(c: &Confirmation, rounds: u32, base_cmd: &[String], cand_cmd: &[String]) -> String {
+pub fn note(c: &Confirmation, rounds: u32, base_cmd: &RecordedCommand, cand_cmd: &RecordedCommand) -> String {
     format!(
         "{} — trackiq confirm {}: {rounds} interleaved rounds on {} ({}); baseline `{}`, candidate `{}`; runs under run group confirm-{}",
-        c.answer, c.id, host(), c.how, base_cmd.join(" "), cand_cmd.join(" "), c.id
+        c.answer, c.id, host(), c.how, base_cmd.line(), cand_cmd.line(), c.id
     )
 }
 
 pub async fn run(config: Config, a: ConfirmArgs) -> anyhow::Result<ExitCode> {
     a.rounds.options()?;
-    let (base_cmd, cand_cmd) = split_commands(&a.commands)?;
-    if let Some(alert) = &a.alert {
-        super::alerts::find_alert(&config, alert).await?;
-    }
+    let alert = match &a.alert {
+        Some(id) => Some(super::alerts::find_alert(&config, id).await?),
+        None => None,
+    };
+    let run = a.run.clone().or_else(|| alert.as_ref().filter(|_| !a.baseline).map(|x| x.run_id.clone()));
+    let (base_cmd, cand_cmd) = match run {
+        Some(_) if !a.commands.is_empty() => bail!("give either --run (or --alert alone) or the commands, not both"),
+        Some(run) => {
+            let (base_run, base, cand) = super::recorded::pair(&config, &run).await?;
+            println!("run {run}: `{}` against run {base_run}'s `{}` (its series' latest earlier run with another command line)", cand.line(), base.line());
+            (base, cand)
+        }
+        None => {
+            let (base, cand) = split_commands(&a.commands)?;
+            (RecordedCommand::here(base)?, RecordedCommand::here(cand)?)
+        }
+    };
     let identity = a.identity.to_identity("", "command")?;
     let c = interleave(&config, &a.rounds, &identity, &base_cmd, &cand_cmd).await?;
     if let Some(alert) = &a.alert {

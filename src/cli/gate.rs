@@ -13,6 +13,7 @@ use trackiq::config::Config;
 use trackiq_schemas::Severity;
 
 use super::history::{lit, markdown, rows};
+use super::recorded::RecordedCommand;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Give a run id or --commit (one of them is required).\n\
@@ -56,7 +57,13 @@ pub async fn run(config: Config, a: GateArgs) -> anyhow::Result<ExitCode> {
 
 async fn gate(config: Config, a: GateArgs) -> anyhow::Result<ExitCode> {
     let deadline = Instant::now() + a.timeout;
-    let commands = if a.confirm.is_some() { Some(super::confirm::split_commands(&a.commands)?) } else { None };
+    let commands = match a.confirm {
+        Some(_) => {
+            let (base, cand) = super::confirm::split_commands(&a.commands)?;
+            Some((RecordedCommand::here(base)?, RecordedCommand::here(cand)?))
+        }
+        None => None,
+    };
     let runs: Vec<String> = loop {
         let found = match (&a.run, &a.commit) {
             (Some(r), _) => vec![r.clone()],
@@ -133,7 +140,7 @@ async fn gate(config: Config, a: GateArgs) -> anyhow::Result<ExitCode> {
 
 /// `--confirm`: times the block again, interleaved, and lets it fail the gate only when it
 /// reproduces; the result goes to the thread of every firing block alert of `runs`.
-async fn confirm_block(config: &Config, runs: &[String], rounds: u32, measure: super::confirm::Measure, base_cmd: &[String], cand_cmd: &[String]) -> anyhow::Result<ExitCode> {
+async fn confirm_block(config: &Config, runs: &[String], rounds: u32, measure: super::confirm::Measure, base_cmd: &RecordedCommand, cand_cmd: &RecordedCommand) -> anyhow::Result<ExitCode> {
     let r = super::confirm::RoundArgs { rounds, iterations: 5, warmup: 1, measure };
     let identity = trackiq_producers::identity::RunIdentity { workload_type: "command".into(), ..Default::default() };
     println!("\nConfirming the block before failing:\n```");

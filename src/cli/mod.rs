@@ -29,6 +29,7 @@ mod identity;
 mod import;
 mod ingest;
 mod profile;
+mod recorded;
 mod record;
 mod report;
 mod serve_sql;

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::alert_endpoints::{GithubReceiver, SlackReceiver, SmtpServer};
+use crate::pipeline::uuid_in;
 use crate::alerting::{GITHUB_TOKEN, SLACK_KEY, SMTP_PASSWORD, baseline, config, header, record, wait_or_log};
 use crate::skips::{CC, have};
 use crate::support::{Up, ok, sql, wait_for};
@@ -76,6 +77,21 @@ fn confirm_tells_a_real_slowdown_from_none() {
     let q = format!("SELECT labels['side'] AS side, count(*) AS n FROM runs WHERE event = 'started' AND run_group = 'confirm-{id}' GROUP BY 1 ORDER BY 1");
     let rows = wait_for("the confirmation's runs", Duration::from_secs(60), || Some(sql(&up, &q)).filter(|r| r.len() == 2 && r.iter().all(|x| x["n"] == 5)));
     assert_eq!(rows[0]["side"], "baseline");
+
+    // `--run`: a `bench cmd` run's recorded command line against the one of its series'
+    // latest earlier run with another line.
+    let bench = |steps: &str| uuid_in(&ok(&up.cli(&["bench", "cmd", "--iterations", "2", "--workload", "recorded", "--", exe, steps])));
+    let (earlier, later) = (bench("10000000"), bench("11500000"));
+    wait_for("both bench runs in Parquet", Duration::from_secs(60), || {
+        (sql(&up, &format!("SELECT run_id FROM runs WHERE event = 'started' AND run_id IN ('{earlier}', '{later}')")).len() == 2).then_some(())
+    });
+    let out = ok(&up.cli(&["confirm", "--measure", "cpu", "--run", &later]));
+    assert!(out.contains(&format!("run {later}: `{exe} 11500000` against run {earlier}'s `{exe} 10000000`")), "{out}");
+    let line = out.lines().find(|l| l.starts_with("confirmed: ")).unwrap_or_else(|| panic!("not confirmed:\n{out}"));
+    let (_, low, high) = figures(line.trim_start_matches("confirmed: "));
+    assert!(low - FIXED_COST_POINTS <= 15.0 && 15.0 <= high + FIXED_COST_POINTS, "{line}");
+    let refused = up.cli(&["confirm", "--run", &earlier]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no earlier run of run"), "the series' first run has no baseline: {refused:?}");
 
     // The CI gate confirms a block before failing: reproduced, it fails (exit 1), noted.
     let gate = |candidate: &str| up.cli(&["gate", &bad, "--confirm", "5", "--confirm-measure", "cpu", "--", exe, "10000000", "--candidate", "--", exe, candidate]);

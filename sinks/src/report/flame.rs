@@ -57,18 +57,21 @@ pub async fn load(store: &DataStore, run_id: &str) -> Option<Folded> {
     Some(parse(&String::from_utf8_lossy(&bytes)))
 }
 
-/// The latest run of `run_id`'s series before it that has a profile. Run ids are UUIDv7:
-/// ordered by their start. `run_id` must be a plain id (checked by the caller).
-pub async fn baseline(store: &DataStore, run_id: &str) -> Option<(String, Folded)> {
+/// The runs of `run_id`'s series before it, latest first, at most `limit`. Run ids are
+/// UUIDv7: ordered by their start. `run_id` must be a plain id (checked by the caller).
+pub async fn earlier_runs(store: &DataStore, run_id: &str, limit: usize) -> Result<Vec<String>, SinkError> {
     let sql = format!(
         "SELECT b.run_id FROM runs r JOIN runs b ON b.series_id = r.series_id AND b.event = 'started' AND b.run_id < r.run_id \
-         WHERE r.run_id = '{run_id}' AND r.event = 'started' ORDER BY b.run_id DESC LIMIT {BASELINE_CANDIDATES}"
+         WHERE r.run_id = '{run_id}' AND r.event = 'started' ORDER BY b.run_id DESC LIMIT {limit}"
     );
-    for row in query_rows(store, &sql).await.ok()? {
-        if let Some(id) = row.get("run_id").and_then(|v| v.as_str())
-            && let Some(f) = load(store, id).await
-        {
-            return Some((id.to_string(), f));
+    Ok(query_rows(store, &sql).await?.iter().filter_map(|r| r.get("run_id").and_then(|v| v.as_str()).map(str::to_string)).collect())
+}
+
+/// The latest run of `run_id`'s series before it that has a profile.
+pub async fn baseline(store: &DataStore, run_id: &str) -> Option<(String, Folded)> {
+    for id in earlier_runs(store, run_id, BASELINE_CANDIDATES).await.ok()? {
+        if let Some(f) = load(store, &id).await {
+            return Some((id, f));
         }
     }
     None
