@@ -205,7 +205,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> 
             let out = run_bench(&bus, &identity, &mut w, &a.run.options()?).await?;
             print_outcome(&out);
             // Kept so that `confirm --run` can time this command line again.
-            super::recorded::store(&config, &out.run_id, &super::recorded::RecordedCommand::here(a.command.clone())?).await?;
+            super::recorded::keep(&config, &out.run_id, &a.command).await;
             if a.profile > 0 {
                 // Where perf cannot sample the run still stands; it just carries no profile.
                 match trackiq_producers::profile::perf() {

@@ -1,6 +1,8 @@
 //! The command line a `bench cmd` run timed, kept in the data store beside its report
 //! (`commands/<run_id>.json`: the run event's workload name is a label, not a command), so
-//! that `trackiq confirm --run RUN_ID` can time it again against its series' baseline.
+//! that `trackiq confirm --run RUN_ID` can time it again against its series' baseline. Kept
+//! by the producer beside the history it can reach (as profiles are); carrying it in the run
+//! event instead would reach the history from any producer (a schema change not made yet).
 
 use std::path::{Path, PathBuf};
 
@@ -42,10 +44,25 @@ fn plain_id(run_id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Keeps the command line run `run_id` timed.
-pub async fn store(config: &Config, run_id: &str, command: &RecordedCommand) -> anyhow::Result<()> {
-    let store = DataStore::open(&config.data)?;
-    store.put(&command_path(run_id), serde_json::to_vec(command)?).await.with_context(|| format!("storing run {run_id}'s command line"))
+/// Keeps the command line run `run_id` timed, where this producer has the history: a data
+/// URL given (flag, environment or file), or the default directory already there (a `trackiq
+/// up` beside it). A producer with only the broker (a fleet machine) keeps none and creates no
+/// stray `./trackiq-data`; a store that fails (an outage) costs the run nothing but this, said
+/// on stderr.
+pub async fn keep(config: &Config, run_id: &str, argv: &[String]) {
+    let default_dir = config.data.strip_prefix("file://").unwrap_or(&config.data);
+    if config.data == trackiq::config::DEFAULT_DATA && !Path::new(default_dir).is_dir() {
+        return;
+    }
+    let kept = async {
+        let command = RecordedCommand::here(argv.to_vec())?;
+        let store = DataStore::open(&config.data)?;
+        store.put(&command_path(run_id), serde_json::to_vec(&command)?).await?;
+        anyhow::Ok(())
+    };
+    if let Err(e) = kept.await {
+        eprintln!("warning: run {run_id}'s command line was not kept (`confirm --run {run_id}` will not find it): {e:#}");
+    }
 }
 
 async fn load(store: &DataStore, run_id: &str) -> Option<RecordedCommand> {
