@@ -152,8 +152,9 @@ async fn confirm_block(config: &Config, runs: &[String], rounds: u32, measure: s
         println!("- posted to alert {} ({}){}", alert.alert_id, alert.subject, if c.reproduced { "" } else { ", downgraded to warn" });
     }
     if c.reproduced {
+        println!("\n### trackiq gate: BLOCK (confirmed)");
         return Ok(ExitCode::from(1));
     }
-    println!("\nThe block did not reproduce here: the gate passes.");
+    println!("\n### trackiq gate: PASS (the block did not reproduce here)");
     Ok(ExitCode::SUCCESS)
 }

@@ -99,6 +99,7 @@ fn confirm_tells_a_real_slowdown_from_none() {
     let printed = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(1), "a reproduced block fails the gate:\n{printed}");
     assert!(printed.contains("**confirmed: +") && printed.contains(&format!("- posted to alert {alert} (latency_ms)\n")), "{printed}");
+    assert!(printed.ends_with("### trackiq gate: BLOCK (confirmed)\n"), "{printed}");
 
     let out = ok(&up.cli(&["confirm", "--measure", "cpu", "--workload", "work", "--alert", &alert, "--baseline", "--", exe, "10000000", "--candidate", "--", exe, "10000000"]));
     let line = out.lines().find(|l| l.starts_with("not reproduced: ")).unwrap_or_else(|| panic!("the same program confirmed a change:\n{out}"));
@@ -109,7 +110,7 @@ fn confirm_tells_a_real_slowdown_from_none() {
     let out = gate("10000000");
     let printed = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(0), "a block that does not reproduce passes:\n{printed}");
-    assert!(printed.contains("**not reproduced: ") && printed.contains("the gate passes") && !printed.contains("posted to alert"), "{printed}");
+    assert!(printed.contains("**not reproduced: ") && printed.ends_with("### trackiq gate: PASS (the block did not reproduce here)\n") && !printed.contains("posted to alert"), "{printed}");
 
     // Both answers on every channel: Slack messages, replies in the alert's email thread,
     // comments on its GitHub issue (kept open: the alert still fires).
