@@ -71,6 +71,24 @@ token = {{ env = "TEST_GITHUB_TOKEN" }}
     p
 }
 
+/// A pipeline whose every channel reaches a real local receiver.
+pub struct WithChannels {
+    pub up: Up,
+    pub slack: SlackReceiver,
+    pub github: GithubReceiver,
+    pub smtp: SmtpServer,
+}
+
+/// `trackiq up` over `data` with [`config`]'s channels, each to a receiver started here; the
+/// GitHub receiver answers 502 to its first `github_fail_first` requests.
+pub fn up_with_channels(dir: &Path, data: &str, max_attempts: u32, github_fail_first: u32) -> WithChannels {
+    let (slack, github) = (SlackReceiver::start(SLACK_KEY), GithubReceiver::start("acme/bench", GITHUB_TOKEN, github_fail_first));
+    let smtp = SmtpServer::start(&dir.join("mail"), 0, "trackiq", SMTP_PASSWORD);
+    let env = [("TEST_SLACK_WEBHOOK".to_string(), slack.url.clone()), ("TEST_GITHUB_TOKEN".to_string(), GITHUB_TOKEN.to_string())];
+    let up = Up::start(data, &config(dir, smtp.port, &github.api, max_attempts), &[], &env);
+    WithChannels { up, slack, github, smtp }
+}
+
 pub fn record(up: &Up, workload: &str, latency: f64) -> String {
     let metric = format!("latency_ms={latency}");
     recorded_run_id(&ok(&up.cli(&["record", "--workload", workload, "--hardware", "box", "--version-tag", "v1", "--metric", &metric])))
@@ -117,10 +135,7 @@ fn assert_no_secret(what: &str, text: &str) {
 fn a_regression_reaches_every_channel_once_worsens_and_resolves() {
     let dir = tempfile::tempdir().unwrap();
     let data = format!("file://{}", dir.path().join("data").display());
-    let (slack, github) = (SlackReceiver::start(SLACK_KEY), GithubReceiver::start("acme/bench", GITHUB_TOKEN, 0));
-    let smtp = SmtpServer::start(&dir.path().join("mail"), 0, "trackiq", SMTP_PASSWORD);
-    let env = [("TEST_SLACK_WEBHOOK".to_string(), slack.url.clone()), ("TEST_GITHUB_TOKEN".to_string(), GITHUB_TOKEN.to_string())];
-    let up = Up::start(&data, &config(dir.path(), smtp.port, &github.api, 5), &[], &env);
+    let WithChannels { up, slack, github, smtp } = up_with_channels(dir.path(), &data, 5, 0);
 
     baseline(&up, "step");
     let bad = record(&up, "step", 12.0);

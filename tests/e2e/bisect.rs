@@ -5,10 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::alert_endpoints::{GithubReceiver, SlackReceiver, SmtpServer};
-use crate::alerting::{GITHUB_TOKEN, SLACK_KEY, SMTP_PASSWORD, baseline, config, record, wait_or_log};
+use crate::alerting::{WithChannels, baseline, record, up_with_channels, wait_or_log};
 use crate::skips::{CC, have};
-use crate::support::{Up, ok};
+use crate::support::ok;
 
 fn git(repo: &Path, args: &[&str]) -> String {
     let out = Command::new("git").arg("-C").arg(repo).args(args).output().unwrap();
@@ -49,10 +48,7 @@ fn bisect_names_the_commit_that_added_work_and_skips_the_broken_one() {
     std::fs::write(repo.join("notes.txt"), "mine").unwrap();
     let data = format!("file://{}", dir.path().join("data").display());
     // With alert channels (real Slack and GitHub receivers) and a firing alert to answer.
-    let (slack, github) = (SlackReceiver::start(SLACK_KEY), GithubReceiver::start("acme/bench", GITHUB_TOKEN, 0));
-    let smtp = SmtpServer::start(&dir.path().join("mail"), 0, "trackiq", SMTP_PASSWORD);
-    let env = [("TEST_SLACK_WEBHOOK".to_string(), slack.url.clone()), ("TEST_GITHUB_TOKEN".to_string(), GITHUB_TOKEN.to_string())];
-    let up = Up::start(&data, &config(dir.path(), smtp.port, &github.api, 5), &[], &env);
+    let WithChannels { up, slack, github, smtp: _mail } = up_with_channels(dir.path(), &data, 5, 0);
     baseline(&up, "step");
     record(&up, "step", 12.0);
     wait_or_log(&up, "the alert's GitHub issue", || (github.calls.lock().unwrap().len() == 1).then_some(()));

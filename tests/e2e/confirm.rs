@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::alert_endpoints::{GithubReceiver, SlackReceiver, SmtpServer};
 use crate::pipeline::uuid_in;
-use crate::alerting::{GITHUB_TOKEN, SLACK_KEY, SMTP_PASSWORD, baseline, config, header, record, wait_or_log};
+use crate::alerting::{WithChannels, baseline, header, record, up_with_channels, wait_or_log};
 use crate::skips::{CC, have};
-use crate::support::{Up, ok, sql, wait_for};
+use crate::support::{ok, sql, wait_for};
 
 /// A loop of `argv[1]` dependent floating-point steps: its time is proportional to the argument.
 const WORK_C: &str = r#"#include <stdlib.h>
@@ -46,10 +45,7 @@ fn confirm_tells_a_real_slowdown_from_none() {
     }
     let dir = tempfile::tempdir().unwrap();
     let data = format!("file://{}", dir.path().join("data").display());
-    let (slack, github) = (SlackReceiver::start(SLACK_KEY), GithubReceiver::start("acme/bench", GITHUB_TOKEN, 0));
-    let smtp = SmtpServer::start(&dir.path().join("mail"), 0, "trackiq", SMTP_PASSWORD);
-    let env = [("TEST_SLACK_WEBHOOK".to_string(), slack.url.clone()), ("TEST_GITHUB_TOKEN".to_string(), GITHUB_TOKEN.to_string())];
-    let up = Up::start(&data, &config(dir.path(), smtp.port, &github.api, 5), &[], &env);
+    let WithChannels { up, slack, github, smtp } = up_with_channels(dir.path(), &data, 5, 0);
     // A blocking alert (+20 %) for the confirmations to answer.
     baseline(&up, "step");
     let bad = record(&up, "step", 12.0);
