@@ -86,7 +86,7 @@ fn the_differential_profile_puts_the_slower_function_first() {
         let chromedriver = driver(&chromedriver);
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let caps = serde_json::json!({"browserName": "chrome", "goog:chromeOptions": {"binary": chromium, "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1100"]}});
+            let caps = serde_json::json!({"browserName": "chrome", "goog:chromeOptions": {"binary": chromium, "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1100"]}, "goog:loggingPrefs": {"browser": "ALL"}});
             let client = Session::start(&chromedriver.1, caps).await.expect("a chromium session");
             let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("profile-screenshots");
             std::fs::create_dir_all(&shots).unwrap();
@@ -100,6 +100,8 @@ fn the_differential_profile_puts_the_slower_function_first() {
                 .await;
                 assert!(drawn.is_some(), "{name}: the two flame graphs are drawn ({url})");
                 client.execute("document.getElementById('profile').scrollIntoView();").await.unwrap();
+                let errors: Vec<serde_json::Value> = client.browser_log().await.unwrap().into_iter().filter(|e| e["level"] == "SEVERE").collect();
+                assert!(errors.is_empty(), "{name}: console errors {errors:?}");
                 std::fs::write(shots.join(format!("{name}.png")), client.screenshot().await.unwrap()).unwrap();
             }
             client.close().await.unwrap();

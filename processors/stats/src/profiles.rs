@@ -70,9 +70,15 @@ impl ShareChange {
     }
 }
 
-/// The `limit` functions whose share moved most from `before` to `after`: what grew most
-/// first (what got slower), then by how much the others moved. Frames every sample has
-/// (`main`, the process) have 100 % total on both sides: their self share still counts.
+/// A share that grew by less than this many percentage points is sampling noise (a kernel
+/// interrupt frame caught once more in a few hundred samples), not what got slower: it is
+/// ranked with the others by how much it moved.
+pub const GREW_MIN_POINTS: f64 = 1.0;
+
+/// The `limit` functions whose share moved most from `before` to `after`: what grew by at
+/// least [`GREW_MIN_POINTS`] first (what got slower), then by how much the others moved.
+/// Frames every sample has (`main`, the process) have 100 % total on both sides: their self
+/// share still counts.
 pub fn biggest_changes(before: &Folded, after: &Folded, limit: usize) -> Vec<ShareChange> {
     let (b, a) = (shares(before), shares(after));
     let names: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
@@ -85,7 +91,7 @@ pub fn biggest_changes(before: &Folded, after: &Folded, limit: usize) -> Vec<Sha
         })
         .collect();
     rows.sort_by(|x, y| {
-        let grew = |r: &ShareChange| r.moved() > 0.0;
+        let grew = |r: &ShareChange| r.moved() >= GREW_MIN_POINTS;
         grew(y).cmp(&grew(x)).then_with(|| y.moved().abs().total_cmp(&x.moved().abs())).then_with(|| x.function.cmp(&y.function))
     });
     rows.truncate(limit);
@@ -115,5 +121,10 @@ mod tests {
         assert_eq!(rows[0].function, "hash");
         assert!((rows[0].self_before - 20.0).abs() < 1e-9 && (rows[0].self_after - 60.0 / 1.4).abs() < 1e-9, "{rows:?}");
         assert_eq!(rows[1].function, "copy");
+        // A frame that grew by half a point (one more interrupt sample) is noise: ranked
+        // after copy, which lost 20 points.
+        let noisy = parse("main;hash 20\nmain;copy 80\nmain;irq 0\n");
+        let rows = biggest_changes(&noisy, &parse("main;hash 60\nmain;copy 80\nmain;irq 1\n"), 3);
+        assert_eq!(rows.iter().map(|r| r.function.as_str()).collect::<Vec<_>>(), ["hash", "copy", "irq"], "{rows:?}");
     }
 }
