@@ -10,7 +10,7 @@
 //! - [`store`] — object store by URL (`file://`, `s3://`)
 //! - [`tables`] — DataFusion table registration (and views); [`table_docs`] — what each table and column means
 //! - [`compaction`] — compaction commit records; [`visible_store`] — the history readers see
-//! - [`row_counts`] — `count(*)` by partition from Parquet row counts; [`string_groups`] — grouping by a string column without a lookup per row
+//! - [`row_counts`] — `count(*)` by partition from Parquet row counts; [`row_count_cache`] — objects' row counts kept across processes; [`string_groups`] — grouping by a string column without a lookup per row; [`eager_aggregation`] — aggregating before a join
 //! - [`sql_functions`] — SQL functions added to DataFusion (`approx_quantile`)
 //! - [`shutdown`] — the shutdown signal services take
 //! - [`metrics`] — the pipeline's own Prometheus metrics, `/metrics` and `/healthz`
@@ -28,12 +28,14 @@ pub mod kafka_security;
 pub mod kafka_tls;
 pub mod metrics;
 pub mod replay;
+pub mod row_count_cache;
 pub mod row_counts;
 pub mod runtime;
 pub mod secret;
 pub mod shutdown;
 pub mod sql_functions;
 pub mod store;
+pub mod eager_aggregation;
 pub mod string_groups;
 mod string_group_states;
 pub mod table_docs;

@@ -30,15 +30,15 @@ pub async fn session(store: &DataStore) -> Result<SessionContext, InfraError> {
     config.options_mut().execution.parquet.pushdown_filters = false;
     config.options_mut().execution.parquet.metadata_size_hint = Some(FOOTER_READ_HINT);
     apply_datafusion_env(&mut config)?;
-    let rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new()
-        .rules
-        .into_iter()
-        .filter(|rule| rule.name() != "aggregate_statistics")
-        .chain([
-            Arc::new(crate::row_counts::CountFromRowCounts) as Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>,
-            Arc::new(crate::string_groups::FastStringGroups),
-        ])
-        .collect();
+    let mut rules: Vec<_> = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules.into_iter().filter(|rule| rule.name() != "aggregate_statistics").collect();
+    // Eager aggregation before the last filter push-down, which makes the join's dynamic
+    // filter for the plan as it will run.
+    let last_pushdown = rules.iter().rposition(|rule| rule.name().starts_with("FilterPushdown")).unwrap_or(rules.len());
+    rules.insert(last_pushdown, Arc::new(crate::eager_aggregation::EagerAggregation));
+    rules.extend([
+        Arc::new(crate::row_counts::CountFromRowCounts) as Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>,
+        Arc::new(crate::string_groups::FastStringGroups),
+    ]);
     let state = datafusion::execution::SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
@@ -59,8 +59,9 @@ pub async fn session(store: &DataStore) -> Result<SessionContext, InfraError> {
         let options = ListingOptions::new(Arc::new(format))
             .with_file_extension(".parquet")
             .with_table_partition_cols(vec![("date".to_string(), DataType::Utf8)]);
+        let cache = crate::row_count_cache::RowCountCache::open(crate::row_count_cache::cache_file(store, table), &schema);
         let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
-        let listing = Arc::new(ListingTable::try_new(config)?);
+        let listing = Arc::new(ListingTable::try_new(config)?.with_cache(Some(Arc::new(cache))));
         match ONE_RECORD_PER_RUN.contains(&table) {
             true => register_first_record_per_run(&ctx, table, listing).await?,
             false => drop(ctx.register_table(table, listing)?),
