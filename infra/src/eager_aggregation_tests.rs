@@ -46,12 +46,6 @@ fn context(with_rule: bool, partitions: usize) -> SessionContext {
     ctx
 }
 
-async fn run(ctx: &SessionContext, sql: &str) -> (String, String) {
-    let text = |b: &[RecordBatch]| datafusion::arrow::util::pretty::pretty_format_batches(b).unwrap().to_string();
-    let answer = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    let plan = ctx.sql(&format!("EXPLAIN {sql}")).await.unwrap().collect().await.unwrap();
-    (text(&answer), text(&plan))
-}
 
 /// The plan aggregates below its join: a partial or single aggregate after the join's line.
 fn aggregates_before_joining(plan: &str) -> bool {
@@ -82,12 +76,12 @@ async fn eager_aggregation_gives_datafusions_answers() {
     for partitions in [3, 1] {
         let (with, without) = (context(true, partitions), context(false, partitions));
         for sql in eager.iter().chain(&planned) {
-            let ((got, plan), (want, _)) = (run(&with, sql).await, run(&without, sql).await);
+            let ((got, plan), (want, _)) = (crate::test_support::answer_and_plan(&with, sql).await, crate::test_support::answer_and_plan(&without, sql).await);
             assert_eq!(got, want, "{partitions} partitions: {sql}");
             assert_eq!(aggregates_before_joining(&plan), eager.contains(sql), "{partitions} partitions: {sql}:\n{plan}");
         }
     }
     // Run 2's samples meet two run rows (workloads a and b): counted under both, as the join does.
-    let (counts, _) = run(&context(true, 3), eager[0]).await;
+    let (counts, _) = crate::test_support::answer_and_plan(&context(true, 3), eager[0]).await;
     assert!(counts.lines().filter(|l| l.starts_with("| a") || l.starts_with("| b") || l.starts_with("| c")).count() == 3, "{counts}");
 }

@@ -37,6 +37,8 @@ pub mod sql_functions;
 pub mod store;
 pub mod eager_aggregation;
 pub mod string_groups;
+#[cfg(test)]
+mod test_support;
 mod string_group_states;
 pub mod table_docs;
 pub mod tables;

@@ -1,8 +1,7 @@
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, new_null_array};
+use datafusion::arrow::array::{ArrayRef, StringArray, new_null_array};
 use datafusion::arrow::datatypes::{DataType, Field};
-use datafusion::parquet::arrow::ArrowWriter;
 
 use super::*;
 use crate::store::DataStore;
@@ -71,11 +70,7 @@ fn runs_object(n: usize) -> Vec<u8> {
             _ => datafusion::scalar::ScalarValue::new_default(f.data_type()).unwrap().to_array_of_size(n).unwrap(),
         })
         .collect();
-    let mut buf = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut buf, schema.clone(), None).unwrap();
-    w.write(&RecordBatch::try_new(schema, columns).unwrap()).unwrap();
-    w.close().unwrap();
-    buf
+    crate::test_support::parquet_object(schema, columns)
 }
 
 #[tokio::test]

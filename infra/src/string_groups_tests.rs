@@ -37,12 +37,6 @@ fn context(with_rule: bool) -> SessionContext {
     ctx
 }
 
-async fn run(ctx: &SessionContext, sql: &str) -> (String, String) {
-    let text = |b: &[RecordBatch]| datafusion::arrow::util::pretty::pretty_format_batches(b).unwrap().to_string();
-    let answer = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    let plan = ctx.sql(&format!("EXPLAIN {sql}")).await.unwrap().collect().await.unwrap();
-    (text(&answer), text(&plan))
-}
 
 #[tokio::test]
 async fn string_groups_give_datafusions_answers() {
@@ -60,11 +54,11 @@ async fn string_groups_give_datafusions_answers() {
     let planned = ["SELECT k, min(v) AS m FROM t GROUP BY k ORDER BY k", "SELECT k, count(*) FILTER (WHERE v > 10) AS n FROM t GROUP BY k ORDER BY k", "SELECT k, p, count(*) AS n FROM t GROUP BY k, p ORDER BY k, p"];
     let (with, without) = (context(true), context(false));
     for sql in fast.iter().chain(&planned) {
-        let ((got, plan), (want, _)) = (run(&with, sql).await, run(&without, sql).await);
+        let ((got, plan), (want, _)) = (crate::test_support::answer_and_plan(&with, sql).await, crate::test_support::answer_and_plan(&without, sql).await);
         assert_eq!(got, want, "{sql}");
         assert_eq!(plan.contains("StringGroupPartial"), fast.contains(sql), "{sql}:\n{plan}");
     }
-    let (counts, _) = run(&with, fast[0]).await;
+    let (counts, _) = crate::test_support::answer_and_plan(&with, fast[0]).await;
     let rows = counts.lines().filter(|l| l.starts_with("| ")).count() - 1;
     assert!(rows == 7 && counts.contains("latency_ms") && counts.contains("01a249af-4bcc-76b4-89de-241c25dd0329"), "six named groups and the NULL one: {counts}");
 }

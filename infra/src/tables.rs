@@ -270,8 +270,7 @@ mod readonly_tests {
 mod first_record_tests {
     use std::sync::Arc;
 
-    use datafusion::arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array};
-    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray, new_null_array};
 
     use super::*;
 
@@ -296,11 +295,7 @@ mod first_record_tests {
                 _ => new_null_array(f.data_type(), n),
             })
             .collect();
-        let mut buf = Vec::new();
-        let mut w = ArrowWriter::try_new(&mut buf, schema.clone(), None).unwrap();
-        w.write(&RecordBatch::try_new(schema, columns).unwrap()).unwrap();
-        w.close().unwrap();
-        buf
+        crate::test_support::parquet_object(schema, columns)
     }
 
     #[tokio::test]

@@ -4,9 +4,8 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::Schema;
-use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::scalar::ScalarValue;
 
 use super::*;
@@ -60,11 +59,7 @@ fn old_verdict_object(run: &str) -> Vec<u8> {
             datafusion::arrow::compute::cast(&array, f.data_type()).unwrap()
         })
         .collect();
-    let mut buf = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut buf, old.clone(), None).unwrap();
-    w.write(&RecordBatch::try_new(old, columns).unwrap()).unwrap();
-    w.close().unwrap();
-    buf
+    crate::test_support::parquet_object(old, columns)
 }
 
 #[tokio::test]
