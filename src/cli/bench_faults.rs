@@ -105,6 +105,8 @@ async fn bench(stack: &Stack, a: &FaultsBenchArgs, plan: &[Vec<trackiq_producers
         worker_exe: None,
         failure_timeout: a.failure_timeout,
         rendezvous_timeout: Duration::from_secs(60),
+        // Loopback only: nothing beyond this host can reach the run.
+        secret: None,
     };
     let bar = indicatif::ProgressBar::new(plan.len() as u64);
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs · {msg}").expect("valid template"));

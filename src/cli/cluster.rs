@@ -9,6 +9,8 @@ use clap::{Args, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use trackiq::config::Config;
 use trackiq_infra::Bus;
+use trackiq_infra::secret::{Secret, SecretSource};
+use trackiq_producers::cluster::auth::ClusterSecret;
 use trackiq_producers::cluster::coordinator::{ClusterOptions, ClusterReport, run_cluster};
 use trackiq_producers::cluster::faults::FaultSpec;
 use trackiq_producers::cluster::model::Shape;
@@ -49,6 +51,33 @@ pub struct CoordinatorArgs {
     /// Time between worker heartbeats.
     #[arg(long, default_value = "100ms", value_parser = super::spelling::millis)]
     heartbeat: Duration,
+    #[command(flatten)]
+    secret: SecretArgs,
+}
+
+/// The run's shared secret, which the coordinator, the workers and the ring peers prove to
+/// each other before trusting a byte (HMAC challenge-response; see SECURITY.md).
+#[derive(Debug, Clone, Args)]
+pub struct SecretArgs {
+    /// Environment variable holding the run's shared secret (at least 16 bytes, e.g. `openssl rand -hex 32`). Required when a listener is not on loopback.
+    #[arg(long, value_name = "VAR", conflicts_with = "secret_file")]
+    secret_env: Option<String>,
+    /// File holding the run's shared secret (a trailing newline is ignored), e.g. a mounted Kubernetes secret.
+    #[arg(long, value_name = "PATH")]
+    secret_file: Option<std::path::PathBuf>,
+}
+
+impl SecretArgs {
+    /// The secret, read now; errors name the variable or file, never the value.
+    fn load(&self) -> anyhow::Result<Option<ClusterSecret>> {
+        let source = match (&self.secret_env, &self.secret_file) {
+            (Some(var), _) => SecretSource::Env(var.clone()),
+            (None, Some(path)) => SecretSource::File(path.clone()),
+            (None, None) => return Ok(None),
+        };
+        let secret = Secret::read("cluster", "secret", &source)?;
+        Ok(Some(ClusterSecret::new(secret).map_err(anyhow::Error::msg)?))
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -97,6 +126,11 @@ pub struct WorkerArgs {
     /// Address to accept ring peers on (default: the interface that reaches the coordinator).
     #[arg(long)]
     bind: Option<std::net::IpAddr>,
+    /// The run to join, as the coordinator printed it: a coordinator of another run is refused.
+    #[arg(long)]
+    run_id: Option<String>,
+    #[command(flatten)]
+    secret: SecretArgs,
 }
 
 #[derive(Debug, Args)]
@@ -132,15 +166,16 @@ pub struct ScalingArgs {
     identity: IdentityArgs,
 }
 
-fn options(c: &CoordinatorArgs, workers: usize) -> ClusterOptions {
-    ClusterOptions {
+fn options(c: &CoordinatorArgs, workers: usize) -> anyhow::Result<ClusterOptions> {
+    Ok(ClusterOptions {
         workers,
         listen: c.coordinator_listen.clone(),
         spawn_local: !c.remote_workers,
         worker_exe: None,
         failure_timeout: c.failure_timeout,
         rendezvous_timeout: Duration::from_secs(60),
-    }
+        secret: c.secret.load()?,
+    })
 }
 
 /// Samples per rank per step when `--batch-size` does not say.
@@ -172,7 +207,7 @@ async fn train_once(config: &Config, t: &TrainArgs, faults: Vec<FaultSpec>, c: &
     id.labels.entry("world_size".into()).or_insert_with(|| workers.to_string());
     let run = run_started("trackiq-cluster", &id);
     let bus = Bus::new(config.bus.clone());
-    Ok(run_cluster(&bus, run, Job::Train(cfg), &options(c, workers)).await?)
+    Ok(run_cluster(&bus, run, Job::Train(cfg), &options(c, workers)?).await?)
 }
 
 fn print_training(r: &ClusterReport) {
@@ -214,7 +249,8 @@ fn outcome(r: &ClusterReport) -> ExitCode {
 pub async fn run(config: Config, cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ClusterCommand::Worker(a) => {
-            run_worker(WorkerOptions { rank: a.rank, world: a.world, coordinator: a.coordinator, bind: a.bind }).await?;
+            let secret = a.secret.load()?;
+            run_worker(WorkerOptions { rank: a.rank, world: a.world, coordinator: a.coordinator, bind: a.bind, run_id: a.run_id, secret }).await?;
             Ok(ExitCode::SUCCESS)
         }
         ClusterCommand::Run(a) => {
@@ -232,7 +268,7 @@ pub async fn run(config: Config, cmd: ClusterCommand) -> anyhow::Result<ExitCode
             id.labels.entry("world_size".into()).or_insert_with(|| a.workers.to_string());
             let run = run_started("trackiq-cluster-bench", &id);
             let bus = Bus::new(config.bus.clone());
-            let r = run_cluster(&bus, run, Job::Sweep(cfg), &options(&a.coordinator, a.workers)).await?;
+            let r = run_cluster(&bus, run, Job::Sweep(cfg), &options(&a.coordinator, a.workers)?).await?;
             print_sweep(&r);
             Ok(outcome(&r))
         }

@@ -34,9 +34,9 @@ pub const EXAMPLES: &[(&[&str], &[&str])] = &[
     (&["cluster", "run"], &[
         "cluster run --workers 4 --steps 50 --grad-mib 1 --batch-size 32 --seed 1",
         "cluster run --workers 4 --fault slow-rank:2:50ms@10 --fault net-delay:1:20ms@30",
-        "cluster run --workers 8 --remote-workers --coordinator-listen 0.0.0.0:7070",
+        "cluster run --workers 8 --remote-workers --coordinator-listen 0.0.0.0:7070 --secret-env RUN_SECRET",
     ]),
-    (&["cluster", "worker"], &["cluster worker --rank 3 --world 8 --coordinator coordinator-host:7070"]),
+    (&["cluster", "worker"], &["cluster worker --rank 3 --world 8 --coordinator coordinator-host:7070 --run-id 01a24bec-16e3-7127-a85f-d734c15c655d --secret-env RUN_SECRET"]),
     (&["cluster", "bench"], &["cluster bench --workers 4 --sizes 8B..64MiB --iterations 20 --warmup 5"]),
     (&["cluster", "scaling"], &["cluster scaling --world-sizes 1,2,4 --steps 30"]),
     (&["sql"], &[

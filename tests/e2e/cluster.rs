@@ -165,6 +165,6 @@ fn fault_bench_scores_real_runs_as_a_classifier() {
     assert!(injected > 0, "the seeded matrix injected faults:\n{text}");
     // The table's precision line counts every detection of the runs.
     let precision = text.lines().find(|l| l.starts_with("precision ")).expect("precision line");
-    assert!(precision.contains("100 %") && precision.contains("false alarms"), "{precision}");
+    assert!(precision.contains("100 %") && precision.contains("false alarms"), "{precision}\n{text}");
     assert!(!text.contains(" missed,"), "{text}");
 }

@@ -15,6 +15,7 @@ mod build_sharing;
 mod compaction;
 mod confirm;
 mod cluster;
+mod cluster_auth;
 mod crash_loop;
 mod crash_restart;
 mod dashboard;

@@ -17,8 +17,10 @@ use tracing::{info, warn};
 use trackiq_infra::Bus;
 use trackiq_schemas::{RunStarted, RunStatus, Sample, now_us};
 
+use super::admission::{Joined, admit, beyond_loopback};
+use super::auth::ClusterSecret;
 use super::nccl::{NcclResult, NcclRow, algbw_gbps, allreduce_busbw};
-use super::protocol::{CoordinatorMsg, Job, Reader, StepReport, SweepRow, WorkerMsg, send};
+use super::protocol::{CoordinatorMsg, Job, StepReport, SweepRow, WorkerMsg, send};
 use crate::emitter::{Batching, RunEmitter};
 use crate::error::ProducerError;
 
@@ -36,7 +38,14 @@ pub struct ClusterOptions {
     pub failure_timeout: Duration,
     /// How long to wait for every worker to join.
     pub rendezvous_timeout: Duration,
+    /// The run's shared secret: workers and ring peers must prove it. Required when
+    /// `listen` is not a loopback address.
+    pub secret: Option<ClusterSecret>,
 }
+
+/// Environment variable through which local workers receive the secret (never an argument:
+/// arguments are visible to every user of the host).
+pub const SECRET_ENV: &str = "TRACKIQ_CLUSTER_SECRET";
 
 /// Per-rank means over the completed steps.
 #[derive(Debug, Clone, Default)]
@@ -118,16 +127,20 @@ fn sample(ts_us: i64, metric: &str, value: f64, unit: &str, rank: usize, step: u
 }
 
 /// Launches the worker processes of a local run.
-fn spawn_workers(opts: &ClusterOptions, addr: &str) -> Result<Vec<Child>, ProducerError> {
+fn spawn_workers(opts: &ClusterOptions, addr: &str, run_id: &str) -> Result<Vec<Child>, ProducerError> {
     let exe = match &opts.worker_exe {
         Some(p) => p.clone(),
         None => std::env::current_exe().map_err(|e| ProducerError::Cluster(format!("cannot find this executable: {e}")))?,
     };
     (0..opts.workers)
         .map(|r| {
-            Command::new(&exe)
-                .args(["cluster", "worker", "--rank", &r.to_string(), "--world", &opts.workers.to_string(), "--coordinator", addr])
-                .stdin(std::process::Stdio::null())
+            let mut cmd = Command::new(&exe);
+            cmd.args(["cluster", "worker", "--rank", &r.to_string(), "--world", &opts.workers.to_string(), "--coordinator", addr, "--run-id", run_id]);
+            match &opts.secret {
+                Some(secret) => cmd.args(["--secret-env", SECRET_ENV]).env(SECRET_ENV, secret.expose()),
+                None => cmd.env_remove(SECRET_ENV),
+            };
+            cmd.stdin(std::process::Stdio::null())
                 .kill_on_drop(true)
                 .spawn()
                 .map_err(|e| ProducerError::Spawn { program: exe.display().to_string(), source: e })
@@ -147,14 +160,22 @@ pub async fn run_cluster(bus: &Bus, run: RunStarted, job: Job, opts: &ClusterOpt
         return Err(ProducerError::Usage(format!("--fault {f}: rank {} does not exist with {n} workers", f.rank)));
     }
     let listener = TcpListener::bind(&opts.listen).await.map_err(|e| ProducerError::Cluster(format!("cannot listen on {}: {e}", opts.listen)))?;
-    let addr = listener.local_addr().map_err(|e| ProducerError::Cluster(e.to_string()))?.to_string();
+    let local = listener.local_addr().map_err(|e| ProducerError::Cluster(e.to_string()))?;
+    if beyond_loopback(&local) && opts.secret.is_none() {
+        return Err(ProducerError::Usage(format!(
+            "the coordinator would listen on {local}, reachable from other hosts: give the run a shared secret (--secret-env VAR or --secret-file PATH; workers need the same)"
+        )));
+    }
+    let addr = local.to_string();
     let mut emitter = RunEmitter::start(bus, run, Batching { max_samples: 500, linger: Duration::from_millis(100) }).await?;
-    let children = if opts.spawn_local { spawn_workers(opts, &addr)? } else { Vec::new() };
+    let run_id = emitter.run().run_id.clone();
+    let children = if opts.spawn_local { spawn_workers(opts, &addr, &run_id)? } else { Vec::new() };
     if !opts.spawn_local {
-        eprintln!("coordinator listening on {addr}: start `trackiq cluster worker --rank R --world {n} --coordinator {addr}` on each host");
+        let secret = if opts.secret.is_some() { " --secret-env VAR (the same secret)" } else { "" };
+        eprintln!("coordinator listening on {addr}: start `trackiq cluster worker --rank R --world {n} --coordinator {addr} --run-id {run_id}{secret}` on each host");
     }
     let mut report = ClusterReport {
-        run_id: emitter.run().run_id.clone(),
+        run_id,
         status: RunStatus::Completed,
         error: None,
         world: n,
@@ -167,27 +188,29 @@ pub async fn run_cluster(bus: &Bus, run: RunStarted, job: Job, opts: &ClusterOpt
         sweep: NcclResult::default(),
     };
 
-    // Rendezvous: every rank says hello with its ring address.
+    // Rendezvous: every rank proves the secret and says hello with its ring address.
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    let (joins_tx, mut joins) = mpsc::unbounded_channel::<Joined>();
     let mut ranks: Vec<Option<Rank>> = (0..n).map(|_| None).collect();
     let mut peers = vec![String::new(); n];
-    let deadline = Instant::now() + opts.rendezvous_timeout;
+    let deadline = tokio::time::Instant::from_std(Instant::now() + opts.rendezvous_timeout);
     let mut joined = 0;
     while joined < n {
-        let accepted = tokio::time::timeout_at(deadline.into(), listener.accept()).await;
-        let Ok(Ok((stream, from))) = accepted else {
-            let missing: Vec<usize> = (0..n).filter(|r| ranks[*r].is_none()).collect();
-            let error = format!("rendezvous: ranks {missing:?} did not join within {:.0} s", opts.rendezvous_timeout.as_secs_f64());
-            return finish(emitter, report, children, ranks, RunStatus::Failed, Some(error)).await;
+        let j = tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, from)) = accepted {
+                    tokio::spawn(admit(stream, from, opts.secret.clone(), report.run_id.clone(), joins_tx.clone()));
+                }
+                continue;
+            }
+            Some(j) = joins.recv() => j,
+            _ = tokio::time::sleep_until(deadline) => {
+                let missing: Vec<usize> = (0..n).filter(|r| ranks[*r].is_none()).collect();
+                let error = format!("rendezvous: ranks {missing:?} did not join within {:.0} s", opts.rendezvous_timeout.as_secs_f64());
+                return finish(emitter, report, children, ranks, RunStatus::Failed, Some(error)).await;
+            }
         };
-        let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
-        let mut reader = Reader::new(rd);
-        let hello = tokio::time::timeout(Duration::from_secs(10), reader.next::<WorkerMsg>()).await;
-        let Ok(Ok(Some(WorkerMsg::Hello { rank, world, ring_addr, .. }))) = hello else {
-            warn!(%from, "a connection that did not say hello was dropped");
-            continue;
-        };
+        let Joined { from, rank, world, ring_addr, mut reader, writer: wr } = j;
         if world != n || rank >= n || ranks[rank].is_some() {
             let error = format!("rendezvous: {from} joined as rank {rank} of {world}, but this run has {n} workers{}", if rank < n && ranks[rank].is_some() { " and that rank already joined" } else { "" });
             return finish(emitter, report, children, ranks, RunStatus::Failed, Some(error)).await;
@@ -210,6 +233,8 @@ pub async fn run_cluster(bus: &Bus, run: RunStarted, job: Job, opts: &ClusterOpt
         });
         joined += 1;
     }
+    // Nobody else joins this run: later connections are refused by the kernel.
+    drop(listener);
     info!(workers = n, %addr, "every rank joined; starting");
     for r in ranks.iter_mut().flatten() {
         let w = r.writer.as_mut().expect("set at hello");

@@ -11,9 +11,13 @@
 //! - [`model`] — the linear model trained by SGD, checksums and probes
 //! - [`faults`] — `--fault` specifications
 //! - [`fault_matrix`] — the seeded faults of `trackiq bench faults`
+//! - [`admission`] — who may join a run: handshake and hello per connection, refusals logged
+//! - [`auth`] — the shared-secret challenge-response every cluster connection starts with
 //! - [`protocol`] — coordinator ⇄ worker control messages (JSON lines)
 //! - [`nccl`] — nccl-tests bandwidth definitions, text and JSON output parsers
 
+pub mod admission;
+pub mod auth;
 pub mod coordinator;
 pub mod delayed_link;
 pub mod fault_matrix;

@@ -1,9 +1,10 @@
 //! Control protocol between the coordinator and its workers: one JSON object per line over
-//! TCP. Workers stream measurements and heartbeats to the coordinator, which alone talks to
+//! TCP (after the handshake of [`super::auth`]), each line at most [`MAX_CONTROL_MESSAGE`]
+//! bytes. Workers stream measurements and heartbeats to the coordinator, which alone talks to
 //! Kafka; the coordinator sends the job, fault acknowledgements and aborts.
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedReadHalf;
 
 use super::faults::{FaultKind, FaultSpec};
@@ -115,23 +116,71 @@ pub async fn send<W: AsyncWrite + Unpin, M: Serialize>(w: &mut W, msg: &M) -> st
     w.flush().await
 }
 
-/// Reads messages line by line.
-pub struct Reader {
-    lines: Lines<BufReader<OwnedReadHalf>>,
+/// Longest control message accepted, newline included: a job with its peers and faults is a
+/// few kilobytes. A longer line is refused before it is buffered whole, so a peer cannot make
+/// the coordinator or a worker hold an unbounded line.
+pub const MAX_CONTROL_MESSAGE: usize = 64 * 1024;
+
+/// A message from one line's bytes; the error quotes the start of a line that is not one.
+pub fn decode<M: for<'de> Deserialize<'de>>(line: &[u8]) -> std::io::Result<M> {
+    serde_json::from_slice(line).map_err(|e| {
+        let text = String::from_utf8_lossy(line);
+        let shown: String = text.trim_end().chars().take(200).collect();
+        let more = if text.trim_end().chars().count() > 200 { "…" } else { "" };
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad control message `{shown}{more}`: {e}"))
+    })
 }
 
-impl Reader {
-    pub fn new(r: OwnedReadHalf) -> Self {
-        Reader { lines: BufReader::new(r).lines() }
+/// Reads messages line by line, each at most [`MAX_CONTROL_MESSAGE`] bytes.
+pub struct Reader<R = OwnedReadHalf> {
+    inner: BufReader<R>,
+    line: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> Reader<R> {
+    pub fn new(r: R) -> Self {
+        Reader { inner: BufReader::new(r), line: Vec::new() }
     }
 
-    /// The next message; `Ok(None)` at end of stream. A line that is not a message is an error naming it.
+    /// The next message; `Ok(None)` at end of stream. A line that is not a message, or one
+    /// longer than [`MAX_CONTROL_MESSAGE`], is an error naming it.
     pub async fn next<M: for<'de> Deserialize<'de>>(&mut self) -> std::io::Result<Option<M>> {
-        match self.lines.next_line().await? {
-            None => Ok(None),
-            Some(line) => serde_json::from_str(&line)
-                .map(Some)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad control message `{line}`: {e}"))),
+        self.line.clear();
+        let limit = MAX_CONTROL_MESSAGE as u64;
+        let n = (&mut self.inner).take(limit).read_until(b'\n', &mut self.line).await?;
+        if n == 0 {
+            return Ok(None);
         }
+        if n as u64 == limit && self.line.last() != Some(&b'\n') {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("control message longer than {} KiB (no newline in the first {n} bytes): refused", MAX_CONTROL_MESSAGE / 1024),
+            ));
+        }
+        decode(&self.line).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_line_past_the_limit_is_refused_and_one_below_is_read() {
+        let hello = WorkerMsg::Hello { rank: 0, world: 2, ring_addr: "127.0.0.1:1".into(), pid: 1, host: "h".into() };
+        let mut ok = serde_json::to_vec(&hello).unwrap();
+        ok.push(b'\n');
+        let padded = format!("{{\"type\":\"done\",\"pad\":\"{}\"}}\n", "x".repeat(MAX_CONTROL_MESSAGE - 25));
+        assert_eq!(padded.len(), MAX_CONTROL_MESSAGE, "exactly at the limit, newline included");
+        let over = vec![b'a'; 3 * MAX_CONTROL_MESSAGE];
+        let input = [ok.as_slice(), padded.as_bytes(), &over].concat();
+        let mut r = Reader::new(&input[..]);
+        assert_eq!(r.next::<WorkerMsg>().await.unwrap(), Some(hello));
+        assert_eq!(r.next::<WorkerMsg>().await.unwrap(), Some(WorkerMsg::Done));
+        let err = r.next::<WorkerMsg>().await.unwrap_err().to_string();
+        assert!(err.contains("longer than 64 KiB"), "{err}");
+        let mut r = Reader::new(&b"{\"type\":\"nonsense\"}\n"[..]);
+        let err = r.next::<WorkerMsg>().await.unwrap_err().to_string();
+        assert!(err.contains("bad control message `{\"type\":\"nonsense\"}`"), "{err}");
     }
 }

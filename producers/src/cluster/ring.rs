@@ -17,7 +17,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::auth::{self, Channel, ClusterSecret};
 use super::delayed_link::DelayedLink;
+
+/// What a rank proves to its ring neighbours: the run's secret, for this run.
+pub struct RingAuth {
+    pub secret: Option<ClusterSecret>,
+    pub run_id: String,
+}
 
 /// One rank's connections in the ring.
 pub struct Ring {
@@ -52,14 +59,44 @@ pub fn chunks(len: usize, world: usize) -> Vec<(usize, usize)> {
 
 impl Ring {
     /// Joins the ring: connects to the right neighbour's listener (address `right`) and
-    /// accepts the left neighbour on `listener`.
-    pub async fn connect(rank: usize, world: usize, listener: TcpListener, right: SocketAddr) -> std::io::Result<Ring> {
+    /// accepts the left neighbour on `listener`, each side proving the run's secret first
+    /// ([`super::auth`]); a connection that fails the handshake is logged and dropped, and
+    /// the rank goes on waiting for its real neighbour.
+    pub async fn connect(rank: usize, world: usize, listener: TcpListener, right: SocketAddr, auth: RingAuth) -> std::io::Result<Ring> {
         if world <= 1 {
             return Ok(Ring { rank, world, left: None, right: None, bytes_sent: 0, link_us: 0, send_delay: None, delayed: None });
         }
-        let (out, inc) = tokio::join!(TcpStream::connect(right), listener.accept());
-        let out = out?;
-        let (inc, _) = inc?;
+        let secret = auth.secret.as_ref();
+        let outgoing = async {
+            let mut out = TcpStream::connect(right).await?;
+            auth::connect(&mut out, secret, Channel::Ring, Some(&auth.run_id))
+                .await
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, format!("ring peer {right}: {e}")))?;
+            Ok::<_, std::io::Error>(out)
+        };
+        // Each connection's handshake on its own task: a silent stranger does not hold up
+        // the real neighbour (the handshakes left over are aborted with the set).
+        let incoming = async {
+            let mut pending = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let (mut inc, from) = accepted?;
+                        let (secret, run_id) = (auth.secret.clone(), auth.run_id.clone());
+                        pending.spawn(async move {
+                            let verdict = auth::accept(&mut inc, secret.as_ref(), Channel::Ring, &run_id).await;
+                            (inc, from, verdict)
+                        });
+                    }
+                    Some(Ok((inc, from, verdict))) = pending.join_next() => match verdict {
+                        Ok(()) => return Ok::<_, std::io::Error>(inc),
+                        Err(why) => tracing::warn!(rank, %from, reason = %why, "refused a ring connection: handshake failed"),
+                    },
+                }
+            }
+        };
+        let (out, inc) = tokio::join!(outgoing, incoming);
+        let (out, inc) = (out?, inc?);
         out.set_nodelay(true)?;
         inc.set_nodelay(true)?;
         let (_, right_w) = out.into_split();
@@ -166,13 +203,18 @@ mod tests {
         for _ in 0..world {
             listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
         }
+        join(listeners, None).await
+    }
+
+    async fn join(listeners: Vec<TcpListener>, secret: Option<ClusterSecret>) -> Vec<Ring> {
+        let world = listeners.len();
         let addrs: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
         let joins: Vec<_> = listeners
             .into_iter()
             .enumerate()
             .map(|(r, l)| {
                 let right = addrs[(r + 1) % world];
-                tokio::spawn(Ring::connect(r, world, l, right))
+                tokio::spawn(Ring::connect(r, world, l, right, RingAuth { secret: secret.clone(), run_id: "run-a".into() }))
             })
             .collect();
         let mut rings = Vec::new();
@@ -239,6 +281,40 @@ mod tests {
         assert!(link_ms[2] >= DELAY_MS as f64 * 0.95, "{link_ms:?}");
         for r in [0, 1, 3] {
             assert!(link_ms[r] < link_ms[2] / 4.0, "rank {r} waited on rank 1's delay too, but its own link is not slow: {link_ms:?}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn strangers_on_a_ring_port_are_refused_and_the_ring_still_forms() {
+        const WORLD: usize = 3;
+        let secret = ClusterSecret::new(trackiq_infra::secret::Secret::new("the ring's shared secret".into())).unwrap();
+        let mut listeners = Vec::new();
+        for _ in 0..WORLD {
+            listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
+        }
+        let target = listeners[0].local_addr().unwrap();
+        // Before the real neighbours, and left open: one without the secret, one of another
+        // run, one that sends raw floats at once, as if it were the left neighbour.
+        let (mut nobody, mut other_run, mut raw) = (TcpStream::connect(target).await.unwrap(), TcpStream::connect(target).await.unwrap(), TcpStream::connect(target).await.unwrap());
+        raw.write_all(&[0u8; 4096]).await.unwrap();
+        let without = auth::connect(&mut nobody, None, Channel::Ring, None);
+        let wrong_run = auth::connect(&mut other_run, Some(&secret), Channel::Ring, Some("run-b"));
+        let (rings, without, wrong_run) = tokio::join!(join(listeners, Some(secret.clone())), without, wrong_run);
+        drop((nobody, other_run, raw));
+        assert_eq!(without, Err(auth::AuthFailure::SecretRequired));
+        assert_eq!(wrong_run, Err(auth::AuthFailure::OtherRun { expected: "run-b".into(), found: "run-a".into() }));
+        let tasks: Vec<_> = rings
+            .into_iter()
+            .map(|mut ring| {
+                tokio::spawn(async move {
+                    let mut data = vec![ring.rank as f32; 64];
+                    ring.all_reduce_sum(&mut data).await.unwrap();
+                    data
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.unwrap().iter().all(|v| *v == 3.0), "0 + 1 + 2 on every rank: the strangers' bytes were never summed");
         }
     }
 

@@ -16,7 +16,8 @@ use trackiq_schemas::now_us;
 use super::faults::FaultKind;
 use super::model::{Replica, Shape, checksum, probe_indices};
 use super::protocol::{CoordinatorMsg, Job, Reader, StepReport, SweepConfig, SweepRow, TrainConfig, WorkerMsg, send};
-use super::ring::Ring;
+use super::auth::{self, Channel, ClusterSecret};
+use super::ring::{Ring, RingAuth};
 use crate::error::ProducerError;
 
 /// Where this rank sits and whom it reports to.
@@ -28,6 +29,10 @@ pub struct WorkerOptions {
     pub coordinator: String,
     /// Address the ring listener binds; default: the interface that reaches the coordinator.
     pub bind: Option<IpAddr>,
+    /// The run this worker joins: a coordinator of another run is refused.
+    pub run_id: Option<String>,
+    /// The run's shared secret (required when the ring listener is not on loopback).
+    pub secret: Option<ClusterSecret>,
 }
 
 /// Exit status of a worker aborted by the coordinator.
@@ -68,12 +73,20 @@ pub async fn run_worker(opts: WorkerOptions) -> Result<(), ProducerError> {
     if rank >= world {
         return Err(ProducerError::Usage(format!("--rank {rank} is not below --world {world}")));
     }
-    let stream = connect(&opts.coordinator, Duration::from_secs(15)).await?;
+    let mut stream = connect(&opts.coordinator, Duration::from_secs(15)).await?;
     stream.set_nodelay(true).map_err(|e| io("socket option", e))?;
     let ip = match opts.bind {
         Some(ip) => ip,
         None => stream.local_addr().map_err(|e| io("local address", e))?.ip(),
     };
+    if !ip.is_loopback() && opts.secret.is_none() {
+        return Err(ProducerError::Usage(format!(
+            "rank {rank}: the ring listener would be on {ip}, reachable from other hosts: give the run's shared secret (--secret-env VAR or --secret-file PATH)"
+        )));
+    }
+    let run_id = auth::connect(&mut stream, opts.secret.as_ref(), Channel::Control, opts.run_id.as_deref())
+        .await
+        .map_err(|e| ProducerError::Cluster(format!("rank {rank}: coordinator at {}: {e}", opts.coordinator)))?;
     let listener = TcpListener::bind((ip, 0)).await.map_err(|e| io(&format!("cannot listen for ring peers on {ip}"), e))?;
     let ring_addr = listener.local_addr().map_err(|e| io("ring address", e))?.to_string();
     let (rd, mut wr) = stream.into_split();
@@ -89,7 +102,7 @@ pub async fn run_worker(opts: WorkerOptions) -> Result<(), ProducerError> {
         return Err(ProducerError::Cluster(format!("rank {rank}: {} peers for a world of {world}", peers.len())));
     }
     let right: SocketAddr = peers[(rank + 1) % world].parse().map_err(|e| io("peer address", e))?;
-    let mut ring = tokio::time::timeout(Duration::from_secs(30), Ring::connect(rank, world, listener, right))
+    let mut ring = tokio::time::timeout(Duration::from_secs(30), Ring::connect(rank, world, listener, right, RingAuth { secret: opts.secret.clone(), run_id }))
         .await
         .map_err(|_| ProducerError::Cluster(format!("rank {rank}: ring neighbours did not connect within 30 s")))?
         .map_err(|e| io("joining the ring", e))?;
