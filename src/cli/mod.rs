@@ -155,18 +155,18 @@ fn init_logs(verbose: u8, default: &str) {
 const WITHOUT_KAFKA: &[&str] = &["status", "sql", "tables", "compact", "ui", "serve-sql", "regression", "trend", "changepoints", "compare", "report", "export", "metrics"];
 const KAFKA_FLAGS: &[&str] = &["brokers", "broker_listen", "topic_prefix", "kafka_options"];
 
-/// The parser: the derived one, with every command's examples ([`examples`]) and the broker
-/// flags hidden where they mean nothing.
-fn command() -> clap::Command {
+/// The parser for `args` (program name first): the derived one with every command's examples
+/// ([`examples`]); for a command that never talks to Kafka, the broker flags hidden from its
+/// help. They are hidden on the root before clap builds the parser, from the command word of
+/// `args`: changing a propagated global flag on a subcommand after `build()` broke that
+/// command's `--help` and its `--kafka-option` ("a value is required").
+fn command_for(args: &[std::ffi::OsString]) -> clap::Command {
     let mut command = examples::attach(Cli::command());
-    command.build();
-    for name in WITHOUT_KAFKA {
-        command = command.mut_subcommand(name, |mut sub| {
-            for flag in KAFKA_FLAGS {
-                sub = sub.mut_arg(flag, |a| a.hide(true));
-            }
-            sub
-        });
+    let words: Vec<String> = args.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+    if spelling::command_of(&words).first().is_some_and(|c| WITHOUT_KAFKA.contains(c)) {
+        for flag in KAFKA_FLAGS {
+            command = command.mut_arg(flag, |a| a.hide(true));
+        }
     }
     command
 }
@@ -177,7 +177,7 @@ fn parse() -> Cli {
     for w in warnings {
         eprintln!("{w}");
     }
-    let matches = command().get_matches_from(args);
+    let matches = command_for(&args).get_matches_from(args);
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 

@@ -88,7 +88,7 @@ const GROUPS: &[&str] = &["bench", "cluster", "baseline", "alerts"];
 const GLOBAL_VALUES: &[&str] = &["--config", "--data", "--brokers", "--broker-listen", "--listen", "--topic-prefix", "--kafka-option"];
 
 /// The command words of `args` (without the program name): `["bench", "ingest"]`.
-fn command_of(args: &[String]) -> Vec<&str> {
+pub(super) fn command_of(args: &[String]) -> Vec<&str> {
     let mut path = Vec::new();
     let mut i = 0;
     while i < args.len() && path.len() < 2 {
