@@ -38,6 +38,7 @@ mod regression;
 mod runtime;
 mod s3;
 mod scale_out;
+mod secret_leaks;
 mod secured_kafka;
 mod skips;
 mod sql_server;
