@@ -41,6 +41,7 @@ mod scale_out;
 mod secret_leaks;
 mod secured_kafka;
 mod skips;
+mod supply_chain;
 mod sql_server;
 mod telemetry_in;
 mod smtp_server;

@@ -41,6 +41,8 @@ pub const DUCKDB: Tool = Tool { name: "Python duckdb", get: "python3 -m pip inst
 pub const PSYCOPG_PANDAS: Tool = Tool { name: "Python psycopg 3 + pandas", get: "python3 -m pip install 'psycopg[binary]' pandas", present: || python_has("psycopg, pandas") };
 pub const CC: Tool = Tool { name: "a C compiler (cc)", get: "apt-get install gcc", present: || runs("cc", &["--version"]) };
 pub const PERF: Tool = Tool { name: "perf (linux-perf) allowed to sample", get: "apt-get install linux-perf; sysctl kernel.perf_event_paranoid=2", present: || trackiq_producers::profile::perf().is_ok() };
+pub const CARGO_DENY: Tool = Tool { name: "cargo-deny", get: "cargo install --locked cargo-deny", present: || runs("cargo", &["deny", "--version"]) };
+pub const CARGO_CYCLONEDX: Tool = Tool { name: "cargo-cyclonedx", get: "cargo install --locked cargo-cyclonedx", present: || runs("cargo", &["cyclonedx", "--version"]) };
 pub const CURL: Tool = Tool { name: "curl", get: "apt-get install curl", present: || runs("curl", &["--version"]) };
 
 /// The first of `names` found on PATH.
