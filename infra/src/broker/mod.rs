@@ -96,6 +96,12 @@ impl EmbeddedBroker {
         let advertise = options.advertise.as_deref();
         let users = options.users.clone();
         let fail = |reason: String| InfraError::BrokerStart { addr: addr.to_string(), reason };
+        // Beyond loopback every host could read and write every topic: only with SASL users.
+        if !addr.ip().is_loopback() && users.is_empty() {
+            return Err(fail(
+                "this address is reachable from other hosts, and the embedded broker has no SASL users: add [[bus.users]] (name, password = { env = \"VAR\" }) with [bus.security] for the clients, or keep it on 127.0.0.1".into(),
+            ));
+        }
         // Port 0: a free port, picked again (up to 5 times) when another process starts
         // listening on it between the pick and this check (parallel tests do).
         let mut tries = if addr.port() == 0 { 5 } else { 1 };

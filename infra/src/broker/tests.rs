@@ -167,3 +167,17 @@ async fn records_read_from_the_database_are_the_logs_and_serve_kafka_clients_beh
     drop(p);
     broker.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_loopback_the_broker_starts_only_with_sasl_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = EmbeddedBroker::start("0.0.0.0:0".parse().unwrap(), dir.path()).await.err().expect("refused without users");
+    let text = open.to_string();
+    assert!(text.contains("0.0.0.0:0") && text.contains("reachable from other hosts") && text.contains("[[bus.users]]"), "{text}");
+    let users = vec![("trackiq".to_string(), crate::secret::Secret::new("a broker password".into()))];
+    let options = super::BrokerOptions { users, ..Default::default() };
+    let secured = EmbeddedBroker::start_with("0.0.0.0:0".parse().unwrap(), &options, dir.path()).await.expect("starts with users");
+    drop(secured);
+    let local = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), dir.path()).await.expect("loopback needs nothing");
+    drop(local);
+}
