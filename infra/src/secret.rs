@@ -66,11 +66,6 @@ impl std::fmt::Debug for Secret {
 }
 
 impl Secret {
-    /// A secret obtained some other way (a value handed to a child process, a test's).
-    pub fn new(value: String) -> Secret {
-        Secret(value)
-    }
-
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -76,7 +76,7 @@ impl SecretArgs {
             (None, None) => return Ok(None),
         };
         let secret = Secret::read("cluster", "secret", &source)?;
-        Ok(Some(ClusterSecret::new(secret).map_err(anyhow::Error::msg)?))
+        Ok(Some(ClusterSecret::new(secret.expose().to_string()).map_err(anyhow::Error::msg)?))
     }
 }
 

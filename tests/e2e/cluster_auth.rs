@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use trackiq_infra::secret::Secret;
 use trackiq_producers::cluster::auth::{self, Channel, ClusterSecret, NONCE_LEN};
 
 use crate::support::{BIN, Up, fast_config, wait_for};
@@ -92,7 +91,7 @@ fn strangers_are_refused_while_the_authenticated_run_completes() {
     // peer that sends a 200 KiB line.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let secret = ClusterSecret::new(Secret::new(SECRET.into())).unwrap();
+        let secret = ClusterSecret::new(SECRET.into()).unwrap();
         let mut wire = TcpStream::connect(&addr).await.unwrap();
         let (mut ours, mut relay) = tokio::io::duplex(1024);
         let genuine = tokio::spawn({

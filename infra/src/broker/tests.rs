@@ -174,7 +174,9 @@ async fn beyond_loopback_the_broker_starts_only_with_sasl_users() {
     let open = EmbeddedBroker::start("0.0.0.0:0".parse().unwrap(), dir.path()).await.err().expect("refused without users");
     let text = open.to_string();
     assert!(text.contains("0.0.0.0:0") && text.contains("reachable from other hosts") && text.contains("[[bus.users]]"), "{text}");
-    let users = vec![("trackiq".to_string(), crate::secret::Secret::new("a broker password".into()))];
+    let pw = dir.path().join("password");
+    std::fs::write(&pw, "a broker password\n").unwrap();
+    let users = vec![("trackiq".to_string(), crate::secret::Secret::read("test", "password", &crate::secret::SecretSource::File(pw.clone())).unwrap())];
     let options = super::BrokerOptions { users, ..Default::default() };
     let secured = EmbeddedBroker::start_with("0.0.0.0:0".parse().unwrap(), &options, dir.path()).await.expect("starts with users");
     drop(secured);

@@ -28,7 +28,6 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use trackiq_infra::secret::Secret;
 
 /// First bytes of every cluster connection: protocol and version.
 pub const MAGIC: &[u8; 4] = b"TQC1";
@@ -79,9 +78,10 @@ pub enum AuthFailure {
     Malformed(&'static str),
 }
 
-/// The run's shared secret. `Debug` never shows it.
+/// The run's shared secret (read by the caller from `--secret-env` or `--secret-file`).
+/// `Debug` never shows it.
 #[derive(Clone)]
-pub struct ClusterSecret(Secret);
+pub struct ClusterSecret(String);
 
 impl std::fmt::Debug for ClusterSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -91,8 +91,8 @@ impl std::fmt::Debug for ClusterSecret {
 
 impl ClusterSecret {
     /// A secret of at least [`MIN_SECRET_BYTES`]; the error never repeats it.
-    pub fn new(secret: Secret) -> Result<ClusterSecret, String> {
-        match secret.expose().len() {
+    pub fn new(secret: String) -> Result<ClusterSecret, String> {
+        match secret.len() {
             n if n < MIN_SECRET_BYTES => Err(format!("the cluster secret has {n} bytes; at least {MIN_SECRET_BYTES} are required (e.g. `openssl rand -hex 32`)")),
             _ => Ok(ClusterSecret(secret)),
         }
@@ -100,11 +100,11 @@ impl ClusterSecret {
 
     /// The secret's value, for handing to local workers through their environment.
     pub fn expose(&self) -> &str {
-        self.0.expose()
+        &self.0
     }
 
     fn proof(&self, transcript: &[u8], role: &[u8]) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.expose().as_bytes()).expect("HMAC takes keys of any length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.as_bytes()).expect("HMAC takes keys of any length");
         mac.update(transcript);
         mac.update(role);
         mac

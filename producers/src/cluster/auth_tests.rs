@@ -1,12 +1,11 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
-use trackiq_infra::secret::Secret;
 
 use super::*;
 
 const RUN: &str = "01a24bec-16e3-7127-a85f-d734c15c655d";
 
 fn secret(value: &str) -> ClusterSecret {
-    ClusterSecret::new(Secret::new(value.into())).unwrap()
+    ClusterSecret::new(value.into()).unwrap()
 }
 
 /// Runs both sides over an in-memory pipe.
@@ -110,7 +109,7 @@ async fn a_peer_that_is_not_trackiq_is_named() {
 
 #[test]
 fn a_short_secret_is_refused_without_repeating_it() {
-    let err = ClusterSecret::new(Secret::new("hunter2".into())).unwrap_err();
+    let err = ClusterSecret::new("hunter2".into()).unwrap_err();
     assert!(err.contains("7 bytes") && !err.contains("hunter2"), "{err}");
     assert_eq!(format!("{:?}", secret("sixteen bytes!!!")), "ClusterSecret(***)");
 }

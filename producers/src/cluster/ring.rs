@@ -287,7 +287,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn strangers_on_a_ring_port_are_refused_and_the_ring_still_forms() {
         const WORLD: usize = 3;
-        let secret = ClusterSecret::new(trackiq_infra::secret::Secret::new("the ring's shared secret".into())).unwrap();
+        let secret = ClusterSecret::new("the ring's shared secret".into()).unwrap();
         let mut listeners = Vec::new();
         for _ in 0..WORLD {
             listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
