@@ -12,6 +12,7 @@
 //! - [`exposition`] — the Prometheus / OpenMetrics text format
 //! - [`scrape`] — scrape loops: one timer per target, an exposition → an [`reading::Observation`]
 //! - [`otlp`] — `POST /v1/metrics`: OTLP protobuf or JSON → observations
+//! - [`otlp_decode`] — OTLP/HTTP bodies (protobuf, JSON) → observations, pure (fuzzed)
 //! - [`reading`] — what both sources produce: targets, points, readings
 //! - [`mapping`] — exporters' names (DCGM, vLLM, OpenTelemetry GenAI, node_exporter) → the catalog
 //! - [`histogram`] — percentiles from bucket differences, with their error bound
@@ -23,6 +24,7 @@ pub mod exposition;
 pub mod histogram;
 pub mod mapping;
 pub mod otlp;
+pub mod otlp_decode;
 pub mod reading;
 pub mod scrape;
 pub mod service;

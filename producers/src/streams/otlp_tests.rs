@@ -1,4 +1,16 @@
 use super::*;
+use std::collections::BTreeMap;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::ExponentialHistogramDataPoint;
+
+use crate::streams::otlp_decode::{Attributes, decode, exponential};
+use crate::streams::reading::{Observation, Reading};
+
+/// `observations` with `[otlp]`'s default attribute lists.
+fn observations(req: &ExportMetricsServiceRequest, config: &OtlpConfig, now_us: i64) -> Result<Vec<Observation>, String> {
+    crate::streams::otlp_decode::observations(req, &Attributes { version: &config.version_attributes, labels: &config.label_attributes }, now_us)
+}
 
 /// An OTLP/JSON request as the specification writes one (64-bit integers as strings).
 const JSON: &str = r#"{"resourceMetrics":[{"resource":{"attributes":[
