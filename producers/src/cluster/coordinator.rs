@@ -172,7 +172,9 @@ pub async fn run_cluster(bus: &Bus, run: RunStarted, job: Job, opts: &ClusterOpt
     let children = if opts.spawn_local { spawn_workers(opts, &addr, &run_id)? } else { Vec::new() };
     if !opts.spawn_local {
         let secret = if opts.secret.is_some() { " --secret-env VAR (the same secret)" } else { "" };
-        eprintln!("coordinator listening on {addr}: start `trackiq cluster worker --rank R --world {n} --coordinator {addr} --run-id {run_id}{secret}` on each host");
+        // Listening on every interface: workers need this host's name, not 0.0.0.0.
+        let reach = if local.ip().is_unspecified() { format!("THIS-HOST:{}", local.port()) } else { addr.clone() };
+        eprintln!("coordinator listening on {addr}: start `trackiq cluster worker --rank R --world {n} --coordinator {reach} --run-id {run_id}{secret}` on each host");
     }
     let mut report = ClusterReport {
         run_id,

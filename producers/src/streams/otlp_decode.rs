@@ -179,6 +179,10 @@ fn explicit(p: &HistogramDataPoint, scale: f64) -> Result<Buckets, String> {
     if p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
         return Err(format!("{} bucketCounts for {} explicitBounds (expected one more count than bounds)", p.bucket_counts.len(), p.explicit_bounds.len()));
     }
+    // NaN compares false with every neighbour, so a lone NaN bound would pass the order check.
+    if let Some(b) = p.explicit_bounds.iter().find(|b| !b.is_finite()) {
+        return Err(format!("explicitBounds hold {b}, not a finite number"));
+    }
     if p.explicit_bounds.windows(2).any(|w| !(w[0] < w[1])) {
         return Err("explicitBounds are not increasing".into());
     }

@@ -71,3 +71,20 @@ fn a_receiver_off_loopback_needs_a_token() {
     assert!(check_listen(&open, true).is_ok());
     assert!(check_listen(&OtlpConfig::default(), false).is_ok());
 }
+
+/// Inputs found by fuzz target `otlp_decode` (`tests/fuzz_regressions/otlp_decode/`): the
+/// specification's request with one histogram bound turned into NaN; it decodes, and its
+/// observations are refused naming the bound (a NaN bound passed the order check alone).
+#[test]
+fn fuzz_findings_are_answered_not_taken() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions/otlp_decode");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let body = std::fs::read(entry.unwrap().path()).unwrap();
+        let req = decode(&body, false).expect("a protobuf request");
+        let e = observations(&req, &OtlpConfig::default(), 0).unwrap_err();
+        assert!(e.contains("explicitBounds hold NaN, not a finite number") && e.contains("gen_ai.server.time_to_first_tok"), "{e}");
+        seen += 1;
+    }
+    assert_eq!(seen, 1);
+}
