@@ -47,8 +47,3 @@ pub async fn admit(mut stream: TcpStream, from: SocketAddr, secret: Option<Clust
         Err(_) => warn!(%from, "refused a cluster connection: no hello within {} s", HELLO_TIMEOUT.as_secs()),
     }
 }
-
-/// Whether a listener on `addr` can be reached from other hosts (then a secret is required).
-pub fn beyond_loopback(addr: &SocketAddr) -> bool {
-    !addr.ip().is_loopback()
-}

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use trackiq_infra::Bus;
 use trackiq_schemas::{RunStarted, RunStatus, Sample, now_us};
 
-use super::admission::{Joined, admit, beyond_loopback};
+use super::admission::{Joined, admit};
 use super::auth::ClusterSecret;
 use super::nccl::{NcclResult, NcclRow, algbw_gbps, allreduce_busbw};
 use super::protocol::{CoordinatorMsg, Job, StepReport, SweepRow, WorkerMsg, send};
@@ -161,7 +161,7 @@ pub async fn run_cluster(bus: &Bus, run: RunStarted, job: Job, opts: &ClusterOpt
     }
     let listener = TcpListener::bind(&opts.listen).await.map_err(|e| ProducerError::Cluster(format!("cannot listen on {}: {e}", opts.listen)))?;
     let local = listener.local_addr().map_err(|e| ProducerError::Cluster(e.to_string()))?;
-    if beyond_loopback(&local) && opts.secret.is_none() {
+    if !local.ip().is_loopback() && opts.secret.is_none() {
         return Err(ProducerError::Usage(format!(
             "the coordinator would listen on {local}, reachable from other hosts: give the run a shared secret (--secret-env VAR or --secret-file PATH; workers need the same)"
         )));
