@@ -63,6 +63,10 @@ pub struct Config {
     pub scrape: Vec<ScrapeJob>,
     /// The OTLP/HTTP metrics receiver (`[otlp]`), windowed like the scrape jobs.
     pub otlp: OtlpConfig,
+    /// The file this configuration was read from (not a setting): what a process started by
+    /// this one (a dashboard launch) is given as `--config`.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 /// Where `trackiq up` serves its metrics.
@@ -102,6 +106,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             scrape: Vec::new(),
             otlp: OtlpConfig::default(),
+            source: None,
         }
     }
 }
@@ -137,10 +142,11 @@ impl Config {
     /// Defaults, then the file, then `TRACKIQ_*` variables from `env`, then flags.
     pub fn load(flags: &Overrides, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let file = flags.config.clone().or_else(|| env("TRACKIQ_CONFIG").map(PathBuf::from));
-        let mut c = match file {
-            Some(p) => Self::from_file(&p)?,
+        let mut c = match &file {
+            Some(p) => Self::from_file(p)?,
             None => Config::default(),
         };
+        c.source = file.map(|p| std::path::absolute(&p).unwrap_or(p));
         if let Some(v) = env("TRACKIQ_DATA") {
             c.data = v;
         }
@@ -246,6 +252,10 @@ mod tests {
         expected.notify.templates_dir = Some("/etc/trackiq/templates".into());
         expected.notify.dashboard_url = Some("http://trackiq.internal:8080".into());
         expected.notify.reports_url = Some("https://reports.internal/trackiq".into());
+        // No launch by default; the example shows one, which checks out.
+        assert_eq!(parsed.dashboard.launch.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["sleep-latency"]);
+        parsed.dashboard.launch[0].validate().expect("the example launch is valid");
+        expected.dashboard.launch = parsed.dashboard.launch.clone();
         assert_eq!(parsed, expected);
         // The ingest token, commented out: the API is off unless one is set.
         let token = text.lines().skip_while(|l| !l.starts_with("[ingest]")).find_map(|l| l.strip_prefix("# token = ")).expect("[ingest] shows its token");

@@ -191,6 +191,9 @@ pub async fn run(config: Config, a: DashboardBenchArgs) -> anyhow::Result<ExitCo
         ("series list", "/series".into()),
         ("a series", format!("/series?series={series}&metric=latency_ms")),
         ("compare two runs", format!("/compare?a={a_run}&b={b_run}")),
+        ("a series' chart data", format!("/charts/series.json?metric=latency_ms&series={series}")),
+        ("a run's chart data", format!("/charts/samples.json?metric=latency_ms&run={a_run}")),
+        ("the chart script (uPlot)", "/assets/uplot.js".into()),
         ("SQL console: count runs", "/sql?q=SELECT%20count(DISTINCT%20run_id)%20AS%20runs%20FROM%20runs".into()),
     ];
     let mut table = Table::new();

@@ -24,6 +24,21 @@ pub struct UpArgs {
     pub no_ui: bool,
 }
 
+/// The dashboard's launches: this binary, given this pipeline's history, brokers, topic prefix,
+/// librdkafka options and configuration file before each entry's arguments.
+fn launcher(config: &Config, stack: &Stack) -> anyhow::Result<trackiq_sinks::dashboard::launch_runner::Launcher> {
+    let program = std::env::current_exe()?;
+    let mut base = vec!["--data".to_string(), super::hint::absolute_data(&config.data), "--brokers".into(), stack.brokers(), "--topic-prefix".into(), config.bus.topic_prefix.clone()];
+    if let Some(file) = &config.source {
+        base.extend(["--config".to_string(), file.display().to_string()]);
+    }
+    // Credentials are never options (`Config::load` refuses them); they travel in the file.
+    for (key, value) in config.bus.options.iter().filter(|(k, _)| !trackiq_infra::kafka_security::SECRET_OPTIONS.contains(&k.as_str())) {
+        base.extend(["--kafka-option".to_string(), format!("{key}={value}")]);
+    }
+    Ok(trackiq_sinks::dashboard::launch_runner::Launcher::new(config.dashboard.launch.clone(), program, base)?)
+}
+
 /// Binds and serves the dashboard with the pipeline's health; returns its address and stopper.
 async fn start_ui(config: &Config, stack: &Stack) -> anyhow::Result<(std::net::SocketAddr, trackiq_infra::ShutdownTrigger, tokio::task::JoinHandle<()>)> {
     use anyhow::Context;
@@ -41,19 +56,26 @@ async fn start_ui(config: &Config, stack: &Stack) -> anyhow::Result<(std::net::S
     // `POST /api/v1/runs`: results from CI systems, parsed by the importers and published.
     let publish = super::ingest::publisher(stack.bus.clone(), stack.store.clone());
     dashboard.ingest = Some(trackiq_sinks::dashboard::ingest::Ingest::new(&config.ingest, publish)?);
+    if !config.dashboard.launch.is_empty() {
+        dashboard.launcher = Some(std::sync::Arc::new(launcher(config, stack)?));
+    }
     let (trigger, shutdown) = trackiq_infra::Shutdown::new();
     // Live pages: every summary and verdict the pipeline publishes from now on.
     let feed = dashboard.live.clone();
     let bus = stack.bus.clone();
     let topics = [bus.topics().summaries.clone(), bus.topics().verdicts.clone()];
     let follow_stop = shutdown.clone();
+    let fed = dashboard.fed.clone();
     let follower = tokio::spawn(async move {
         let send = |e: trackiq_schemas::AnyEvent| {
             if let Some(ev) = trackiq_sinks::dashboard::live::LiveEvent::of(&e) {
                 let _ = feed.send(ev);
             }
         };
-        if let Err(e) = trackiq_infra::replay::follow(&bus, &topics, follow_stop, send).await {
+        fed.set(true);
+        let followed = trackiq_infra::replay::follow(&bus, &topics, follow_stop, send).await;
+        fed.set(false);
+        if let Err(e) = followed {
             eprintln!("the dashboard's live feed stopped: {e}");
         }
     });

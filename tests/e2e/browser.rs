@@ -44,20 +44,20 @@ pub fn driver(chromedriver: &Path) -> Driver {
 
 /// A page visit: waits for `ready`, saves a screenshot as `name.png`, and fails on any
 /// console message of level SEVERE (errors, CSP refusals, failed loads).
-struct Tour {
-    client: Session,
-    base: String,
-    shots: PathBuf,
+pub(crate) struct Tour {
+    pub(crate) client: Session,
+    pub(crate) base: String,
+    pub(crate) shots: PathBuf,
 }
 
 impl Tour {
-    async fn visit(&self, path: &str, ready: &str) {
+    pub(crate) async fn visit(&self, path: &str, ready: &str) {
         self.client.goto(&format!("{}{path}", self.base)).await.unwrap_or_else(|e| panic!("opening {path}: {e}"));
         self.wait(ready, WAIT).await;
     }
 
     /// The first element matching `css` once there is one; on a timeout, fails with the page.
-    async fn wait(&self, css: &str, timeout: Duration) -> Element<'_> {
+    pub(crate) async fn wait(&self, css: &str, timeout: Duration) -> Element<'_> {
         match self.client.wait_for(css, timeout).await {
             Ok(e) => e,
             Err(e) => {
@@ -68,26 +68,44 @@ impl Tour {
         }
     }
 
-    async fn check(&self, name: &str) {
+    pub(crate) async fn check(&self, name: &str) {
+        self.check_expecting(name, &[]).await;
+    }
+
+    /// As [`Tour::check`], where console errors naming one of `expected` (a refusal the test
+    /// caused) are allowed.
+    pub(crate) async fn check_expecting(&self, name: &str, expected: &[&str]) {
         let png = self.client.screenshot().await.unwrap();
         assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{name}: a screenshot of a drawn page");
         std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
         let log = self.client.browser_log().await.expect("reading the browser's console");
-        let severe: Vec<&Value> = log.iter().filter(|m| m["level"] == "SEVERE").collect();
+        let severe: Vec<&Value> = log.iter().filter(|m| m["level"] == "SEVERE" && !expected.iter().any(|e| m["message"].as_str().unwrap_or("").contains(e))).collect();
         assert!(severe.is_empty(), "{name}: console errors: {severe:#?}");
         assert!(self.client.alert_text().await.is_err(), "{name}: no alert ever opens");
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         self.client.find(css).await.unwrap_or_else(|e| panic!("no `{css}`: {e}")).text().await.unwrap()
     }
 
-    async fn count(&self, css: &str) -> usize {
+    pub(crate) async fn count(&self, css: &str) -> usize {
         self.client.find_all(css).await.unwrap().len()
     }
 }
 
-fn run_of(out: &std::process::Output) -> String {
+/// Headless Chromium at 1400x1100 with its console log kept.
+pub(crate) fn capabilities(chromium: &Path) -> Value {
+    json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1100", "--hide-scrollbars"]
+        },
+        "goog:loggingPrefs": { "browser": "ALL" }
+    })
+}
+
+pub(crate) fn run_of(out: &std::process::Output) -> String {
     crate::pipeline::uuid_in(&ok(out))
 }
 
@@ -116,15 +134,7 @@ fn every_page_in_headless_chromium_live_updates_filters_compare_and_escaping() {
     let chromedriver = driver(&chromedriver);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1100", "--hide-scrollbars"]
-            },
-            "goog:loggingPrefs": { "browser": "ALL" }
-        });
-        let client = Session::start(&chromedriver.1, caps).await.expect("a chromium session");
+        let client = Session::start(&chromedriver.1, capabilities(&chromium)).await.expect("a chromium session");
         let t = Tour { client, base: format!("http://{served}"), shots: shots.clone() };
 
         // Overview, then live: a run recorded while it is open appears without a reload.

@@ -33,7 +33,7 @@ fn env() -> Vec<(String, String)> {
 
 /// `http://host:port` after `marker` in the ready line (`dashboard http://`, `trackiq ui at http://`),
 /// which reaches the log just after `Up::spawn` returns.
-fn served(up: &Up, marker: &str) -> String {
+pub(crate) fn served(up: &Up, marker: &str) -> String {
     let at = wait_for("the ready line in the log", Duration::from_secs(10), || {
         up.log.lock().unwrap().lines().find_map(|l| l.split(marker).nth(1).map(|r| r.split('/').next().unwrap().to_string()))
     });

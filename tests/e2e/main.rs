@@ -19,6 +19,8 @@ mod cluster_auth;
 mod crash_loop;
 mod crash_restart;
 mod dashboard;
+mod dashboard_interactive;
+mod dashboard_launch;
 mod dead_letters;
 mod deploy;
 mod fleet_report;

@@ -124,6 +124,14 @@ impl Session {
         self.post("/execute/sync", json!({ "script": script, "args": [] })).await
     }
 
+    /// Real pointer input (W3C actions): `steps` are a mouse's actions, e.g.
+    /// `{"type": "pointerMove", "x": 10, "y": 0, "origin": "viewport"}`, `pointerDown`, `pause`.
+    pub async fn pointer(&self, steps: Vec<Value>) -> Result<(), WdError> {
+        let actions = json!({ "actions": [{ "type": "pointer", "id": "mouse", "parameters": { "pointerType": "mouse" }, "actions": steps }] });
+        self.post("/actions", actions).await?;
+        self.send(reqwest::Method::DELETE, "/actions", None).await.map(|_| ())
+    }
+
     /// The text of an open alert; an error when none is open.
     pub async fn alert_text(&self) -> Result<String, WdError> {
         Ok(self.get("/alert/text").await?.as_str().unwrap_or_default().to_string())

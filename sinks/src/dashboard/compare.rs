@@ -24,13 +24,14 @@ fn ids(s: &str) -> Vec<String> {
 
 /// `GET /compare`.
 pub async fn page(State(d): State<Shared>, RawQuery(query): RawQuery) -> Response {
-    let (mut a, mut b, mut picked) = (String::new(), String::new(), Vec::new());
+    let (mut a, mut b, mut picked, mut metric) = (String::new(), String::new(), Vec::new(), String::new());
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match k.as_ref() {
             "a" => a = v.into_owned(),
             "b" => b = v.into_owned(),
             "run" => picked.push(v.into_owned()),
-            _ => {}
+            "metric" => metric = v.into_owned(),
+            other => return message(StatusCode::BAD_REQUEST, "Bad request", &format!("unknown query parameter `{other}`; the compare page takes a and b (run ids, comma-separated), run (twice) and metric")),
         }
     }
     if !picked.is_empty() {
@@ -61,6 +62,18 @@ pub async fn page(State(d): State<Shared>, RawQuery(query): RawQuery) -> Respons
             Ok(body) => {
                 ctx.insert("report", &body);
                 ctx.insert("report_style", crate::report::STYLE);
+                // The compared runs' samples overlaid (A's first), on the interactive chart.
+                let runs: Vec<String> = ids(&a).into_iter().chain(ids(&b)).take(super::charts::MAX_OVERLAY).collect();
+                match super::run::sampled_metrics(&d, &runs, &metric).await {
+                    Ok((metrics, Some(m))) => {
+                        let link = |m: &str| format!("/compare?{}", url::form_urlencoded::Serializer::new(String::new()).append_pair("a", &a).append_pair("b", &b).append_pair("metric", m).finish());
+                        ctx.insert("metric_links", &metrics.iter().map(|x| serde_json::json!({"metric": x, "href": link(x)})).collect::<Vec<_>>());
+                        ctx.insert("chart_data", &super::run::samples_chart_url(&runs, &m));
+                        ctx.insert("metric", &m);
+                    }
+                    Ok((_, None)) => {}
+                    Err(e) => return failed(e),
+                }
             }
             Err(e) => {
                 status = StatusCode::NOT_FOUND;

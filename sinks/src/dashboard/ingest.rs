@@ -166,6 +166,11 @@ impl Ingest {
     pub fn enabled(&self) -> bool {
         self.token.is_some()
     }
+
+    /// Largest body accepted, in bytes.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
 }
 
 /// The API's routes (state: the dashboard), outside the dashboard's token check.
@@ -187,7 +192,7 @@ async fn headers(mut res: Response) -> Response {
 }
 
 /// `{"error": ...}` with `status`.
-fn refuse(status: StatusCode, error: impl Into<String>) -> Response {
+pub(super) fn refuse(status: StatusCode, error: impl Into<String>) -> Response {
     (status, axum::Json(serde_json::json!({ "error": error.into() }))).into_response()
 }
 
@@ -225,19 +230,33 @@ async fn runs(State(d): State<Shared>, req: Request) -> Response {
         Ok(p) => p,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
     };
+    match read_body(ingest, req).await {
+        Ok(body) => publish(ingest, params, body).await,
+        Err(refused) => refused,
+    }
+}
+
+/// The body of a post, refused (413) beyond `max_body_bytes` and when empty (400).
+pub(super) async fn read_body(ingest: &Ingest, req: Request) -> Result<Bytes, Response> {
     let too_large = || refuse(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than [ingest] max_body_bytes = {} bytes", ingest.max_body_bytes));
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > ingest.max_body_bytes as u64) {
-        return too_large();
+        return Err(too_large());
     }
     let body = match Bytes::from_request(req, &()).await {
         Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return too_large(),
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("reading the body: {}", e.body_text())),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
+        Err(e) => return Err(refuse(StatusCode::BAD_REQUEST, format!("reading the body: {}", e.body_text()))),
     };
     if body.iter().all(u8::is_ascii_whitespace) {
-        return refuse(StatusCode::BAD_REQUEST, "the body is empty: post a result file (e.g. `curl --data-binary @results.json`)");
+        return Err(refuse(StatusCode::BAD_REQUEST, "the body is empty: post a result file (e.g. `curl --data-binary @results.json`)"));
     }
+    Ok(body)
+}
+
+/// Parses and publishes a body: 202 with the runs published, 200 when the history held them
+/// all already, else the failure's status with `{"error": ...}`.
+pub(super) async fn publish(ingest: &Ingest, params: IngestParams, body: Bytes) -> Response {
     let (format, size) = (params.format.clone(), body.len());
     match (ingest.publish)(params, body).await {
         Ok(done) => {

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use serde::Serialize;
@@ -71,8 +73,31 @@ impl LiveEvent {
     }
 }
 
-/// `GET /events`: the feed as server-sent events.
-pub async fn events(State(d): State<Arc<Dashboard>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// Whether the feed is connected to a pipeline; cloned by whoever feeds it.
+#[derive(Debug, Clone, Default)]
+pub struct Fed(Arc<std::sync::atomic::AtomicBool>);
+
+impl Fed {
+    pub fn set(&self, connected: bool) {
+        self.0.store(connected, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// `GET /events`: the feed as server-sent events; 503 when nothing feeds it (`trackiq ui`, or
+/// the pipeline's follower stopped), so a page does not call itself live.
+pub async fn events(State(d): State<Arc<Dashboard>>) -> Response {
+    if !d.fed.get() {
+        let why = "no live feed: this dashboard reads a history without a pipeline (trackiq ui), or the pipeline's feed stopped";
+        return (StatusCode::SERVICE_UNAVAILABLE, [(header::CACHE_CONTROL, "no-store")], why).into_response();
+    }
+    stream(&d).into_response()
+}
+
+fn stream(d: &Dashboard) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
     let rx = d.live.subscribe();
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         loop {

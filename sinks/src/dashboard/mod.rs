@@ -7,8 +7,9 @@
 //!
 //! Pages are rendered on the server with tera (every user string escaped) and charts are
 //! SVG drawn by the same code as the HTML reports: a page is readable without script, looks
-//! like the reports, and needs nothing from a CDN. The one script, served by the binary,
-//! adds tabs and the live updates.
+//! like the reports, and needs nothing from a CDN. Scripts served by the binary add tabs, the
+//! live updates, uploads, and interactive charts (uPlot, vendored under `assets/vendor`) that
+//! replace the SVG where script runs.
 //!
 //! Security: loopback by default; any other address needs a token (compared in constant
 //! time) given as `Authorization: Bearer`, or once as `?token=` which sets a cookie. Every
@@ -21,12 +22,20 @@
 //! - [`run`] — a run's page and exports; [`profile`] — its flame graphs and changed functions; [`series`] — a series' history and pins;
 //!   [`compare`] — two runs or groups side by side
 //! - [`live`] — server-sent events; `assets/dashboard.js` — the script
+//! - [`charts`] — the interactive charts' data; `assets/charts.js` — their script
+//! - [`upload`] — result files dropped on the runs page, through the run API's publisher
+//! - [`launch`] — configured benchmarks a person may start, their parameters checked;
+//!   [`launch_runner`] — their processes and output; [`launch_pages`] — the forms and progress
 //! - [`ingest`] — the HTTP ingest API (`POST /api/v1/runs`, its own token) and its OpenAPI
 //!   document (`assets/openapi.json`)
 
 pub mod auth;
+pub mod charts;
 pub mod compare;
 pub mod ingest;
+pub mod launch;
+pub mod launch_pages;
+pub mod launch_runner;
 #[cfg(test)]
 mod ingest_tests;
 pub mod live;
@@ -34,6 +43,7 @@ pub mod pages;
 pub mod profile;
 pub mod run;
 pub mod series;
+pub mod upload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,6 +71,10 @@ pub struct DashboardConfig {
     pub max_rows: usize,
     /// Runs per page of the runs list.
     pub page_size: usize,
+    /// Benchmarks the dashboard of `trackiq up` may start (`[[dashboard.launch]]`); none by
+    /// default. Each is a `trackiq bench` (or `cluster run`) template with the parameters a
+    /// person may set and their allowed values.
+    pub launch: Vec<launch::LaunchEntry>,
 }
 
 impl Default for DashboardConfig {
@@ -71,6 +85,7 @@ impl Default for DashboardConfig {
             query_timeout_secs: 30,
             max_rows: 10_000,
             page_size: 50,
+            launch: Vec::new(),
         }
     }
 }
@@ -113,11 +128,16 @@ pub struct Dashboard {
     pub health: Option<HealthFn>,
     /// New summaries and verdicts as they happen.
     pub live: live::LiveFeed,
+    /// Whether something feeds `live` now (`trackiq up`'s follower of the pipeline's topics):
+    /// pages say "live" only then, and `/events` refuses without it.
+    pub fed: live::Fed,
     /// Set where the dashboard can publish to the pipeline.
     pub pin: Option<PinFn>,
     pub direction_of: DirectionFn,
     /// The HTTP ingest API, set by `trackiq up` (`trackiq ui` answers its posts 404).
     pub ingest: Option<ingest::Ingest>,
+    /// The configured launches, set by `trackiq up` where `[[dashboard.launch]]` has entries.
+    pub launcher: Option<Arc<launch_runner::Launcher>>,
 }
 
 impl Dashboard {
@@ -138,7 +158,7 @@ impl Dashboard {
             )));
         }
         let catalog: DirectionFn = Arc::new(|m: &str| trackiq_schemas::catalog::lookup(m).map_or(Direction::LowerIsBetter, |d| d.direction));
-        Ok(Dashboard { store, config, token, health: None, live: live::feed(), pin: None, direction_of: catalog, ingest: None })
+        Ok(Dashboard { store, config, token, health: None, live: live::feed(), fed: live::Fed::default(), pin: None, direction_of: catalog, ingest: None, launcher: None })
     }
 
     pub(crate) fn query_timeout(&self) -> Duration {

@@ -50,6 +50,9 @@ static TEMPLATES: LazyLock<Tera> = LazyLock::new(|| {
         ("dashboard/series.html", include_str!("../../templates/dashboard/series.html")),
         ("dashboard/series_list.html", include_str!("../../templates/dashboard/series_list.html")),
         ("dashboard/compare.html", include_str!("../../templates/dashboard/compare.html")),
+        ("dashboard/chart_head.html", include_str!("../../templates/dashboard/chart_head.html")),
+        ("dashboard/launch.html", include_str!("../../templates/dashboard/launch.html")),
+        ("dashboard/launch_job.html", include_str!("../../templates/dashboard/launch_job.html")),
         (
             "dashboard/message.html",
             include_str!("../../templates/dashboard/message.html"),
@@ -81,7 +84,16 @@ pub fn router(d: Shared) -> Router {
         .route("/sql", get(sql))
         .route("/sql.csv", get(sql_csv))
         .route("/events", get(super::live::events))
-        .route("/assets/dashboard.js", get(script))
+        .route("/charts/series.json", get(super::charts::series))
+        .route("/charts/samples.json", get(super::charts::samples))
+        .route("/runs/upload", axum::routing::post(super::upload::upload).layer(axum::extract::DefaultBodyLimit::max(super::upload::body_limit(&d))))
+        .route("/launch", get(super::launch_pages::list))
+        .route("/launch/{name}", get(super::launch_pages::job).post(super::launch_pages::start))
+        .route("/launch/{name}/events", get(super::launch_pages::events))
+        .route("/launch/{name}/cancel", axum::routing::post(super::launch_pages::cancel))
+        .route("/assets/{name}", get(asset))
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(styled_errors))
         .layer(axum::middleware::from_fn_with_state(d.clone(), auth::guard))
         .merge(super::ingest::router(&d))
         .with_state(d)
@@ -319,12 +331,62 @@ async fn runs(State(d): State<Shared>, Query(f): Query<RunFilter>) -> Response {
     ctx.insert("page_no", &(f.page + 1));
     ctx.insert("prev", &(f.page > 0).then(|| f.link(f.page - 1)));
     ctx.insert("next", &more.then(|| f.link(f.page + 1)));
+    ctx.insert("can_upload", &d.ingest.is_some());
     render("dashboard/runs.html", "runs", ctx)
 }
 
-/// The dashboard's one script (tabs, live updates, the compare picker).
-async fn script() -> Response {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], include_str!("../../assets/dashboard.js")).into_response()
+/// The uPlot release vendored under `assets/vendor/uplot` (its README says how to update it).
+pub const UPLOT_VERSION: &str = "1.6.32";
+
+/// Files under `/assets/`: (name, content type, body). The scripts are the dashboard's own
+/// (tabs, live updates, the compare picker, uploads; the interactive charts) and uPlot's,
+/// served with its licence.
+const ASSETS: [(&str, &str, &str); 5] = [
+    ("dashboard.js", "text/javascript; charset=utf-8", include_str!("../../assets/dashboard.js")),
+    ("charts.js", "text/javascript; charset=utf-8", include_str!("../../assets/charts.js")),
+    ("uplot.js", "text/javascript; charset=utf-8", include_str!("../../assets/vendor/uplot/uPlot.iife.min.js")),
+    ("uplot.css", "text/css; charset=utf-8", include_str!("../../assets/vendor/uplot/uPlot.min.css")),
+    ("uplot-LICENSE.txt", "text/plain; charset=utf-8", include_str!("../../assets/vendor/uplot/LICENSE")),
+];
+
+async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    match ASSETS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, kind, body)) => ([(header::CONTENT_TYPE, *kind), (header::CACHE_CONTROL, "no-cache")], *body).into_response(),
+        None => not_found().await,
+    }
+}
+
+async fn not_found() -> Response {
+    message(StatusCode::NOT_FOUND, "Not found", "Nothing is served at this address: start from the overview, the runs list or the series list.")
+}
+
+/// Longest plain-text refusal turned into a page.
+const REFUSAL_BYTES: usize = 16 << 10;
+
+/// A refusal made by axum itself (a query string that does not parse, a wrong method) is
+/// plain text: it becomes the dashboard's page saying the same. JSON answers stay JSON.
+async fn styled_errors(res: Response) -> Response {
+    let plain = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/plain"));
+    if !res.status().is_client_error() || !plain {
+        return res;
+    }
+    let status = res.status();
+    let (parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, REFUSAL_BYTES).await.map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_default();
+    let heading = match status {
+        StatusCode::BAD_REQUEST => "Bad request",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "Not allowed",
+        _ => status.canonical_reason().unwrap_or("Refused"),
+    };
+    let mut page = message(status, heading, &text);
+    for name in [header::WWW_AUTHENTICATE, header::ALLOW, header::SET_COOKIE] {
+        if let Some(v) = parts.headers.get(&name) {
+            page.headers_mut().insert(name, v.clone());
+        }
+    }
+    page
 }
 
 /// Query text of the console.

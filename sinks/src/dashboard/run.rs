@@ -2,7 +2,7 @@
 //! metric family, cluster health), rendered from the verdict the report sink keeps beside
 //! the report, with the run's exports: the verdict as JSON and the raw samples as CSV.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tera::Context;
@@ -27,8 +27,35 @@ async fn verdict(d: &Shared, id: &str) -> Option<Verdict> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Query of a run's page: the metric of its interactive samples chart.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunQuery {
+    pub metric: String,
+}
+
+/// The metrics sampled by `runs` (sorted), and the one to chart: `wanted` if it is among them,
+/// else `latency_ms`, else the first; `None` when they have no samples.
+pub(super) async fn sampled_metrics(d: &Shared, runs: &[String], wanted: &str) -> Result<(Vec<String>, Option<String>), trackiq_infra::InfraError> {
+    let list = runs.iter().map(|r| super::pages::lit(r)).collect::<Vec<_>>().join(", ");
+    let rows = trackiq_infra::tables::query_rows(&d.store, &format!("SELECT DISTINCT metric FROM samples WHERE run_id IN ({list}) ORDER BY metric")).await?;
+    let metrics: Vec<String> = rows.iter().map(|r| super::pages::text(r, "metric")).collect();
+    let chosen = [wanted, "latency_ms"].into_iter().find(|m| metrics.iter().any(|x| x == m)).map(str::to_string).or_else(|| metrics.first().cloned());
+    Ok((metrics, chosen))
+}
+
+/// The samples chart's data address for `runs` and `metric`.
+pub(super) fn samples_chart_url(runs: &[String], metric: &str) -> String {
+    let mut u = url::form_urlencoded::Serializer::new(String::new());
+    u.append_pair("metric", metric);
+    for r in runs.iter().take(super::charts::MAX_OVERLAY) {
+        u.append_pair("run", r);
+    }
+    format!("/charts/samples.json?{}", u.finish())
+}
+
 /// `GET /runs/{id}`.
-pub async fn page(State(d): State<Shared>, Path(id): Path<String>) -> Response {
+pub async fn page(State(d): State<Shared>, Path(id): Path<String>, Query(q): Query<RunQuery>) -> Response {
     if let Err(r) = checked(&id) {
         return r;
     }
@@ -44,7 +71,17 @@ pub async fn page(State(d): State<Shared>, Path(id): Path<String>) -> Response {
         Ok(Err(e)) => return message(StatusCode::INTERNAL_SERVER_ERROR, "The report could not be rendered", &e.to_string()),
         Err(e) => return message(StatusCode::INTERNAL_SERVER_ERROR, "The report could not be rendered", &e.to_string()),
     };
+    let runs = [id.clone()];
+    let (metrics, metric) = match sampled_metrics(&d, &runs, &q.metric).await {
+        Ok(m) => m,
+        Err(e) => return super::pages::failed(e),
+    };
     let mut ctx = Context::new();
+    ctx.insert("metrics", &metrics);
+    if let Some(m) = &metric {
+        ctx.insert("metric", m);
+        ctx.insert("chart_data", &samples_chart_url(&runs, m));
+    }
     ctx.insert("run_id", &id);
     ctx.insert("report", &body);
     ctx.insert("report_style", STYLE);

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, RawForm, State};
+use axum::extract::{RawForm, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Serialize;
@@ -20,14 +20,49 @@ use crate::fleet::chart::{HistoryPoint, SeriesHistory, history_svg};
 /// Runs shown on a series' page (the newest).
 pub const HISTORY_RUNS: usize = 200;
 
+/// Other series offered for overlay on a series' page at most.
+pub const OVERLAY_CHOICES: usize = 50;
+
 /// Query of the page.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub struct SeriesQuery {
     pub series: String,
     pub metric: String,
     /// Set after a pin: what was pinned.
     pub pinned: String,
+    /// Series drawn over this one on the interactive chart (`overlay` may repeat).
+    pub overlay: Vec<String>,
+}
+
+impl SeriesQuery {
+    /// Parses a query string; an unknown parameter is named.
+    fn parse(query: &str) -> Result<SeriesQuery, String> {
+        let mut q = SeriesQuery::default();
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            match k.as_ref() {
+                "series" => q.series = v.into_owned(),
+                "metric" => q.metric = v.into_owned(),
+                "pinned" => q.pinned = v.into_owned(),
+                "overlay" if !v.is_empty() && !q.overlay.contains(&v.to_string()) => q.overlay.push(v.into_owned()),
+                "overlay" => {}
+                other => return Err(format!("unknown query parameter `{other}`; a series page takes series, metric, overlay (repeatable) and pinned")),
+            }
+        }
+        if q.overlay.len() >= super::charts::MAX_OVERLAY {
+            return Err(format!("{} series to overlay; a chart draws at most {} in all", q.overlay.len(), super::charts::MAX_OVERLAY));
+        }
+        Ok(q)
+    }
+
+    /// The interactive chart's data address: this series, then the overlaid ones.
+    fn chart_url(&self, metric: &str) -> String {
+        let mut u = url::form_urlencoded::Serializer::new(String::new());
+        u.append_pair("metric", metric).append_pair("series", &self.series);
+        for o in self.overlay.iter().filter(|o| **o != self.series) {
+            u.append_pair("series", o);
+        }
+        format!("/charts/series.json?{}", u.finish())
+    }
 }
 
 #[derive(Serialize)]
@@ -45,7 +80,11 @@ fn num(x: Option<f64>) -> String {
 }
 
 /// `GET /series`.
-pub async fn page(State(d): State<Shared>, Query(q): Query<SeriesQuery>) -> Response {
+pub async fn page(State(d): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    let q = match SeriesQuery::parse(&query.unwrap_or_default()) {
+        Ok(q) => q,
+        Err(e) => return message(StatusCode::BAD_REQUEST, "Bad request", &e),
+    };
     if q.series.is_empty() {
         return list(&d).await;
     }
@@ -100,6 +139,23 @@ pub async fn page(State(d): State<Shared>, Query(q): Query<SeriesQuery>) -> Resp
         points,
     };
     let chart = history_svg(&history).ok();
+    let others = format!(
+        "SELECT series_id, max(workload) AS workload, max(hardware_name) AS hardware, count(DISTINCT run_id) AS runs FROM verdicts \
+         WHERE metric = {} AND kind = 'metric' AND series_id <> {} GROUP BY series_id ORDER BY workload = {} DESC, workload, hardware, series_id LIMIT {OVERLAY_CHOICES}",
+        lit(&metric),
+        lit(&q.series),
+        lit(&history.workload)
+    );
+    let overlay_choices: Vec<serde_json::Value> = match query_rows(&d.store, &others).await {
+        Ok(rows) => rows
+            .iter()
+            .map(|r| {
+                let id = text(r, "series_id");
+                serde_json::json!({"series": id, "label": format!("{} on {} ({} runs)", text(r, "workload"), text(r, "hardware"), text(r, "runs")), "on": q.overlay.contains(&id)})
+            })
+            .collect(),
+        Err(e) => return failed(e),
+    };
     let runs: Vec<RunRow> = rows
         .iter()
         .map(|r| RunRow {
@@ -118,6 +174,8 @@ pub async fn page(State(d): State<Shared>, Query(q): Query<SeriesQuery>) -> Resp
     ctx.insert("workload", &history.workload);
     ctx.insert("hardware", &history.hardware);
     ctx.insert("chart", &chart);
+    ctx.insert("chart_data", &q.chart_url(&metric));
+    ctx.insert("overlay_choices", &overlay_choices);
     ctx.insert("runs", &runs);
     ctx.insert("pinned", &q.pinned);
     ctx.insert("can_pin", &d.pin.is_some());
