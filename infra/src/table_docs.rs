@@ -4,7 +4,7 @@
 //! summaries) or the metric catalog (`trackiq metrics`).
 
 /// Each table and view: what one row is.
-pub const TABLES: [(&str, &str); 12] = [
+pub const TABLES: [(&str, &str); 13] = [
     ("runs", "a run's start or end (`event` = started / finished); see run_overview for one row per run"),
     ("run_overview", "a run (view): identity, times, status, sample count, severity"),
     ("samples", "a measurement of a run"),
@@ -17,6 +17,7 @@ pub const TABLES: [(&str, &str); 12] = [
     ("alerts", "a change of an alert (fired, worse, resolved, ...)"),
     ("alert_actions", "an acknowledgement, silence or unsilence"),
     ("notifications", "a delivery of an alert group to a channel"),
+    ("approvals", "a release approver's decision on a release candidate, with what its review showed"),
 ];
 
 /// Columns whose meaning depends on the table: (table, column, meaning).
@@ -40,6 +41,10 @@ const BY_TABLE: &[(&str, &str, &str)] = &[
     ("dlq", "reason", "why the record failed, naming the field or stage"),
     ("baselines", "reason", "why the baseline was pinned"),
     ("alert_actions", "reason", "why (given with the action)"),
+    ("approvals", "reason", "why the candidate was approved or rejected"),
+    ("approvals", "at", "when the decision was made"),
+    ("approvals", "by", "who decided, as the dashboard knew them"),
+    ("approvals", "series", "series judged for the candidate at the decision"),
     ("notifications", "reason", "why it was sent: firing, worse, repeat, resolved"),
     ("notifications", "error", "the last delivery error (secrets redacted)"),
     ("runs", "error", "why the run failed, if it did"),
@@ -169,6 +174,13 @@ const BY_NAME: &[(&str, &str)] = &[
     ("kafka_partition", "the Kafka partition the row came from"),
     ("kafka_offset", "the Kafka offset the row came from"),
     ("date", "the day partition (YYYY-MM-DD, UTC)"),
+    ("decision_id", "the decision (UUID v7)"),
+    ("candidate_kind", "what the candidate names: version (a version tag) or commit"),
+    ("candidate", "the release candidate: a version tag or a commit (prefix)"),
+    ("decision", "approve or reject"),
+    ("blocking", "series whose latest verdict for the candidate was block"),
+    ("warning", "series whose latest verdict for the candidate was warn"),
+    ("open_alerts", "alerts firing on the candidate's series"),
 ];
 
 /// What `column` of `table` means.

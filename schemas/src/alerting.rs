@@ -142,6 +142,43 @@ pub struct AlertAction {
     pub at: i64,
 }
 
+/// What a release candidate names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CandidateKind {
+    /// A version tag (`version_tag` of the runs).
+    Version,
+    /// A commit, or the start of one (`git_commit` of the runs).
+    Commit,
+}
+as_str!(CandidateKind { Version => "version", Commit => "commit" });
+
+/// A release approver's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseVerdict {
+    Approve,
+    Reject,
+}
+as_str!(ReleaseVerdict { Approve => "approve", Reject => "reject" });
+
+/// A sign-off on a release candidate with what its review showed (see
+/// `avro/ReleaseDecision.avsc`); the `approvals` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseDecision {
+    pub decision_id: String,
+    pub candidate_kind: CandidateKind,
+    pub candidate: String,
+    pub decision: ReleaseVerdict,
+    pub reason: String,
+    pub by: String,
+    pub at: i64,
+    pub series: i32,
+    pub blocking: i32,
+    pub warning: i32,
+    pub open_alerts: i32,
+}
+
 /// Kinds of notification channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

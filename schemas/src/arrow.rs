@@ -2,7 +2,8 @@
 //! `samples`, one per (run, metric) for `summaries` and `verdicts` (findings too, `kind = 'finding'`),
 //! one per trend result for `trends`, one per pinned (run, metric) for `baselines`, one per
 //! dead letter for `dlq`, one per cluster-health detection for `detections`, one per alert change
-//! for `alerts`, one per ack or silence for `alert_actions`, one per channel outcome for `notifications`. Every table ends with the Kafka coordinates of the record it came from; the hive
+//! for `alerts`, one per ack or silence for `alert_actions`, one per channel outcome for `notifications`,
+//! one per release decision for `approvals`. Every table ends with the Kafka coordinates of the record it came from; the hive
 //! partition column `date` is added by the reader from the object path.
 
 use std::sync::{Arc, LazyLock};
@@ -10,7 +11,7 @@ use std::sync::{Arc, LazyLock};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Tables kept in the object store, by name.
-pub const TABLES: [&str; 11] = ["runs", "samples", "summaries", "verdicts", "trends", "baselines", "dlq", "detections", "alerts", "alert_actions", "notifications"];
+pub const TABLES: [&str; 12] = ["runs", "samples", "summaries", "verdicts", "trends", "baselines", "dlq", "detections", "alerts", "alert_actions", "notifications", "approvals"];
 
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -235,6 +236,12 @@ static ALERT_ACTIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
     ])
 });
 
+static APPROVALS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let s = |n: &str| f(n, DataType::Utf8, false);
+    let n = |n: &str| f(n, DataType::Int32, false);
+    with_kafka(vec![s("decision_id"), s("candidate_kind"), s("candidate"), s("decision"), s("reason"), s("by"), f("at", ts(), false), n("series"), n("blocking"), n("warning"), n("open_alerts")])
+});
+
 static NOTIFICATIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
     let s = |n: &str| f(n, DataType::Utf8, false);
     with_kafka(vec![
@@ -259,6 +266,7 @@ pub fn table_schema(table: &str) -> Option<SchemaRef> {
         "alerts" => ALERTS.clone(),
         "alert_actions" => ALERT_ACTIONS.clone(),
         "notifications" => NOTIFICATIONS.clone(),
+        "approvals" => APPROVALS.clone(),
         _ => return None,
     })
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::columns::SampleColumns;
 use crate::error::SchemaError;
-use crate::alerting::{Alert, AlertAction, Notification};
+use crate::alerting::{Alert, AlertAction, Notification, ReleaseDecision};
 use crate::events::{BaselinePin, DeadLetter, Detection, RunFinished, RunStarted, RunSummary, SampleBatch, TrendResult, Verdict};
 
 pub mod canonical;
@@ -42,6 +42,7 @@ const CURRENT: &[(&str, &str)] = &[
     ("trackiq.Alert", include_str!("../avro/Alert.avsc")),
     ("trackiq.AlertAction", include_str!("../avro/AlertAction.avsc")),
     ("trackiq.Notification", include_str!("../avro/Notification.avsc")),
+    ("trackiq.ReleaseDecision", include_str!("../avro/ReleaseDecision.avsc")),
 ];
 
 /// Earlier versions still accepted as writer schemas. A named type defined here shadows the
@@ -137,6 +138,7 @@ event!(BaselinePin, "trackiq.BaselinePin");
 event!(Alert, "trackiq.Alert");
 event!(AlertAction, "trackiq.AlertAction");
 event!(Notification, "trackiq.Notification");
+event!(ReleaseDecision, "trackiq.ReleaseDecision");
 
 /// Any event of the contract, for consumers of topics that carry several kinds.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,6 +155,7 @@ pub enum AnyEvent {
     Alert(Box<Alert>),
     AlertAction(AlertAction),
     Notification(Notification),
+    ReleaseDecision(ReleaseDecision),
 }
 
 impl AnyEvent {
@@ -171,6 +174,7 @@ impl AnyEvent {
             AnyEvent::Alert(_) => "Alert",
             AnyEvent::AlertAction(_) => "AlertAction",
             AnyEvent::Notification(_) => "Notification",
+            AnyEvent::ReleaseDecision(_) => "ReleaseDecision",
         }
     }
 }
@@ -351,6 +355,7 @@ impl Registry {
             AnyEvent::Alert(e) => self.encode(e.as_ref()),
             AnyEvent::AlertAction(e) => self.encode(e),
             AnyEvent::Notification(e) => self.encode(e),
+            AnyEvent::ReleaseDecision(e) => self.encode(e),
         }
     }
 
@@ -385,6 +390,7 @@ impl Registry {
             "trackiq.Alert" => AnyEvent::Alert(Box::new(self.datum(known, datum)?)),
             "trackiq.AlertAction" => AnyEvent::AlertAction(self.datum(known, datum)?),
             "trackiq.Notification" => AnyEvent::Notification(self.datum(known, datum)?),
+            "trackiq.ReleaseDecision" => AnyEvent::ReleaseDecision(self.datum(known, datum)?),
             other => return Err(SchemaError::UnknownType(other)),
         })
     }

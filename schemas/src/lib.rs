@@ -31,7 +31,7 @@ pub mod metrics;
 pub mod topics;
 pub mod validate;
 
-pub use alerting::{INVESTIGATION_LABEL, Alert, AlertAction, AlertActionKind, AlertKind, AlertState, ChannelKind, Notification, NotificationStatus, NotifyReason};
+pub use alerting::{INVESTIGATION_LABEL, Alert, AlertAction, AlertActionKind, AlertKind, AlertState, CandidateKind, ChannelKind, Notification, NotificationStatus, NotifyReason, ReleaseDecision, ReleaseVerdict};
 pub use codec::{AnyEvent, Event, Registry, registry};
 pub use error::SchemaError;
 pub use events::*;

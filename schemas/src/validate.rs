@@ -121,7 +121,24 @@ pub fn validate(event: &AnyEvent) -> Result<(), SchemaError> {
         AnyEvent::Alert(a) => alert(a),
         AnyEvent::AlertAction(a) => alert_action(a),
         AnyEvent::Notification(n) => notification(n),
+        AnyEvent::ReleaseDecision(d) => release_decision(d),
     }
+}
+
+fn release_decision(d: &crate::ReleaseDecision) -> Result<(), SchemaError> {
+    name("decision_id", &d.decision_id)?;
+    name("candidate", &d.candidate)?;
+    timestamp("at", d.at)?;
+    if d.reason.trim().is_empty() {
+        return Err(invalid("reason", "a release decision needs its reason"));
+    }
+    for (k, v) in [("series", d.series), ("blocking", d.blocking), ("warning", d.warning), ("open_alerts", d.open_alerts)] {
+        count(k, v.into())?;
+    }
+    if d.blocking + d.warning > d.series {
+        return Err(invalid("blocking", format!("{} blocking and {} warning series of {} judged", d.blocking, d.warning, d.series)));
+    }
+    Ok(())
 }
 
 fn alert(a: &crate::Alert) -> Result<(), SchemaError> {

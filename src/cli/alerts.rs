@@ -128,6 +128,17 @@ async fn publish(bus: Option<Bus>, action: &AlertAction) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Publishes a release decision (key: the candidate) on the alerts topic, beside the on-call
+/// actions; the archiver keeps it in `approvals`. The answer says what was recorded.
+pub async fn publish_decision(config: &Config, d: &trackiq_schemas::ReleaseDecision) -> anyhow::Result<String> {
+    trackiq_schemas::validate::validate(&trackiq_schemas::AnyEvent::ReleaseDecision(d.clone()))?;
+    let bus = Bus::new(config.bus.clone());
+    bus.check_reachable().await?;
+    let producer = bus.producer()?;
+    send(&producer, &bus.topics().alerts, d.candidate.as_bytes(), &registry().encode(d)?).await?;
+    Ok(format!("{} of {} {} by {}", d.decision.as_str(), d.candidate_kind.as_str(), d.candidate, d.by))
+}
+
 /// Alert `id` as the alert processor knows it now: what `confirm --alert` and `bisect
 /// --alert` check before they spend minutes timing.
 pub async fn find_alert(config: &Config, id: &str) -> anyhow::Result<Alert> {

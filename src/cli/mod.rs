@@ -96,7 +96,7 @@ enum Command {
     /// Distributed-training health: real ring all-reduce between worker processes, faults, sweeps.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
-    /// Query the Parquet history with SQL (tables: runs, samples, summaries, verdicts, trends, baselines, dlq, detections, alerts, alert_actions, notifications).
+    /// Query the Parquet history with SQL (tables: runs, samples, summaries, verdicts, trends, baselines, dlq, detections, alerts, alert_actions, notifications, approvals).
     Sql(sql::SqlArgs),
     /// The history's tables and views; with a name, its columns, types and meaning; --duckdb: views for DuckDB.
     Tables(tables::TablesArgs),

@@ -56,6 +56,11 @@ async fn start_ui(config: &Config, stack: &Stack) -> anyhow::Result<(std::net::S
     // `POST /api/v1/runs`: results from CI systems, parsed by the importers and published.
     let publish = super::ingest::publisher(stack.bus.clone(), stack.store.clone());
     dashboard.ingest = Some(trackiq_sinks::dashboard::ingest::Ingest::new(&config.ingest, publish)?);
+    let decide_config = config.clone();
+    dashboard.decide = Some(std::sync::Arc::new(move |d: trackiq_schemas::ReleaseDecision| {
+        let config = decide_config.clone();
+        Box::pin(async move { super::alerts::publish_decision(&config, &d).await.map_err(|e| format!("{e:#}")) })
+    }));
     if !config.dashboard.launch.is_empty() {
         dashboard.launcher = Some(std::sync::Arc::new(launcher(config, stack)?));
     }

@@ -4,7 +4,8 @@
 //! real pointer input), dragging zooms the x range and a double-click resets it, the log
 //! toggle switches the y scale; a run's page and a comparison chart their samples; a result
 //! file chosen on the runs page is published through the run API and its run appears, a
-//! broken one is refused naming where; unknown paths and bad query strings get the styled
+//! broken one is refused naming where; the candidate's release review lists both series, an
+//! approval lands in the `approvals` table and the exports hold its verdicts; unknown paths and bad query strings get the styled
 //! page; `trackiq ui` does not call itself live. Screenshots under
 //! `$CARGO_TARGET_TMPDIR/dashboard-screenshots` (`chart-*.png`, `upload.png`, ...).
 
@@ -161,10 +162,34 @@ fn charts_hover_zoom_overlay_upload_and_truthful_pages() {
         t.visit("/runs?page=second", "main h1").await;
         assert_eq!(t.text("main h1").await, "Bad request");
         assert!(t.text("main p").await.contains("page"), "names the parameter: {}", t.text("main p").await);
+        t.check_expecting("bad-query", &["/runs?page=second - Failed to load resource: the server responded with a status of 400"]).await;
         assert!(t.text("#live-status").await.starts_with("live"), "up's dashboard is fed");
+        // Release review of the commit every sleepy run measured: both series, then approved.
+        let candidate = &COMMIT[..8];
+        t.visit(&format!("/release?commit={candidate}"), "#release-series").await;
+        assert_eq!(t.count("#release-series tbody tr").await, 2, "box-a's and box-b's series");
+        for s in [&series_a, &series_b] {
+            assert_eq!(t.count(&format!("#release-series tr[data-series=\"{s}\"]")).await, 1);
+        }
+        t.check("release").await;
+        t.client.find("#release-decide input[name=by]").await.unwrap().send_keys("release-manager").await.unwrap();
+        t.client.find("#release-decide input[name=reason]").await.unwrap().send_keys("no regression on either machine").await.unwrap();
+        t.client.find("#release-decide button[value=approve]").await.unwrap().click().await.unwrap();
+        let recorded = t.wait("#decided", WAIT).await.text().await.unwrap();
+        assert_eq!(recorded, format!("Recorded: approve of commit {candidate} by release-manager"));
+        t.check("release-approved").await;
+
         t.client.close().await.unwrap();
         run
     });
+    // The approval is in the history with what the page showed; the exports hold the verdicts.
+    let approved = format!("SELECT count(*) AS n FROM approvals WHERE candidate_kind = 'commit' AND candidate = '{}' AND decision = 'approve' AND series = 2 AND by = 'release-manager' AND reason = 'no regression on either machine'", &COMMIT[..8]);
+    wait_for("the approval in the approvals table", Duration::from_secs(60), || (sql_n(&up, &approved) == 1).then_some(()));
+    let exported: Value = serde_json::from_str(&http_get(&format!("{base}/release/export.json?commit={}", &COMMIT[..8]))).unwrap();
+    let verdicts = exported["verdicts"].as_array().unwrap();
+    assert!(verdicts.iter().any(|v| v["metric"] == "latency_ms" && v["series_id"] == series_a.as_str()) && verdicts.iter().all(|v| v["git_commit"] == COMMIT), "{exported}");
+    let csv = http_get(&format!("{base}/release/export.csv?commit={}", &COMMIT[..8]));
+    assert!(csv.starts_with("series_id,tool,workload,hardware_name,metric,severity,") && csv.lines().count() == verdicts.len() + 1, "{csv}");
     let archived = |n: i64| sql_n(&up, &format!("SELECT count(*) AS n FROM runs WHERE run_id = '{uploaded_run}' AND event = 'started'")) == n;
     wait_for("the upload's run in the history", Duration::from_secs(60), || archived(1).then_some(()));
 

@@ -135,8 +135,9 @@ impl Stage for AlertStage {
             AnyEvent::Detection(d) => self.book.on_detection(d),
             AnyEvent::BaselinePin(p) => self.book.on_pin(p),
             AnyEvent::AlertAction(a) => self.book.on_action(a),
-            // The stage's own output and the summaries it does not judge.
-            AnyEvent::Alert(_) | AnyEvent::RunSummary(_) => Vec::new(),
+            // The stage's own output, the summaries it does not judge, and release decisions
+            // (which share the alerts topic with the on-call actions).
+            AnyEvent::Alert(_) | AnyEvent::RunSummary(_) | AnyEvent::ReleaseDecision(_) => Vec::new(),
             other => {
                 return Err(StageError::Permanent(format!("unexpected {} on {}: the alert processor reads verdicts, detections, pins and actions", other.name(), input.position.topic)));
             }

@@ -1,4 +1,5 @@
-//! Rows of the alerting tables (`alerts`, `alert_actions`, `notifications`). Their events'
+//! Rows of the alerting tables (`alerts`, `alert_actions`, `notifications`) and of the
+//! release decisions (`approvals`). Their events'
 //! field names are the column names, so rows go through serde and arrow-json's decoder
 //! rather than column by column.
 
@@ -14,6 +15,7 @@ fn event_json(table: &str, event: &AnyEvent) -> Option<Result<serde_json::Value,
         ("alerts", AnyEvent::Alert(a)) => Some(serde_json::to_value(a.as_ref())),
         ("alert_actions", AnyEvent::AlertAction(a)) => Some(serde_json::to_value(a)),
         ("notifications", AnyEvent::Notification(n)) => Some(serde_json::to_value(n)),
+        ("approvals", AnyEvent::ReleaseDecision(d)) => Some(serde_json::to_value(d)),
         _ => None,
     }
 }

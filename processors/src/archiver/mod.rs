@@ -87,6 +87,7 @@ pub fn table_for(event: &AnyEvent) -> &'static str {
         AnyEvent::Alert(_) => "alerts",
         AnyEvent::AlertAction(_) => "alert_actions",
         AnyEvent::Notification(_) => "notifications",
+        AnyEvent::ReleaseDecision(_) => "approvals",
     }
 }
 

@@ -504,7 +504,7 @@ pub fn table_batch(table: &str, events: &[Located<'_>]) -> Result<RecordBatch, A
         "baselines" => baselines(events),
         "dlq" => dead_letters(events),
         "detections" => detections(events),
-        "alerts" | "alert_actions" | "notifications" => super::alert_rows::alerting_batch(table, events),
+        "alerts" | "alert_actions" | "notifications" | "approvals" => super::alert_rows::alerting_batch(table, events),
         other => Err(ArrowError::InvalidArgumentError(format!("unknown table {other}"))),
     }
 }

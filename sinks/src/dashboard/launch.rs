@@ -148,21 +148,16 @@ mod tests {
     use super::*;
 
     fn entry() -> LaunchEntry {
-        let toml = r#"
-            name = "sleep-bench"
-            args = ["bench", "cmd", "--iterations", "{iterations}", "--", "sleep", "{pause}"]
-            [[params]]
-            name = "iterations"
-            min = 2
-            max = 50
-            integer = true
-            default = "5"
-            [[params]]
-            name = "pause"
-            choices = ["0.01", "0.02"]
-            default = "0.01"
-        "#;
-        toml::from_str(toml).expect("an entry parses")
+        // As `[[dashboard.launch]]` is read (the example config's test parses the TOML).
+        serde_json::from_value(serde_json::json!({
+            "name": "sleep-bench",
+            "args": ["bench", "cmd", "--iterations", "{iterations}", "--", "sleep", "{pause}"],
+            "params": [
+                { "name": "iterations", "min": 2, "max": 50, "integer": true, "default": "5" },
+                { "name": "pause", "choices": ["0.01", "0.02"], "default": "0.01" },
+            ],
+        }))
+        .expect("an entry parses")
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //!   [`compare`] — two runs or groups side by side
 //! - [`live`] — server-sent events; `assets/dashboard.js` — the script
 //! - [`charts`] — the interactive charts' data; `assets/charts.js` — their script
+//! - [`release`] — a release candidate's review, approval and export
 //! - [`upload`] — result files dropped on the runs page, through the run API's publisher
 //! - [`launch`] — configured benchmarks a person may start, their parameters checked;
 //!   [`launch_runner`] — their processes and output; [`launch_pages`] — the forms and progress
@@ -41,6 +42,7 @@ mod ingest_tests;
 pub mod live;
 pub mod pages;
 pub mod profile;
+pub mod release;
 pub mod run;
 pub mod series;
 pub mod upload;
@@ -138,6 +140,8 @@ pub struct Dashboard {
     pub ingest: Option<ingest::Ingest>,
     /// The configured launches, set by `trackiq up` where `[[dashboard.launch]]` has entries.
     pub launcher: Option<Arc<launch_runner::Launcher>>,
+    /// Publishes release decisions, set by `trackiq up`.
+    pub decide: Option<release::DecideFn>,
 }
 
 impl Dashboard {
@@ -158,7 +162,7 @@ impl Dashboard {
             )));
         }
         let catalog: DirectionFn = Arc::new(|m: &str| trackiq_schemas::catalog::lookup(m).map_or(Direction::LowerIsBetter, |d| d.direction));
-        Ok(Dashboard { store, config, token, health: None, live: live::feed(), fed: live::Fed::default(), pin: None, direction_of: catalog, ingest: None, launcher: None })
+        Ok(Dashboard { store, config, token, health: None, live: live::feed(), fed: live::Fed::default(), pin: None, direction_of: catalog, ingest: None, launcher: None, decide: None })
     }
 
     pub(crate) fn query_timeout(&self) -> Duration {

@@ -52,6 +52,8 @@ static TEMPLATES: LazyLock<Tera> = LazyLock::new(|| {
         ("dashboard/compare.html", include_str!("../../templates/dashboard/compare.html")),
         ("dashboard/chart_head.html", include_str!("../../templates/dashboard/chart_head.html")),
         ("dashboard/launch.html", include_str!("../../templates/dashboard/launch.html")),
+        ("dashboard/release.html", include_str!("../../templates/dashboard/release.html")),
+        ("dashboard/releases.html", include_str!("../../templates/dashboard/releases.html")),
         ("dashboard/launch_job.html", include_str!("../../templates/dashboard/launch_job.html")),
         (
             "dashboard/message.html",
@@ -87,6 +89,10 @@ pub fn router(d: Shared) -> Router {
         .route("/charts/series.json", get(super::charts::series))
         .route("/charts/samples.json", get(super::charts::samples))
         .route("/runs/upload", axum::routing::post(super::upload::upload).layer(axum::extract::DefaultBodyLimit::max(super::upload::body_limit(&d))))
+        .route("/releases", get(super::release::list))
+        .route("/release", get(super::release::page))
+        .route("/release/decide", axum::routing::post(super::release::decide))
+        .route("/release/{file}", get(super::release::export))
         .route("/launch", get(super::launch_pages::list))
         .route("/launch/{name}", get(super::launch_pages::job).post(super::launch_pages::start))
         .route("/launch/{name}/events", get(super::launch_pages::events))

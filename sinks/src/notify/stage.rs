@@ -327,7 +327,8 @@ impl Stage for NotifyStage {
     async fn handle(&mut self, input: Input, _now: Instant) -> Result<Effects, StageError> {
         let alert = match input.event {
             AnyEvent::Alert(a) => a,
-            AnyEvent::AlertAction(_) => return Ok(Effects::done()),
+            // Actions and release decisions share the topic; neither is a message to send.
+            AnyEvent::AlertAction(_) | AnyEvent::ReleaseDecision(_) => return Ok(Effects::done()),
             other => return Err(StageError::Permanent(format!("unexpected {} on {}: the notifier reads alert changes", other.name(), input.position.topic))),
         };
         let key = alert.group_key.clone();
