@@ -105,16 +105,21 @@ pub(crate) fn capabilities(chromium: &Path) -> Value {
     })
 }
 
+/// Chromium and chromedriver for `part`, or `None` (the part said SKIPPED) without them.
+pub(crate) fn browser_tools(part: &str) -> Option<(PathBuf, PathBuf)> {
+    if !crate::skips::have(part, &crate::skips::CHROMIUM) {
+        return None;
+    }
+    Some((on_path(&["chromium", "chromium-browser"]).expect("checked"), on_path(&["chromedriver"]).expect("checked")))
+}
+
 pub(crate) fn run_of(out: &std::process::Output) -> String {
     crate::pipeline::uuid_in(&ok(out))
 }
 
 #[test]
 fn every_page_in_headless_chromium_live_updates_filters_compare_and_escaping() {
-    if !crate::skips::have("the dashboard in a browser", &crate::skips::CHROMIUM) {
-        return;
-    }
-    let (chromium, chromedriver) = (on_path(&["chromium", "chromium-browser"]).expect("checked"), on_path(&["chromedriver"]).expect("checked"));
+    let Some((chromium, chromedriver)) = browser_tools("the dashboard in a browser") else { return };
     let dir = tempfile::tempdir().unwrap();
     let data = format!("file://{}", dir.path().join("data").display());
     let up = Up::start(&data, &fast_config(dir.path()), &[], &[]);

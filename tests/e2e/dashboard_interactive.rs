@@ -14,9 +14,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::browser::{Tour, capabilities, driver, run_of};
+use crate::browser::{Tour, browser_tools, capabilities, driver, run_of};
 use crate::ingest_api::served;
-use crate::skips::on_path;
 use crate::support::*;
 use crate::webdriver::Session;
 
@@ -57,10 +56,7 @@ async fn hover(t: &Tour, line: usize, point: usize) -> String {
 
 #[test]
 fn charts_hover_zoom_overlay_upload_and_truthful_pages() {
-    if !crate::skips::have("the dashboard's charts and upload in a browser", &crate::skips::CHROMIUM) {
-        return;
-    }
-    let (chromium, chromedriver) = (on_path(&["chromium", "chromium-browser"]).expect("checked"), on_path(&["chromedriver"]).expect("checked"));
+    let Some((chromium, chromedriver)) = browser_tools("the dashboard's charts and upload in a browser") else { return };
     let dir = tempfile::tempdir().unwrap();
     let data = format!("file://{}", dir.path().join("data").display());
     let up = Up::start(&data, &fast_config(dir.path()), &[], &[]);

@@ -7,9 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::browser::{Tour, capabilities, driver};
+use crate::browser::{Tour, browser_tools, capabilities, driver};
 use crate::ingest_api::served;
-use crate::skips::on_path;
 use crate::support::*;
 use crate::webdriver::Session;
 
@@ -44,10 +43,7 @@ async fn post(url: &str, origin: Option<&str>, form: &str) -> (u16, String) {
 
 #[test]
 fn a_configured_benchmark_is_launched_streamed_linked_and_nothing_else_runs() {
-    if !crate::skips::have("launching from the dashboard in a browser", &crate::skips::CHROMIUM) {
-        return;
-    }
-    let (chromium, chromedriver) = (on_path(&["chromium", "chromium-browser"]).expect("checked"), on_path(&["chromedriver"]).expect("checked"));
+    let Some((chromium, chromedriver)) = browser_tools("launching from the dashboard in a browser") else { return };
     let dir = tempfile::tempdir().unwrap();
     let data = format!("file://{}", dir.path().join("data").display());
     let config = fast_config(dir.path());

@@ -187,24 +187,24 @@ async fn samples_chart(d: &Shared, metric: &str, ids: &[String]) -> Result<Chart
     let mut lines = Vec::new();
     for id in ids {
         let about = format!(
-            "SELECT s.run_id, s.workload, s.version_tag, s.git_commit, v.severity FROM (SELECT * FROM runs WHERE event = 'started' AND run_id = {id}) s \
+            "SELECT s.run_id, s.workload, s.hardware_name, s.version_tag, s.git_commit, v.severity FROM (SELECT * FROM runs WHERE event = 'started' AND run_id = {id}) s \
              LEFT JOIN (SELECT run_id, first_value(run_severity ORDER BY evaluated_at DESC) AS severity FROM verdicts WHERE run_id = {id} GROUP BY run_id) v ON s.run_id = v.run_id",
             id = lit(id)
         );
         let Some(run) = query_rows(&d.store, &about).await?.into_iter().next() else { continue };
-        let count = format!("SELECT count(*) AS n FROM samples WHERE run_id = {} AND metric = {}", lit(id), lit(metric));
-        let n = query_rows(&d.store, &count).await?.first().and_then(|r| r.get("n")).and_then(|v| v.as_u64()).unwrap_or(0);
-        let step = n.div_ceil(MAX_SAMPLE_POINTS as u64).max(1);
+        // One scan: every n-th sample, n from the run's count, so at most MAX_SAMPLE_POINTS.
         let sql = format!(
-            "SELECT t, value FROM (SELECT CAST(ts AS BIGINT) - min(CAST(ts AS BIGINT)) OVER () AS t, value, ROW_NUMBER() OVER (ORDER BY ts, batch_seq) AS i \
-             FROM samples WHERE run_id = {} AND metric = {}) WHERE (CAST(i AS BIGINT) - 1) % {step} = 0 ORDER BY t",
+            "SELECT t, value FROM (SELECT CAST(ts AS BIGINT) - min(CAST(ts AS BIGINT)) OVER () AS t, value, CAST(ROW_NUMBER() OVER (ORDER BY ts, batch_seq) AS BIGINT) - 1 AS i, \
+             count(*) OVER () AS n FROM samples WHERE run_id = {} AND metric = {}) WHERE i % ((n + {max} - 1) / {max}) = 0 ORDER BY t",
             lit(id),
-            lit(metric)
+            lit(metric),
+            max = MAX_SAMPLE_POINTS
         );
         let rows = query_rows(&d.store, &sql).await?;
         let r = runs.add(&run);
-        let short: String = id.chars().take(8).collect();
-        let mut line = Line { label: format!("{} · {short}", text(&run, "workload")), ..Line::default() };
+        // A run id's first characters are its time (UUID v7): the last ones tell runs apart.
+        let short: String = id.chars().skip(id.chars().count().saturating_sub(8)).collect();
+        let mut line = Line { label: format!("{} on {} · run …{short}", text(&run, "workload"), text(&run, "hardware_name")), ..Line::default() };
         for row in &rows {
             line.x.push(row.get("t").and_then(|v| v.as_i64()).unwrap_or(0) as f64 / 1e6);
             line.y.push(num(row, "value"));

@@ -226,6 +226,12 @@ async fn runs(State(d): State<Shared>, req: Request) -> Response {
         Some(given) if !super::auth::equal(given, token.expose()) => return unauthorized("the bearer token is not the [ingest] token", "Bearer error=\"invalid_token\""),
         Some(_) => {}
     }
+    take(ingest, req).await
+}
+
+/// A post let in (by the API's token, or the dashboard's own check for an upload): its query
+/// parameters, its body, then [`publish`].
+pub(super) async fn take(ingest: &Ingest, req: Request) -> Response {
     let params = match IngestParams::parse(req.uri().query().unwrap_or_default()) {
         Ok(p) => p,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
@@ -237,7 +243,7 @@ async fn runs(State(d): State<Shared>, req: Request) -> Response {
 }
 
 /// The body of a post, refused (413) beyond `max_body_bytes` and when empty (400).
-pub(super) async fn read_body(ingest: &Ingest, req: Request) -> Result<Bytes, Response> {
+async fn read_body(ingest: &Ingest, req: Request) -> Result<Bytes, Response> {
     let too_large = || refuse(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than [ingest] max_body_bytes = {} bytes", ingest.max_body_bytes));
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > ingest.max_body_bytes as u64) {
@@ -256,7 +262,7 @@ pub(super) async fn read_body(ingest: &Ingest, req: Request) -> Result<Bytes, Re
 
 /// Parses and publishes a body: 202 with the runs published, 200 when the history held them
 /// all already, else the failure's status with `{"error": ...}`.
-pub(super) async fn publish(ingest: &Ingest, params: IngestParams, body: Bytes) -> Response {
+async fn publish(ingest: &Ingest, params: IngestParams, body: Bytes) -> Response {
     let (format, size) = (params.format.clone(), body.len());
     match (ingest.publish)(params, body).await {
         Ok(done) => {

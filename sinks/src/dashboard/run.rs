@@ -40,8 +40,13 @@ pub(super) async fn sampled_metrics(d: &Shared, runs: &[String], wanted: &str) -
     let list = runs.iter().map(|r| super::pages::lit(r)).collect::<Vec<_>>().join(", ");
     let rows = trackiq_infra::tables::query_rows(&d.store, &format!("SELECT DISTINCT metric FROM samples WHERE run_id IN ({list}) ORDER BY metric")).await?;
     let metrics: Vec<String> = rows.iter().map(|r| super::pages::text(r, "metric")).collect();
-    let chosen = [wanted, "latency_ms"].into_iter().find(|m| metrics.iter().any(|x| x == m)).map(str::to_string).or_else(|| metrics.first().cloned());
+    let chosen = pick_metric(&metrics, wanted);
     Ok((metrics, chosen))
+}
+
+/// `wanted` if it is among `metrics`, else `latency_ms`, else the first.
+fn pick_metric(metrics: &[String], wanted: &str) -> Option<String> {
+    [wanted, "latency_ms"].into_iter().find(|m| metrics.iter().any(|x| x == m)).map(str::to_string).or_else(|| metrics.first().cloned())
 }
 
 /// The samples chart's data address for `runs` and `metric`.
@@ -66,16 +71,17 @@ pub async fn page(State(d): State<Shared>, Path(id): Path<String>, Query(q): Que
             Err(_) => message(StatusCode::NOT_FOUND, "No report for this run", &format!("Run {id} has no report: it is not in the history, or its verdict has not been made yet (the report is written with the verdict; see /runs).")),
         };
     };
+    // The sampled metrics are in the run's summary (no query of the samples for the page).
+    let mut metrics: Vec<String> = v.summary.metrics.iter().map(|m| m.metric.clone()).collect();
+    metrics.sort();
+    metrics.dedup();
     let body = match tokio::task::spawn_blocking(move || render_body(&v)).await {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => return message(StatusCode::INTERNAL_SERVER_ERROR, "The report could not be rendered", &e.to_string()),
         Err(e) => return message(StatusCode::INTERNAL_SERVER_ERROR, "The report could not be rendered", &e.to_string()),
     };
+    let metric = pick_metric(&metrics, &q.metric);
     let runs = [id.clone()];
-    let (metrics, metric) = match sampled_metrics(&d, &runs, &q.metric).await {
-        Ok(m) => m,
-        Err(e) => return super::pages::failed(e),
-    };
     let mut ctx = Context::new();
     ctx.insert("metrics", &metrics);
     if let Some(m) = &metric {

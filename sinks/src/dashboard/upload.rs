@@ -14,7 +14,7 @@ use axum::response::Response;
 
 use super::Dashboard;
 use super::auth::same_origin;
-use super::ingest::{IngestParams, publish, read_body, refuse};
+use super::ingest::{refuse, take};
 use super::pages::Shared;
 
 /// The body limit of the route: the run API's (`[ingest] max_body_bytes`); 0 without a pipeline.
@@ -30,12 +30,5 @@ pub async fn upload(State(d): State<Shared>, req: Request) -> Response {
     let Some(ingest) = &d.ingest else {
         return refuse(StatusCode::NOT_FOUND, "this dashboard reads a history without a pipeline (trackiq ui): upload on the dashboard of `trackiq up`, or use `trackiq import FILE`");
     };
-    let params = match IngestParams::parse(req.uri().query().unwrap_or_default()) {
-        Ok(p) => p,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
-    };
-    match read_body(ingest, req).await {
-        Ok(body) => publish(ingest, params, body).await,
-        Err(refused) => refused,
-    }
+    take(ingest, req).await
 }
