@@ -57,14 +57,16 @@ pub async fn page(State(d): State<Shared>, RawQuery(query): RawQuery) -> Respons
     let mut status = StatusCode::OK;
     if !a.is_empty() && !b.is_empty() {
         let sides = async { Ok::<_, crate::error::SinkError>((load_side(&d.store, &ids(&a)).await?, load_side(&d.store, &ids(&b)).await?)) };
+        // The compared runs' samples overlaid (A's first) on the interactive chart: which
+        // metrics they sampled, found while the sides load.
+        let runs: Vec<String> = ids(&a).into_iter().chain(ids(&b)).take(super::charts::MAX_OVERLAY).collect();
+        let (sides, sampled) = tokio::join!(sides, super::run::sampled_metrics(&d, &runs, &metric));
         // Different workloads are compared with a warning: the page is for looking.
-        match sides.await.and_then(|(x, y)| compare(x, y, ALPHA, true, &*d.direction_of)).and_then(|c| render_compare_body(&c)) {
+        match sides.and_then(|(x, y)| compare(x, y, ALPHA, true, &*d.direction_of)).and_then(|c| render_compare_body(&c)) {
             Ok(body) => {
                 ctx.insert("report", &body);
                 ctx.insert("report_style", crate::report::STYLE);
-                // The compared runs' samples overlaid (A's first), on the interactive chart.
-                let runs: Vec<String> = ids(&a).into_iter().chain(ids(&b)).take(super::charts::MAX_OVERLAY).collect();
-                match super::run::sampled_metrics(&d, &runs, &metric).await {
+                match sampled {
                     Ok((metrics, Some(m))) => {
                         let link = |m: &str| format!("/compare?{}", url::form_urlencoded::Serializer::new(String::new()).append_pair("a", &a).append_pair("b", &b).append_pair("metric", m).finish());
                         ctx.insert("metric_links", &metrics.iter().map(|x| serde_json::json!({"metric": x, "href": link(x)})).collect::<Vec<_>>());

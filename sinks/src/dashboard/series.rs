@@ -111,9 +111,18 @@ pub async fn page(State(d): State<Shared>, RawQuery(query): RawQuery) -> Respons
         lit(&q.series),
         lit(&metric)
     );
-    let (rows, trend) = match (query_rows(&d.store, &sql).await, query_rows(&d.store, &trend_sql).await) {
-        (Ok(r), Ok(t)) => (r, t),
-        (Err(e), _) | (_, Err(e)) => return failed(e),
+    // Other series of the metric, offered for overlay. Without a run count per candidate:
+    // `count(DISTINCT run_id)` over every series cost the page 0.19 s over 100,000 runs
+    // (`trackiq bench dashboard`); the three queries run at once.
+    let others = format!(
+        "SELECT series_id, max(workload) AS workload, max(hardware_name) AS hardware FROM verdicts \
+         WHERE metric = {} AND kind = 'metric' AND series_id <> {} GROUP BY series_id ORDER BY workload, hardware, series_id LIMIT {OVERLAY_CHOICES}",
+        lit(&metric),
+        lit(&q.series)
+    );
+    let (rows, trend, others) = match tokio::join!(query_rows(&d.store, &sql), query_rows(&d.store, &trend_sql), query_rows(&d.store, &others)) {
+        (Ok(r), Ok(t), Ok(o)) => (r, t, o),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return failed(e),
     };
     let f = |r: &trackiq_infra::tables::Row, k: &str| r.get(k).and_then(|v| v.as_f64());
     let mut points: Vec<HistoryPoint> = rows
@@ -139,25 +148,18 @@ pub async fn page(State(d): State<Shared>, RawQuery(query): RawQuery) -> Respons
         points,
     };
     let chart = history_svg(&history).ok();
-    // Without a run count per candidate: `count(DISTINCT run_id)` over every series cost the
-    // page 0.19 s over 100,000 runs (`trackiq bench dashboard`).
-    let others = format!(
-        "SELECT series_id, max(workload) AS workload, max(hardware_name) AS hardware FROM verdicts \
-         WHERE metric = {} AND kind = 'metric' AND series_id <> {} GROUP BY series_id ORDER BY workload = {} DESC, workload, hardware, series_id LIMIT {OVERLAY_CHOICES}",
-        lit(&metric),
-        lit(&q.series),
-        lit(&history.workload)
-    );
-    let overlay_choices: Vec<serde_json::Value> = match query_rows(&d.store, &others).await {
-        Ok(rows) => rows
-            .iter()
-            .map(|r| {
-                let id = text(r, "series_id");
-                serde_json::json!({"series": id, "label": format!("{} on {}", text(r, "workload"), text(r, "hardware")), "on": q.overlay.contains(&id)})
-            })
-            .collect(),
-        Err(e) => return failed(e),
-    };
+    // The same workload on other machines first.
+    let mut overlay_choices: Vec<(bool, serde_json::Value)> = others
+        .iter()
+        .map(|r| {
+            let id = text(r, "series_id");
+            let choice = serde_json::json!({"series": id, "label": format!("{} on {}", text(r, "workload"), text(r, "hardware")), "on": q.overlay.contains(&id)});
+            (text(r, "workload") != history.workload, choice)
+        })
+        .collect();
+    overlay_choices.sort_by_key(|(other_workload, _)| *other_workload);
+    let overlay_choices: Vec<serde_json::Value> = overlay_choices.into_iter().map(|(_, c)| c).collect();
+
     let runs: Vec<RunRow> = rows
         .iter()
         .map(|r| RunRow {
