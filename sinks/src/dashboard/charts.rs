@@ -134,15 +134,7 @@ async fn series_chart(d: &Shared, metric: &str, ids: &[String]) -> Result<Chart,
     let mut runs = Runs::default();
     let mut lines = Vec::new();
     for id in ids {
-        let sql = format!(
-            "SELECT run_id, workload, hardware_name, version_tag, git_commit, CAST(started_at AS BIGINT) AS started_at, value, lower_limit, upper_limit, severity FROM \
-             (SELECT *, ROW_NUMBER() OVER (PARTITION BY run_id ORDER BY evaluated_at DESC) AS rn FROM verdicts WHERE series_id = {} AND metric = {} AND kind = 'metric') \
-             WHERE rn = 1 ORDER BY started_at DESC LIMIT {}",
-            lit(id),
-            lit(metric),
-            super::series::HISTORY_RUNS
-        );
-        let mut rows = query_rows(&d.store, &sql).await?;
+        let mut rows = query_rows(&d.store, &super::series::history_sql(id, metric)).await?;
         rows.reverse();
         let label = rows.first().map_or_else(|| id.clone(), |r| format!("{} on {}", text(r, "workload"), text(r, "hardware_name")));
         let mut line = Line { label, ..Line::default() };

@@ -79,6 +79,18 @@ fn num(x: Option<f64>) -> String {
     x.filter(|v| v.is_finite()).map(crate::report::fmt_num).unwrap_or_else(|| "—".into())
 }
 
+/// The newest [`HISTORY_RUNS`] runs of a series' metric, each with its latest verdict, newest
+/// first: the page's table and SVG, and the interactive chart's data.
+pub(super) fn history_sql(series: &str, metric: &str) -> String {
+    format!(
+        "SELECT run_id, workload, hardware_name, version_tag, git_commit, CAST(started_at AS BIGINT) AS started_at, value, baseline, lower_limit, upper_limit, change_pct, severity FROM \
+         (SELECT *, ROW_NUMBER() OVER (PARTITION BY run_id ORDER BY evaluated_at DESC) AS rn FROM verdicts WHERE series_id = {} AND metric = {} AND kind = 'metric') \
+         WHERE rn = 1 ORDER BY started_at DESC LIMIT {HISTORY_RUNS}",
+        lit(series),
+        lit(metric)
+    )
+}
+
 /// `GET /series`.
 pub async fn page(State(d): State<Shared>, RawQuery(query): RawQuery) -> Response {
     let q = match SeriesQuery::parse(&query.unwrap_or_default()) {
@@ -99,13 +111,7 @@ pub async fn page(State(d): State<Shared>, RawQuery(query): RawQuery) -> Respons
         return message(StatusCode::NOT_FOUND, "No such metric in this series", &format!("Series {} has no judged metric `{}`; it has: {}.", q.series, q.metric, metrics.join(", ")));
     }
     let metric = if q.metric.is_empty() { metrics.iter().find(|m| *m == "latency_ms").unwrap_or(&metrics[0]).clone() } else { q.metric.clone() };
-    let sql = format!(
-        "SELECT run_id, workload, hardware_name, CAST(started_at AS BIGINT) AS started_at, value, baseline, lower_limit, upper_limit, change_pct, severity FROM \
-         (SELECT *, ROW_NUMBER() OVER (PARTITION BY run_id ORDER BY evaluated_at DESC) AS rn FROM verdicts WHERE series_id = {} AND metric = {} AND kind = 'metric') \
-         WHERE rn = 1 ORDER BY started_at DESC LIMIT {HISTORY_RUNS}",
-        lit(&q.series),
-        lit(&metric)
-    );
+    let sql = history_sql(&q.series, &metric);
     let trend_sql = format!(
         "SELECT class, slope, total_change_pct, change_points, last_change_run_id, last_change_pct, points FROM trends WHERE series_id = {} AND metric = {} ORDER BY computed_at DESC LIMIT 1",
         lit(&q.series),
